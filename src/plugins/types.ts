@@ -1,0 +1,87 @@
+/**
+ * The shapes every part agrees on: a column of values crossing into a plugin, a function as the
+ * engine sees it, a loaded plugin as the manager sees it. The native addon and `.node` plugins are
+ * behind these; the engine and the manager never see a handle.
+ */
+
+export type ValueType = 'any' | 'bool' | 'int64' | 'float64' | 'string' | 'bytes';
+export type ResultType = Exclude<ValueType, 'any'> | 'like-arg0';
+
+/** A batch of values of one type, columnar. `nulls[i] === 1` marks row i null. */
+export type Column =
+  | { type: 'float64'; values: Float64Array; nulls?: Uint8Array }
+  | { type: 'int64'; values: BigInt64Array; nulls?: Uint8Array }
+  | { type: 'bool'; values: Uint8Array; nulls?: Uint8Array }
+  | { type: 'string'; values: string[]; nulls?: Uint8Array }
+  | { type: 'bytes'; values: Uint8Array[]; nulls?: Uint8Array };
+
+/** A scalar SQL value as the engine holds it in a row. */
+export type Scalar = null | boolean | number | bigint | string | Uint8Array;
+
+export type FunctionKind = 'scalar' | 'aggregate';
+
+/** What the rule compiler knows about an argument when a rule is created. */
+export interface ArgInfo {
+  type: ValueType;
+  literal?: Scalar; // present when the argument is a literal in the SQL
+}
+
+/** A plugin function as the engine resolves it by name. */
+export interface PluginFunction {
+  readonly name: string;
+  readonly plugin: string;
+  readonly kind: FunctionKind;
+  readonly minArgs: number;
+  readonly maxArgs: number; // -1: variadic
+  readonly argTypes: readonly ValueType[];
+  readonly literalArgs: readonly boolean[];
+  readonly resultType: ResultType;
+  readonly stateful: boolean;
+  /** Checks arity, types, literal arguments and the plugin's own validate hook. Throws StreamplugError. */
+  validate(args: readonly ArgInfo[]): void;
+  /** One instance per call site per rule: owns the per-rule state. */
+  instantiate(ruleId: string): FunctionInstance;
+}
+
+export interface FunctionInstance {
+  /** Scalar function over a batch: every column has nrows rows; returns nrows rows. Throws StreamplugError(E_FUNCTION_FAILED). */
+  callBatch(args: readonly Column[], nrows: number): Column;
+  /** Aggregate over groups: rows of group g are [offsets[g], offsets[g+1]); returns one row per group. */
+  callGroups(args: readonly Column[], nrows: number, groupOffsets: Uint32Array): Column;
+  /** Convenience single-row call (scalar path). */
+  call(...args: Scalar[]): Scalar;
+  /**
+   * The hot path for fixed-width types: a reusable frame whose argument and result arrays are views
+   * over native memory (no allocation per call). Fill `args[i][0..n)`, call `run(n)`, read `result`.
+   * Throws E_ARG_TYPE for string/bytes signatures.
+   */
+  prepare(capacity: number): BatchFrame;
+  /** Ends the instance: the plugin's close hook runs, state is dropped. Idempotent. */
+  close(): void;
+}
+
+export type FixedArray = Float64Array | BigInt64Array | Uint8Array;
+
+export interface BatchFrame {
+  readonly capacity: number;
+  readonly args: FixedArray[];
+  /** One null mask per argument (1 = null); zero by default. */
+  readonly argNulls: Uint8Array[];
+  readonly result: FixedArray;
+  readonly resultNulls: Uint8Array;
+  /** Calls the plugin once for rows [0, nrows). Throws StreamplugError(E_FUNCTION_FAILED). */
+  run(nrows: number): void;
+  /** Benchmark floor: calls the plugin `iterations` times in a C loop, no JS crossing; returns total ns. */
+  timeNative(nrows: number, iterations: number): number;
+  close(): void;
+}
+
+export interface LoadedPluginInfo {
+  name: string;
+  version: string;
+  file: string;
+  flavour: 'so' | 'node';
+  contract: string; // "1.0"
+  build: { compiler: string; arch: string; libc: string };
+  functions: string[];
+}
