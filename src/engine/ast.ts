@@ -1,0 +1,74 @@
+/** The parsed shapes of streamplug's SQL (eKuiper dialect). Every node keeps where it started. */
+import type { Pos } from './lexer.js';
+
+export type Expr =
+  | { kind: 'literal'; value: null | boolean | number | string; pos: Pos }
+  | { kind: 'field'; name: string; stream?: string; pos: Pos }
+  | { kind: 'star'; pos: Pos }
+  | { kind: 'member'; object: Expr; name: string; pos: Pos }
+  | { kind: 'index'; object: Expr; index: Expr; pos: Pos }
+  | { kind: 'unary'; op: '-' | '+' | 'NOT'; operand: Expr; pos: Pos }
+  | { kind: 'binary'; op: BinaryOp; left: Expr; right: Expr; pos: Pos }
+  | { kind: 'like'; not: boolean; operand: Expr; pattern: Expr; pos: Pos }
+  | { kind: 'in'; not: boolean; operand: Expr; list: Expr[]; pos: Pos }
+  | { kind: 'between'; not: boolean; operand: Expr; low: Expr; high: Expr; pos: Pos }
+  | { kind: 'isnull'; not: boolean; operand: Expr; pos: Pos }
+  | { kind: 'case'; operand?: Expr; whens: { when: Expr; then: Expr }[]; else?: Expr; pos: Pos }
+  | { kind: 'call'; name: string; args: Expr[]; pos: Pos };
+
+export type BinaryOp = '+' | '-' | '*' | '/' | '%' | '=' | '!=' | '<' | '<=' | '>' | '>=' | 'AND' | 'OR' | '&' | '|' | '^' | '||';
+
+export type TimeUnit = 'MS' | 'SS' | 'MI' | 'HH' | 'DD';
+
+export type WindowSpec =
+  | { type: 'tumbling'; unit: TimeUnit; size: number; pos: Pos }
+  | { type: 'hopping'; unit: TimeUnit; size: number; hop: number; pos: Pos }
+  | { type: 'sliding'; unit: TimeUnit; size: number; pos: Pos }
+  | { type: 'session'; unit: TimeUnit; maxDuration: number; timeout: number; pos: Pos }
+  | { type: 'count'; size: number; hop?: number; pos: Pos };
+
+export interface SelectField {
+  expr: Expr;
+  alias?: string;
+  /** The source text of the expression, for messages. */
+  text: string;
+}
+
+export interface SelectStatement {
+  kind: 'select';
+  fields: SelectField[];
+  from: { name: string; alias?: string; pos: Pos };
+  where?: Expr;
+  groupBy: Expr[];
+  window?: WindowSpec;
+  having?: Expr;
+  orderBy: { expr: Expr; desc: boolean }[];
+  limit?: number;
+}
+
+/** A stream field type as eKuiper spells it. */
+export type FieldType =
+  | { type: 'bigint' | 'float' | 'string' | 'datetime' | 'boolean' | 'bytea' }
+  | { type: 'array'; items: FieldType }
+  | { type: 'struct'; fields: StreamField[] };
+
+export interface StreamField {
+  name: string;
+  type: FieldType;
+}
+
+export interface CreateStreamStatement {
+  kind: 'createStream';
+  name: string;
+  /** null: schemaless `CREATE STREAM name () WITH (…)`. */
+  fields: StreamField[] | null;
+  /** Option names upper-cased (TYPE, DATASOURCE, FORMAT, CONF_KEY, SHARED, KEY, …); values as strings. */
+  options: Record<string, string>;
+}
+
+export type Statement =
+  | SelectStatement
+  | CreateStreamStatement
+  | { kind: 'dropStream'; name: string }
+  | { kind: 'showStreams' }
+  | { kind: 'describeStream'; name: string };

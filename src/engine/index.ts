@@ -1,0 +1,39 @@
+/**
+ * streamplug's rules engine: eKuiper's SQL over batches of rows. Pure TypeScript, no I/O, no timers.
+ *
+ * Statements
+ *   parseStatement(sql: string): Statement            // E_SQL_SYNTAX {line, column, offset} on bad SQL
+ *   parseStreamDef(sql: string): StreamDef            // CREATE STREAM … → definition (TYPE mqtt, FORMAT json by default)
+ *   new StreamCatalog(initial?: Iterable<StreamDef>)  // in-memory CREATE/DROP/SHOW/DESCRIBE STREAM
+ *     .execute(sql): CatalogResult   .get(name)   .list()   .lookup  (a `streams` function for compileRule)
+ *
+ * Rules
+ *   compileRule(id: string, sql: string, {
+ *     streams: (name: string) => StreamDef | undefined,
+ *     functions?: FunctionResolver,                     // { getFunction(name): PluginFunction | undefined }
+ *     onResult?: (rows: Record<string, unknown>[]) => void,
+ *     onError?: (err: StreamplugError, operator: string) => void,
+ *     now?: () => number,                               // processing-time clock, default Date.now
+ *   }): RuleRuntime
+ *   Compile errors: E_SQL_SYNTAX, E_SQL_SEMANTIC (unknown stream/field, misplaced aggregate, bad window),
+ *   E_UNKNOWN_FUNCTION, E_ARITY / E_ARG_TYPE / E_ARG_LITERAL (built-ins, or a plugin's validate()).
+ *
+ *   rule.push(rows, ts?)   rows arriving at processing time ts; WHERE runs at once, windows that ended
+ *                          by ts emit first. Without a window, results come out per pushed batch.
+ *   rule.tick(now)         advances time: emits every time window whose end <= now.
+ *   rule.nextDeadline()    when tick() next has work (undefined: only rows can trigger output).
+ *   rule.onResult          settable result callback, called with the rows of one window or batch.
+ *   rule.metrics()         per operator: recordsIn/Out, exceptions, lastError, latency (µs).
+ *   rule.close()           closes plugin function instances; push/tick afterwards throw E_RULE_CLOSED.
+ *
+ * Plugin functions are resolved when the rule compiles (fn.validate, then fn.instantiate(ruleId) per
+ * call site) and called once per batch: callBatch for scalars, callGroups per window for aggregates.
+ * A stage that throws at run time drops that batch/window, counts an exception and calls onError.
+ */
+export { parseStatement, parseExpression } from './parser.js';
+export type { Statement, SelectStatement, CreateStreamStatement, Expr, WindowSpec, StreamField, FieldType, TimeUnit } from './ast.js';
+export { StreamCatalog, parseStreamDef, formatStreamSql, formatFieldType, type StreamDef, type CatalogResult } from './streams.js';
+export { compileRule, type CompileOptions, type RuleRuntime, type OperatorMetrics } from './rule.js';
+export type { FunctionResolver } from './expr.js';
+export { SCALARS, AGGREGATES, type Row } from './builtins.js';
+export { unitMs } from './windows.js';

@@ -1,0 +1,213 @@
+/**
+ * Window buffers over processing time. Time moves only through push(ts) and advance(now): the engine
+ * owns no timers, so a caller (or a test) drives the clock.
+ *
+ * - tumbling(size): windows [k*size, (k+1)*size), aligned to the epoch; emitted once time reaches the end.
+ * - hopping(size, hop): windows [e-size, e) for every e that is a multiple of hop.
+ * - sliding(size): every arriving row emits the rows of (ts-size, ts].
+ * - session(maxDuration, timeout): opens on a row; closes once no row came for `timeout`, or `maxDuration`
+ *   after it opened; [first row ts, min(last ts + timeout, first ts + maxDuration)).
+ * - count(n[, hop]): n rows per window; with hop, every hop-th row emits the latest n once n have arrived.
+ * Empty windows emit nothing.
+ */
+import type { TimeUnit, WindowSpec } from './ast.js';
+import type { Row } from './builtins.js';
+
+export interface Emission {
+  rows: Row[];
+  start: number;
+  end: number;
+}
+
+export interface WindowBuffer {
+  push(rows: Row[], ts: number): Emission[];
+  advance(now: number): Emission[];
+  /** The earliest time at which advance() would emit, if time alone can close a window. */
+  nextDeadline(): number | undefined;
+  buffered(): number;
+  clear(): void;
+}
+
+const UNIT_MS: Record<TimeUnit, number> = { MS: 1, SS: 1000, MI: 60_000, HH: 3_600_000, DD: 86_400_000 };
+
+export function unitMs(u: TimeUnit): number {
+  return UNIT_MS[u];
+}
+
+export function createWindow(w: WindowSpec): WindowBuffer {
+  switch (w.type) {
+    case 'tumbling':
+      return new HoppingWindow(w.size * UNIT_MS[w.unit], w.size * UNIT_MS[w.unit]);
+    case 'hopping':
+      return new HoppingWindow(w.size * UNIT_MS[w.unit], w.hop * UNIT_MS[w.unit]);
+    case 'sliding':
+      return new SlidingWindow(w.size * UNIT_MS[w.unit]);
+    case 'session':
+      return new SessionWindow(w.maxDuration * UNIT_MS[w.unit], w.timeout * UNIT_MS[w.unit]);
+    case 'count':
+      return new CountWindow(w.size, w.hop);
+  }
+}
+
+interface Entry {
+  ts: number;
+  row: Row;
+}
+
+class HoppingWindow implements WindowBuffer {
+  private buf: Entry[] = [];
+  private nextEnd: number | undefined;
+  constructor(private readonly size: number, private readonly hop: number) {}
+
+  private firstEndAfter(ts: number): number {
+    return Math.floor(ts / this.hop) * this.hop + this.hop;
+  }
+
+  advance(now: number): Emission[] {
+    const out: Emission[] = [];
+    while (this.nextEnd !== undefined && this.nextEnd <= now) {
+      const end = this.nextEnd;
+      const start = end - this.size;
+      const rows = this.buf.filter((x) => x.ts >= start && x.ts < end).map((x) => x.row);
+      if (rows.length) out.push({ rows, start, end });
+      const next = end + this.hop;
+      this.buf = this.buf.filter((x) => x.ts >= next - this.size);
+      if (this.buf.length === 0) this.nextEnd = undefined;
+      else {
+        // skip the empty windows of a long quiet spell in one step
+        const minTs = this.buf.reduce((m, x) => Math.min(m, x.ts), Infinity);
+        this.nextEnd = Math.max(next, this.firstEndAfter(minTs));
+      }
+    }
+    return out;
+  }
+
+  push(rows: Row[], ts: number): Emission[] {
+    const out = this.advance(ts);
+    if (rows.length === 0) return out;
+    if (this.nextEnd === undefined) this.nextEnd = this.firstEndAfter(ts);
+    for (const row of rows) this.buf.push({ ts, row });
+    return out;
+  }
+
+  nextDeadline(): number | undefined {
+    return this.nextEnd;
+  }
+  buffered(): number {
+    return this.buf.length;
+  }
+  clear(): void {
+    this.buf = [];
+    this.nextEnd = undefined;
+  }
+}
+
+class SlidingWindow implements WindowBuffer {
+  private buf: Entry[] = [];
+  constructor(private readonly size: number) {}
+
+  advance(now: number): Emission[] {
+    this.buf = this.buf.filter((x) => x.ts > now - this.size);
+    return [];
+  }
+
+  push(rows: Row[], ts: number): Emission[] {
+    this.advance(ts);
+    const out: Emission[] = [];
+    for (const row of rows) {
+      this.buf.push({ ts, row });
+      out.push({ rows: this.buf.filter((x) => x.ts <= ts).map((x) => x.row), start: ts - this.size, end: ts });
+    }
+    return out;
+  }
+
+  nextDeadline(): undefined {
+    return undefined;
+  }
+  buffered(): number {
+    return this.buf.length;
+  }
+  clear(): void {
+    this.buf = [];
+  }
+}
+
+class SessionWindow implements WindowBuffer {
+  private rows: Row[] = [];
+  private start = 0;
+  private last = 0;
+  constructor(private readonly maxDuration: number, private readonly timeout: number) {}
+
+  private closesAt(): number {
+    return Math.min(this.last + this.timeout, this.start + this.maxDuration);
+  }
+
+  advance(now: number): Emission[] {
+    if (this.rows.length === 0 || now < this.closesAt()) return [];
+    const e: Emission = { rows: this.rows, start: this.start, end: this.closesAt() };
+    this.rows = [];
+    return [e];
+  }
+
+  push(rows: Row[], ts: number): Emission[] {
+    const out = this.advance(ts);
+    if (rows.length === 0) return out;
+    if (this.rows.length === 0) this.start = ts;
+    this.last = ts;
+    this.rows.push(...rows);
+    return out;
+  }
+
+  nextDeadline(): number | undefined {
+    return this.rows.length ? this.closesAt() : undefined;
+  }
+  buffered(): number {
+    return this.rows.length;
+  }
+  clear(): void {
+    this.rows = [];
+  }
+}
+
+class CountWindow implements WindowBuffer {
+  private buf: Entry[] = [];
+  private seen = 0;
+  constructor(private readonly size: number, private readonly hop?: number) {}
+
+  advance(): Emission[] {
+    return [];
+  }
+
+  push(rows: Row[], ts: number): Emission[] {
+    const out: Emission[] = [];
+    for (const row of rows) {
+      this.buf.push({ ts, row });
+      this.seen++;
+      if (this.hop === undefined) {
+        if (this.buf.length === this.size) {
+          out.push(this.emit(this.buf));
+          this.buf = [];
+        }
+      } else {
+        if (this.buf.length > this.size) this.buf.shift();
+        if (this.seen >= this.size && this.seen % this.hop === 0) out.push(this.emit(this.buf));
+      }
+    }
+    return out;
+  }
+
+  private emit(entries: Entry[]): Emission {
+    return { rows: entries.map((x) => x.row), start: entries[0].ts, end: entries[entries.length - 1].ts };
+  }
+
+  nextDeadline(): undefined {
+    return undefined;
+  }
+  buffered(): number {
+    return this.buf.length;
+  }
+  clear(): void {
+    this.buf = [];
+    this.seen = 0;
+  }
+}
