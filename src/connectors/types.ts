@@ -1,0 +1,75 @@
+/**
+ * The connector contract the rules engine talks to. Built-in connectors (mqtt, memory, log, file,
+ * rest, nop) and, later, native plugin sources/sinks all sit behind these shapes, created by name
+ * through the registry (registry.ts).
+ */
+import type { Logger } from 'pino';
+
+/** A row as it travels between connectors and the engine. */
+export type Row = Record<string, unknown>;
+
+export type ConnectorState = 'connecting' | 'connected' | 'reconnecting' | 'error' | 'stopped';
+export type ConnectorStatus = { state: ConnectorState; error?: string };
+
+export interface EmitMeta {
+  topic?: string;
+  /** Milliseconds since the epoch when the message arrived. */
+  ts: number;
+}
+
+export type EmitFn = (rows: Row[], meta?: EmitMeta) => void;
+export type StatusFn = (s: ConnectorStatus) => void;
+
+export interface SourceMetrics {
+  messagesIn: number;
+  rowsOut: number;
+  /** Messages that were not a JSON object or array of objects: counted, never thrown. */
+  decodeErrors: number;
+  lastDecodeError?: string;
+}
+
+export interface SourceConnector {
+  /** Resolves once the source is receiving, or once its first connection attempt failed (it keeps retrying). */
+  start(emit: EmitFn, onStatus: StatusFn): Promise<void>;
+  stop(): Promise<void>;
+  metrics?(): SourceMetrics;
+}
+
+/**
+ * One outgoing message as sink-runner.ts hands it over: the data (a row when sendSingle, the batch
+ * otherwise) and, when a dataTemplate is set, its rendered text, which the sink sends verbatim.
+ */
+export interface SinkMessage {
+  data: Row | Row[];
+  text?: string;
+}
+
+export interface SinkConnector {
+  open(): Promise<void>;
+  /** Delivers rows as one message. Throws on failure (the runner retries and counts). */
+  collect(rows: Row[]): Promise<void>;
+  close(): Promise<void>;
+  /**
+   * Optional: deliver a message shaped by the runner (sendSingle / dataTemplate). A sink without it
+   * receives `collect([row])` for single rows, and templated text parsed as JSON.
+   */
+  send?(msg: SinkMessage): Promise<void>;
+}
+
+/** Named connection configs, eKuiper style: `{ default: {...}, other: {...} }`. */
+export type NamedConfigs = Record<string, Record<string, unknown>>;
+
+export interface ConnectorContext {
+  /** Rule that owns the connector, for logs and client ids. */
+  ruleId?: string;
+  /** Data directory: `<dataDir>/etc/mqtt_source.json` holds named MQTT connection configs. */
+  dataDir?: string;
+  /** Named MQTT configs passed directly (take precedence over the file). */
+  mqttConfigs?: NamedConfigs;
+  logger?: Logger;
+}
+
+export type Props = Record<string, unknown>;
+
+export type SourceFactory = (datasource: string, props: Props, ctx: ConnectorContext) => SourceConnector;
+export type SinkFactory = (props: Props, ctx: ConnectorContext) => SinkConnector;
