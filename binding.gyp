@@ -1,0 +1,21 @@
+{
+  "targets": [
+    {
+      "target_name": "streamplug_host",
+      "sources": [
+        "native/host/addon.cc",
+        "native/host/host_api.cc",
+        "native/host/library.cc",
+        "native/host/library_wrap.cc",
+        "native/host/instance_wrap.cc",
+        "native/host/frame_wrap.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native/include"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+      "libraries": ["-ldl"]
+    }
+  ]
+}

@@ -1,0 +1,104 @@
+// The Node side of the host: JS classes over the core (one .cc per class) and error throwing.
+#ifndef STREAMPLUG_HOST_ADDON_H
+#define STREAMPLUG_HOST_ADDON_H
+
+#include <napi.h>
+
+#include <memory>
+#include <string>
+
+#include "core.h"
+
+namespace streamplug {
+
+// Throws a StreamplugError made by the factory JS handed to setErrorFactory(), or a plain Error
+// with a `code` property before that. Returns undefined for convenient `return Throw(...)`.
+Napi::Value Throw(Napi::Env env, const std::string &code, const std::string &message);
+
+// An instance ctx with shared ownership: JS instances and frames both keep it alive, and the
+// library outlives every ctx made from it.
+struct Instance {
+  std::shared_ptr<Library> lib;
+  sp_ctx *ctx = nullptr;
+  Instance(std::shared_ptr<Library> l, int function, const std::string &rule);
+  ~Instance();
+  const sp_function_def &def() const { return lib->desc->functions[ctx->function]; }
+  // A readable error for a failed hook: plugin, function, rule and the plugin's own reason.
+  std::string FailureText(const char *hook, sp_status status) const;
+};
+
+class LibraryWrap : public Napi::ObjectWrap<LibraryWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit LibraryWrap(const Napi::CallbackInfo &info);
+  static Napi::Value Open(const Napi::CallbackInfo &info);  // addon.open(path)
+
+ private:
+  Napi::Value Describe(const Napi::CallbackInfo &info);
+  Napi::Value Init(const Napi::CallbackInfo &info);
+  Napi::Value NewInstance(const Napi::CallbackInfo &info);
+  Napi::Value Validate(const Napi::CallbackInfo &info);
+  Napi::Value Close(const Napi::CallbackInfo &info);
+  Napi::Value Memory(const Napi::CallbackInfo &info);
+  Napi::Value IsOpen(const Napi::CallbackInfo &info);
+  std::shared_ptr<Library> lib_;
+};
+
+class FunctionInstanceWrap : public Napi::ObjectWrap<FunctionInstanceWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit FunctionInstanceWrap(const Napi::CallbackInfo &info);
+  std::shared_ptr<Instance> instance;
+
+ private:
+  Napi::Value Call(const Napi::CallbackInfo &info);
+  Napi::Value Frame(const Napi::CallbackInfo &info);
+  Napi::Value Close(const Napi::CallbackInfo &info);
+};
+
+class FrameWrap : public Napi::ObjectWrap<FrameWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit FrameWrap(const Napi::CallbackInfo &info);
+  ~FrameWrap() override;
+  // Sets up buffers and prebuilt columns; returns false after throwing.
+  bool Setup(Napi::Env env, std::shared_ptr<Instance> instance, size_t capacity,
+             const std::vector<uint32_t> &arg_types, uint32_t result_type);
+
+ private:
+  Napi::Value Run(const Napi::CallbackInfo &info);
+  Napi::Value TimeNative(const Napi::CallbackInfo &info);
+  Napi::Value Close(const Napi::CallbackInfo &info);
+  bool Prepare(Napi::Env env, const Napi::Value &nrows_value, size_t *nrows);
+
+  std::shared_ptr<Instance> instance_;
+  size_t capacity_ = 0;
+  std::vector<sp_column> args_;
+  std::vector<uint8_t *> arg_nulls_;
+  sp_result result_{};
+  uint32_t group_offsets_[2] = {0, 0};
+  sp_call call_{};
+  Napi::Reference<Napi::Array> buffers_;  // keeps every ArrayBuffer the pointers point into alive
+};
+
+// Per-environment data: the constructors and the error factory.
+struct AddonData {
+  Napi::FunctionReference library_ctor;
+  Napi::FunctionReference instance_ctor;
+  Napi::FunctionReference frame_ctor;
+  Napi::FunctionReference error_factory;
+};
+
+size_t TypeWidth(uint32_t type);  // bytes per value of a fixed-width sp_type, 0 otherwise
+
+// True when a null mask has any row set.
+inline bool AnySet(const uint8_t *bytes, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (bytes[i] != 0) return true;
+  }
+  return false;
+}
+
+}  // namespace streamplug
+
+#endif

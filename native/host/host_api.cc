@@ -1,0 +1,156 @@
+// The routine table plugins call (sp_host_api), and the per-ctx state behind it.
+#include "core.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+namespace streamplug {
+
+namespace {
+
+thread_local Library *current_library = nullptr;
+
+std::mutex log_mutex;
+std::function<void(LogLine *)> log_sink;
+
+MemoryAccount unattributed;
+
+// Every block starts with this header so free() knows whom to credit, whatever thread frees it.
+struct alignas(16) BlockHeader {
+  MemoryAccount *account;
+  size_t bytes;
+};
+
+Library *LibraryOf(sp_ctx *ctx) { return ctx != nullptr ? ctx->lib : current_library; }
+
+void HostLog(sp_ctx *ctx, int level, const char *message) {
+  Library *lib = LibraryOf(ctx);
+  auto *line = new LogLine{lib != nullptr ? lib->name : std::string("?"),
+                           ctx != nullptr ? ctx->rule_id : std::string(), level,
+                           message != nullptr ? message : ""};
+  std::lock_guard<std::mutex> lock(log_mutex);
+  if (log_sink) {
+    log_sink(line);  // the sink owns the line from here
+  } else {
+    delete line;
+  }
+}
+
+void HostSetError(sp_ctx *ctx, const char *message) {
+  if (ctx == nullptr) return;
+  ctx->error = message != nullptr ? message : "";
+  ctx->error_set = true;
+}
+
+void *HostAlloc(size_t bytes) {
+  if (bytes > SIZE_MAX - sizeof(BlockHeader)) return nullptr;
+  auto *header = static_cast<BlockHeader *>(std::malloc(sizeof(BlockHeader) + bytes));
+  if (header == nullptr) return nullptr;
+  Library *lib = current_library;
+  header->account = lib != nullptr ? lib->memory : &unattributed;
+  header->bytes = bytes;
+  header->account->bytes += static_cast<int64_t>(bytes);
+  header->account->blocks += 1;
+  return header + 1;
+}
+
+void HostFree(void *ptr) {
+  if (ptr == nullptr) return;
+  auto *header = static_cast<BlockHeader *>(ptr) - 1;
+  header->account->bytes -= static_cast<int64_t>(header->bytes);
+  header->account->blocks -= 1;
+  std::free(header);
+}
+
+int HostStateGet(sp_ctx *ctx, const char *key, const void **value, size_t *length) {
+  if (ctx == nullptr || key == nullptr) return 0;
+  auto it = ctx->state.find(key);
+  if (it == ctx->state.end()) return 0;
+  if (value != nullptr) *value = it->second.data();
+  if (length != nullptr) *length = it->second.size();
+  return 1;
+}
+
+sp_status HostStatePut(sp_ctx *ctx, const char *key, const void *value, size_t length) {
+  if (ctx == nullptr || key == nullptr || (value == nullptr && length > 0)) {
+    HostSetError(ctx, "state_put: key and value must not be NULL");
+    return SP_ERROR;
+  }
+  ctx->state[key].assign(static_cast<const char *>(value), length);
+  return SP_OK;
+}
+
+void HostStateDelete(sp_ctx *ctx, const char *key) {
+  if (ctx != nullptr && key != nullptr) ctx->state.erase(key);
+}
+
+void *HostPluginData(sp_ctx *ctx) {
+  Library *lib = LibraryOf(ctx);
+  return lib != nullptr ? lib->plugin_data : nullptr;
+}
+
+const char *HostRuleId(sp_ctx *ctx) { return ctx != nullptr ? ctx->rule_id.c_str() : ""; }
+
+const sp_host_api host_api = {
+    static_cast<uint32_t>(sizeof(sp_host_api)),
+    STREAMPLUG_CONTRACT_MAJOR,
+    STREAMPLUG_CONTRACT_MINOR,
+    HostLog,
+    HostSetError,
+    HostAlloc,
+    HostFree,
+    HostStateGet,
+    HostStatePut,
+    HostStateDelete,
+    ResultSetString,
+    HostPluginData,
+    HostRuleId,
+};
+
+}  // namespace
+
+const sp_host_api *HostApi() { return &host_api; }
+
+MemoryAccount *UnattributedMemory() { return &unattributed; }
+
+void SetLogSink(std::function<void(LogLine *)> sink) {
+  std::lock_guard<std::mutex> lock(log_mutex);
+  log_sink = std::move(sink);
+}
+
+HookScope::HookScope(Library *lib, sp_ctx *ctx) : previous_(current_library) {
+  current_library = lib;
+  if (ctx != nullptr) {
+    ctx->error.clear();
+    ctx->error_set = false;
+  }
+}
+
+HookScope::~HookScope() { current_library = previous_; }
+
+sp_ctx *NewContext(Library *lib, int function, const std::string &rule_id) {
+  auto *ctx = new sp_ctx();
+  ctx->lib = lib;
+  ctx->function = function;
+  ctx->rule_id = rule_id;
+  lib->live.insert(ctx);
+  return ctx;
+}
+
+void CloseContext(sp_ctx *ctx) {
+  if (ctx->closed) return;
+  ctx->closed = true;
+  Library *lib = ctx->lib;
+  if (lib->open() && ctx->function >= 0) {
+    const sp_function_def &def = lib->desc->functions[ctx->function];
+    if (def.close != nullptr) {
+      HookScope scope(lib, ctx);
+      def.close(ctx);
+    }
+  }
+  ctx->state.clear();
+  lib->live.erase(ctx);
+}
+
+}  // namespace streamplug

@@ -1,0 +1,21 @@
+/** A loaded plugin as the registry holds it, whatever its flavour. */
+import type { MemoryUse } from './native-addon.js';
+import type { LoadedPluginInfo, PluginFunction } from './types.js';
+
+export interface UnloadResult {
+  name: string;
+  /** Function instances closed by the unload (their close hooks ran). */
+  closedInstances: number;
+  /** True when the file stays mapped: `.node` files (Node never unloads) or STB_GNU_UNIQUE C++. */
+  stillMapped: boolean;
+}
+
+export interface PluginHandle {
+  readonly info: LoadedPluginInfo;
+  readonly functions: readonly PluginFunction[];
+  /** Bytes the plugin holds through host->alloc (`.so` only). */
+  memory(): MemoryUse | undefined;
+  /** Function instances created and not yet closed. */
+  openInstances(): number;
+  unload(): UnloadResult;
+}

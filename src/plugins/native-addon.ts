@@ -1,0 +1,121 @@
+/**
+ * The host addon (native/host), loaded once. Its errors are StreamplugErrors: the addon builds
+ * them through the factory installed here, so codes and messages cross unchanged.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { StreamplugError, type ErrorCode } from '../errors.js';
+
+/** [sp_type, values, offsets, data, nulls, isConstant]: one column as the addon reads it. */
+export type NativeColumn = [
+  type: number,
+  values: Float64Array | BigInt64Array | Uint8Array | undefined,
+  offsets: Uint32Array | undefined,
+  data: Uint8Array | undefined,
+  nulls: Uint8Array | undefined,
+  constant: boolean,
+];
+
+export interface NativeFunctionDef {
+  name: string;
+  kind: number;
+  flags: number;
+  minArgs: number;
+  maxArgs: number;
+  argTypes: number[];
+  argFlags: number[];
+  resultType: number;
+  hasValidate: boolean;
+  hasClose: boolean;
+}
+
+export interface NativeDescription {
+  name: string;
+  version: string;
+  contractMajor: number;
+  contractMinor: number;
+  compiler: string;
+  arch: string;
+  libc: string;
+  manifest: string;
+  functions: NativeFunctionDef[];
+}
+
+export interface NativeResult {
+  values: Float64Array | BigInt64Array | Uint8Array | string[] | Uint8Array[];
+  nulls?: Uint8Array;
+}
+
+export interface NativeFrame {
+  readonly capacity: number;
+  readonly args: (Float64Array | BigInt64Array | Uint8Array)[];
+  readonly argNulls: Uint8Array[];
+  readonly result: Float64Array | BigInt64Array | Uint8Array;
+  readonly resultNulls: Uint8Array;
+  run(nrows: number): void;
+  timeNative(nrows: number, iterations: number): number;
+  close(): void;
+}
+
+export interface NativeInstance {
+  call(args: NativeColumn[], nrows: number, groupOffsets: Uint32Array | null, resultType: number): NativeResult;
+  frame(capacity: number, argTypes: number[], resultType: number): NativeFrame;
+  close(): void;
+}
+
+export interface MemoryUse {
+  bytes: number;
+  blocks: number;
+}
+
+export interface NativeLibrary {
+  readonly isOpen: boolean;
+  describe(): NativeDescription;
+  init(): void;
+  instance(functionIndex: number, ruleId: string): NativeInstance;
+  /** The function's validate hook (E_VALIDATE_REFUSED with the plugin's reason). */
+  validate(functionIndex: number, types: number[], literals: (string | null)[]): void;
+  close(): { closedInstances: number; stillMapped: boolean };
+  memory(): MemoryUse;
+}
+
+export interface PluginLogLine {
+  plugin: string;
+  rule: string;
+  level: number; // sp_log_level: 20 debug, 30 info, 40 warn, 50 error
+  message: string;
+}
+
+export interface HostAddon {
+  open(file: string): NativeLibrary;
+  setErrorFactory(make: (code: string, message: string) => Error): void;
+  setLogSink(sink: ((line: PluginLogLine) => void) | null): void;
+  hostInfo(): { contractMajor: number; contractMinor: number; entryName: string };
+  unattributedMemory(): MemoryUse;
+  isMapped(file: string): boolean;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** dist/src/plugins → repository root; STREAMPLUG_ADDON overrides (packaged installs). */
+export const addonPath =
+  process.env.STREAMPLUG_ADDON ?? path.resolve(here, '../../..', 'build/Release/streamplug_host.node');
+
+let addon: HostAddon | undefined;
+
+export function hostAddon(): HostAddon {
+  if (addon) return addon;
+  let loaded: HostAddon;
+  try {
+    loaded = createRequire(import.meta.url)(addonPath) as HostAddon;
+  } catch (err) {
+    throw new StreamplugError(
+      'E_ADDON_MISSING',
+      `the host addon ${addonPath} cannot be loaded (${(err as Error).message}); build it with \`npm ci\` (its install step runs node-gyp) or \`npm run build:addon\``,
+      { file: addonPath },
+    );
+  }
+  loaded.setErrorFactory((code, message) => new StreamplugError(code as ErrorCode, message));
+  addon = loaded;
+  return loaded;
+}

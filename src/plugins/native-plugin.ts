@@ -1,0 +1,146 @@
+/**
+ * A `.so` plugin: opened and validated by the addon, then each function wrapped as a
+ * PluginFunction whose instances own one sp_ctx each.
+ */
+import { fromNative, literalText, toNative } from './columns.js';
+import type { PluginHandle } from './handle.js';
+import { hostAddon, type NativeFunctionDef, type NativeInstance, type NativeLibrary } from './native-addon.js';
+import { FunctionInstanceBase } from './instance-base.js';
+import { StreamplugError } from '../errors.js';
+import { argType, checkArgInfos, checkArity, coerceArgs, resolveResultType } from './signature.js';
+import { SP_ARG_LITERAL, SP_FUNCTION_STATEFUL, kindName, resultTypeName, typeCode, valueTypeName } from './sp-types.js';
+import type {
+  ArgInfo,
+  BatchFrame,
+  Column,
+  FunctionInstance,
+  FunctionKind,
+  PluginFunction,
+  ResultType,
+  ValueType,
+} from './types.js';
+
+class NativeFunction implements PluginFunction {
+  readonly name: string;
+  readonly kind: FunctionKind;
+  readonly minArgs: number;
+  readonly maxArgs: number;
+  readonly argTypes: readonly ValueType[];
+  readonly literalArgs: readonly boolean[];
+  readonly resultType: ResultType;
+  readonly stateful: boolean;
+  readonly live = new Set<NativeFunctionInstance>();
+
+  constructor(
+    readonly plugin: string,
+    private readonly lib: NativeLibrary,
+    private readonly index: number,
+    private readonly def: NativeFunctionDef,
+  ) {
+    this.name = def.name;
+    this.kind = kindName(def.kind);
+    this.minArgs = def.minArgs;
+    this.maxArgs = def.maxArgs;
+    this.argTypes = def.argTypes.map(valueTypeName);
+    this.literalArgs = def.argFlags.map((f) => (f & SP_ARG_LITERAL) !== 0);
+    this.resultType = resultTypeName(def.resultType);
+    this.stateful = (def.flags & SP_FUNCTION_STATEFUL) !== 0;
+  }
+
+  validate(args: readonly ArgInfo[]): void {
+    checkArgInfos(this, args);
+    if (!this.def.hasValidate) return;
+    this.lib.validate(
+      this.index,
+      args.map((a) => typeCode(a.type)),
+      args.map((a) => (a.literal === undefined ? null : literalText(a.literal))),
+    );
+  }
+
+  instantiate(ruleId: string): FunctionInstance {
+    const instance = new NativeFunctionInstance(this, this.lib.instance(this.index, ruleId));
+    this.live.add(instance);
+    return instance;
+  }
+}
+
+class NativeFunctionInstance extends FunctionInstanceBase {
+  constructor(
+    protected override readonly fn: NativeFunction,
+    private readonly native: NativeInstance,
+  ) {
+    super(fn);
+  }
+
+  protected run(args: readonly Column[], nrows: number, groupOffsets: Uint32Array | null): Column {
+    const cols = coerceArgs(this.fn, args, nrows);
+    const type = resolveResultType(this.fn, cols);
+    const result = this.native.call(
+      cols.map((c) => toNative(c, nrows)),
+      nrows,
+      groupOffsets,
+      typeCode(type),
+    );
+    return fromNative(type, result);
+  }
+
+  /**
+   * `types` gives the argument types when the signature leaves them open ('any'); by default a
+   * frame has minArgs arguments and 'any' becomes float64. Aggregates see the frame as one group.
+   */
+  prepare(capacity: number, types?: readonly ValueType[]): BatchFrame {
+    const argTypes = types ?? Array.from({ length: this.fn.minArgs }, (_, i) => argType(this.fn, i));
+    checkArity(this.fn, argTypes.length);
+    argTypes.forEach((t, i) => {
+      const declared = argType(this.fn, i);
+      // A frame hands the plugin its arrays as they are: no widening, so types must match exactly.
+      if (declared !== 'any' && declared !== t) {
+        throw new StreamplugError('E_ARG_TYPE', `${this.fn.name}() argument ${i + 1} is declared ${declared}, the frame asks for ${t}`);
+      }
+    });
+    const concrete = argTypes.map((t) => (t === 'any' ? 'float64' : t));
+    const resultType = resolveResultType(this.fn, concrete.map((type) => ({ type })));
+    return this.native.frame(capacity, concrete.map(typeCode), typeCode(resultType));
+  }
+
+  close(): void {
+    this.fn.live.delete(this);
+    this.native.close();
+  }
+}
+
+/**
+ * Opens and checks `file` (absolute path), lets `admit` refuse it by throwing (name clashes) before
+ * any plugin hook runs, then initialises it. Throws StreamplugError; nothing stays loaded on failure.
+ */
+export function loadNativePlugin(file: string, admit: (name: string, functions: readonly string[]) => void): PluginHandle {
+  const lib = hostAddon().open(file);
+  let description;
+  try {
+    description = lib.describe();
+    admit(description.name, description.functions.map((f) => f.name));
+    lib.init();
+  } catch (err) {
+    lib.close();
+    throw err;
+  }
+  const functions = description.functions.map((def, i) => new NativeFunction(description.name, lib, i, def));
+  return {
+    info: {
+      name: description.name,
+      version: description.version,
+      file,
+      flavour: 'so',
+      contract: `${description.contractMajor}.${description.contractMinor}`,
+      build: { compiler: description.compiler, arch: description.arch, libc: description.libc },
+      functions: functions.map((f) => f.name),
+    },
+    functions,
+    memory: () => lib.memory(),
+    openInstances: () => functions.reduce((n, f) => n + f.live.size, 0),
+    unload: () => {
+      for (const f of functions) f.live.clear(); // the addon closes their ctxs (close hooks) below
+      return { name: description.name, ...lib.close() };
+    },
+  };
+}

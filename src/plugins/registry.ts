@@ -1,0 +1,165 @@
+/**
+ * The plugins loaded in this process and the functions they provide. Every load goes through the
+ * pre-load check first (a file this process cannot map safely is never dlopened), then the
+ * flavour's loader; names are unique across plugins, function names case-insensitively.
+ */
+import path from 'node:path';
+import { checkPluginFile } from '../check/index.js';
+import type { CheckReport } from '../check/types.js';
+import { StreamplugError } from '../errors.js';
+import type { PluginHandle, UnloadResult } from './handle.js';
+import { hostAddon, type MemoryUse, type PluginLogLine } from './native-addon.js';
+import { loadNativePlugin } from './native-plugin.js';
+import { loadNodePlugin } from './node-plugin.js';
+import type { LoadedPluginInfo, PluginFunction } from './types.js';
+
+/** Reads a file without loading it and says whether it may be loaded (src/check). */
+export type PreloadCheck = (file: string) => CheckReport;
+
+export interface RegistryOptions {
+  /** Default: src/check's checkPluginFile. */
+  check?: PreloadCheck;
+  /** Plugin log lines (host->log), on the JS thread. Default: one line each on stderr. */
+  onLog?: (line: PluginLogLine) => void;
+}
+
+export interface PluginStatus extends LoadedPluginInfo {
+  /** What the plugin holds through host->alloc (`.so` only). */
+  memory?: MemoryUse;
+  openInstances: number;
+}
+
+const LEVELS: Record<number, string> = { 20: 'debug', 30: 'info', 40: 'warn', 50: 'error' };
+
+function logToStderr(line: PluginLogLine): void {
+  const rule = line.rule ? ` rule=${line.rule}` : '';
+  process.stderr.write(`[plugin ${line.plugin}${rule}] ${LEVELS[line.level] ?? line.level}: ${line.message}\n`);
+}
+
+function refusal(report: CheckReport): StreamplugError {
+  if (report.error) return report.error;
+  const row = report.rows.find((r) => r.status === 'refused');
+  return new StreamplugError('E_DLOPEN', `${report.file}: ${row?.message ?? 'refused by the pre-load check'}`, { file: report.file });
+}
+
+export class PluginRegistry {
+  private readonly plugins = new Map<string, PluginHandle>();
+  private readonly byFunction = new Map<string, PluginFunction>(); // lower-cased name
+  private logSinkSet = false;
+
+  constructor(private readonly options: RegistryOptions = {}) {}
+
+  /** Checks, loads and registers `file`. Throws StreamplugError; on failure nothing is registered or left loaded. */
+  load(file: string): LoadedPluginInfo {
+    const absolute = path.resolve(file);
+    const report = (this.options.check ?? checkPluginFile)(absolute);
+    if (!report.loadable) throw refusal(report);
+    const manifest = report.manifest;
+    if (manifest && this.plugins.has(manifest.name)) throw this.alreadyLoaded(manifest.name, absolute);
+
+    const admit = (name: string, functions: readonly string[]): void => {
+      if (this.plugins.has(name)) throw this.alreadyLoaded(name, absolute);
+      if (manifest && manifest.name !== name) {
+        throw new StreamplugError('E_MANIFEST_MISMATCH', `${absolute}: manifest names the plugin '${manifest.name}', the plugin says '${name}'; rebuild it`, { file: absolute });
+      }
+      if (manifest && report.flavour === 'node') {
+        const declared = [...manifest.extensions].sort().join(',');
+        const actual = functions.map((f) => `function:${f}`).sort().join(',');
+        if (declared !== actual) {
+          throw new StreamplugError('E_MANIFEST_MISMATCH', `${absolute}: manifest declares ${declared || '(none)'}, the plugin provides ${actual || '(none)'}; make them agree`, { file: absolute });
+        }
+      }
+      for (const f of functions) {
+        const other = this.byFunction.get(f.toLowerCase());
+        if (other) {
+          throw new StreamplugError(
+            'E_DUPLICATE_FUNCTION',
+            `${absolute}: function ${f} is already provided by plugin ${other.plugin}; unload ${other.plugin} or rename the function`,
+            { file: absolute, function: f, plugin: other.plugin },
+          );
+        }
+      }
+    };
+
+    const isNode = report.flavour === 'node' || (report.flavour === 'unknown' && absolute.endsWith('.node'));
+    if (!isNode) this.ensureLogSink();
+    const handle = isNode ? loadNodePlugin(absolute, admit, this.options.onLog ?? logToStderr) : loadNativePlugin(absolute, admit);
+    this.plugins.set(handle.info.name, handle);
+    for (const f of handle.functions) this.byFunction.set(f.name.toLowerCase(), f);
+    return handle.info;
+  }
+
+  /**
+   * Runs the plugin's deinit and unloads it. Refuses (E_CONFLICT) while function instances are
+   * open, unless `force`: their close hooks then run first and later calls on them throw.
+   */
+  unload(name: string, opts: { force?: boolean } = {}): UnloadResult {
+    const handle = this.plugins.get(name);
+    if (!handle) {
+      throw new StreamplugError('E_PLUGIN_NOT_LOADED', `plugin ${name} is not loaded; loaded: ${[...this.plugins.keys()].join(', ') || '(none)'}`, { plugin: name });
+    }
+    const open = handle.openInstances();
+    if (open > 0 && !opts.force) {
+      throw new StreamplugError(
+        'E_CONFLICT',
+        `plugin ${name} has ${open} open function instance(s) (rules using it); stop those rules first, or unload with force`,
+        { plugin: name, openInstances: open },
+      );
+    }
+    for (const f of handle.functions) this.byFunction.delete(f.name.toLowerCase());
+    this.plugins.delete(name);
+    return handle.unload();
+  }
+
+  /** Unloads everything, open instances included (shutdown). */
+  unloadAll(): UnloadResult[] {
+    return [...this.plugins.keys()].map((name) => this.unload(name, { force: true }));
+  }
+
+  has(name: string): boolean {
+    return this.plugins.has(name);
+  }
+
+  get(name: string): LoadedPluginInfo | undefined {
+    return this.plugins.get(name)?.info;
+  }
+
+  list(): LoadedPluginInfo[] {
+    return [...this.plugins.values()].map((h) => h.info);
+  }
+
+  status(name: string): PluginStatus | undefined {
+    const handle = this.plugins.get(name);
+    return handle && { ...handle.info, memory: handle.memory(), openInstances: handle.openInstances() };
+  }
+
+  /** The function called `name` in SQL (case-insensitive), or undefined. */
+  getFunction(name: string): PluginFunction | undefined {
+    return this.byFunction.get(name.toLowerCase());
+  }
+
+  requireFunction(name: string): PluginFunction {
+    const fn = this.getFunction(name);
+    if (!fn) throw new StreamplugError('E_UNKNOWN_FUNCTION', `no function ${name} is loaded; install the plugin that provides it`, { function: name });
+    return fn;
+  }
+
+  listFunctions(): PluginFunction[] {
+    return [...this.byFunction.values()];
+  }
+
+  private alreadyLoaded(name: string, file: string): StreamplugError {
+    const loaded = this.plugins.get(name)!;
+    return new StreamplugError(
+      'E_PLUGIN_LOADED',
+      `${file}: plugin ${name} is already loaded from ${loaded.info.file}; unload it first`,
+      { file, plugin: name, loadedFrom: loaded.info.file },
+    );
+  }
+
+  private ensureLogSink(): void {
+    if (this.logSinkSet) return;
+    hostAddon().setLogSink(this.options.onLog ?? logToStderr);
+    this.logSinkSet = true;
+  }
+}
