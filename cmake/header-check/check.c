@@ -1,0 +1,25 @@
+/* Compiles the contract header as strict C99 (-pedantic) and expands every macro a plugin uses. */
+#include <streamplug/plugin.h>
+
+static sp_status check_call(const sp_call *call) {
+  return call->nrows == call->ngroups ? SP_OK : SP_ERROR;
+}
+
+static const uint32_t check_arg_types[] = {SP_TYPE_ANY};
+static const uint32_t check_arg_flags[] = {SP_ARG_LITERAL};
+static const sp_function_def check_functions[] = {
+  SP_FUNCTION_DEF("check", SP_FUNCTION_SCALAR, SP_FUNCTION_STATEFUL, 1, 1, check_arg_types,
+                  check_arg_flags, SP_TYPE_LIKE_ARG0, check_call, NULL, NULL),
+};
+
+static void check_describe(sp_plugin_descriptor *d) {
+  d->functions = check_functions;
+  d->n_functions = sizeof check_functions / sizeof check_functions[0];
+}
+
+STREAMPLUG_PLUGIN("check", "0.0.0", "function:check", check_describe)
+
+int streamplug_header_check_c(const sp_host_api *host);
+int streamplug_header_check_c(const sp_host_api *host) {
+  return SP_HAS_FIELD(host, sp_host_api, rule_id);
+}
