@@ -1,0 +1,19 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { RouteOptions } from '../context.js';
+
+/** GET /ping (eKuiper's readiness probe) and GET / (what this host serves). */
+export const metaRoutes: FastifyPluginAsync<RouteOptions> = async (app, { services }) => {
+  app.get('/ping', async (_req, reply) => reply.code(200).send());
+  app.get('/', async () => ({
+    name: 'streamplug',
+    dataDir: services.dataDir,
+    endpoints: [
+      'GET /ping',
+      'GET|POST /plugins/{sources|sinks|functions}',
+      'GET|PUT|DELETE /plugins/{type}/{name}',
+      'POST /plugins/functions/{name}/register',
+      'GET /plugins/udfs',
+      'GET /plugins/udfs/{name}',
+    ],
+  }));
+};

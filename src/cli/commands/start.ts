@@ -1,0 +1,62 @@
+import type { Command } from 'commander';
+import { seedSamples, demoSummary, defaultSamplesDir } from '../../host/demo.js';
+import { hostDefaults, startHost } from '../../host/host.js';
+import { fail, usage } from './plugin.js';
+
+interface StartOpts {
+  data?: string;
+  port?: string;
+  host?: string;
+  demo?: boolean;
+  trustedKey?: string[];
+  allowPrivateUrls?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('start')
+    .description('run the host: load the plugins of the data directory and serve the REST API')
+    .option('--data <dir>', 'data directory (default $STREAMPLUG_DATA or ./data)')
+    .option('--port <n>', 'port (default $STREAMPLUG_PORT or 9081; 0 picks a free one)')
+    .option('--host <addr>', 'address to listen on (default 127.0.0.1)')
+    .option('--demo', `install the sample plugins from ${defaultSamplesDir} if there are no function plugins yet`)
+    .option('--trusted-key <pem...>', 'trusted public key(s) in addition to <data>/etc/trusted-keys/*.pem')
+    .option('--allow-private-urls', 'let http(s) plugin downloads reach loopback/private addresses')
+    .action(async (o: StartOpts) => {
+      let port: number | undefined;
+      if (o.port !== undefined) {
+        port = Number(o.port);
+        if (!Number.isInteger(port) || port < 0 || port > 65535) usage(`--port ${o.port} is not a port number; expected 0..65535`);
+      }
+      const { dataDir } = hostDefaults({ dataDir: o.data });
+      let seeded: string[] = [];
+      try {
+        const host = await startHost({
+          dataDir,
+          port,
+          host: o.host,
+          trustedKeyFiles: o.trustedKey,
+          allowPrivateUrls: o.allowPrivateUrls || process.env.STREAMPLUG_ALLOW_PRIVATE_URLS === '1',
+          beforeStart: o.demo ? (dir) => (seeded = seedSamples(dir)) : undefined,
+        });
+        if (o.demo) process.stderr.write(demoSummary(host, seeded) + '\n');
+        let stopping = false;
+        const stop = (signal: string) => {
+          if (stopping) return;
+          stopping = true;
+          host.logger.info({ signal }, `received ${signal}, stopping`);
+          host.close().then(
+            () => process.exit(0),
+            (e) => {
+              process.stderr.write(`streamplug: error while stopping: ${(e as Error).message}\n`);
+              process.exit(1);
+            },
+          );
+        };
+        process.on('SIGINT', () => stop('SIGINT'));
+        process.on('SIGTERM', () => stop('SIGTERM'));
+      } catch (e) {
+        fail(e);
+      }
+    });
+}

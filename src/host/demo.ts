@@ -1,0 +1,47 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { dataLayout } from '../manager/layout.js';
+import { readAllRecords } from '../manager/records.js';
+import type { Host } from './host.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** dist/src/host → repository root → build/plugins (built by `npm run build:plugins`). */
+export const defaultSamplesDir = process.env.STREAMPLUG_SAMPLES ?? path.resolve(here, '../../..', 'build/plugins');
+
+/**
+ * `--demo`: when the data directory has no function plugins yet, copy the sample libraries into
+ * plugins/functions/. The startup scan then adopts and loads them like any library put there by hand.
+ */
+export function seedSamples(dataDir: string, samplesDir = defaultSamplesDir): string[] {
+  const layout = dataLayout(dataDir);
+  const dir = layout.pluginDir('functions');
+  const hasRecords = readAllRecords(layout).records.some((r) => r.type === 'functions');
+  const hasFiles = fs.existsSync(dir) && fs.readdirSync(dir).some((f) => /\.(so|node)$/.test(f));
+  if (hasRecords || hasFiles) return [];
+  if (!fs.existsSync(samplesDir)) return [];
+  const copied: string[] = [];
+  for (const f of fs.readdirSync(samplesDir).sort()) {
+    if (!/^[A-Za-z0-9_-]+\.(so|node)$/.test(f)) continue;
+    fs.copyFileSync(path.join(samplesDir, f), path.join(dir, f));
+    copied.push(f);
+  }
+  return copied;
+}
+
+/** What an operator reads after `npm start`. */
+export function demoSummary(host: Host, seeded: string[], samplesDir = defaultSamplesDir): string {
+  const lines: string[] = [];
+  lines.push(`streamplug is running on ${host.url} (data directory ${host.dataDir})`);
+  if (seeded.length) lines.push(`installed the sample plugins from ${samplesDir}: ${seeded.join(', ')}`);
+  else if (!fs.existsSync(samplesDir)) lines.push(`no samples at ${samplesDir}: run \`npm run build:plugins\` to build them`);
+  for (const p of host.startup.loaded) lines.push(`  loaded   ${p.type}/${p.name}: ${p.functions.join(', ') || '(no functions)'}`);
+  for (const p of host.startup.failed) lines.push(`  FAILED   ${p.type}/${p.name}: ${p.code} ${p.message}`);
+  lines.push('look here:');
+  lines.push(`  ${host.url}/plugins/functions     installed function plugins`);
+  lines.push(`  ${host.url}/plugins/udfs          every function a plugin provides`);
+  const first = host.startup.loaded[0];
+  if (first) lines.push(`  ${host.url}/plugins/${first.type}/${first.name}   one plugin: version, build, check results`);
+  lines.push(`  streamplug plugin list --host ${host.url}`);
+  return lines.join('\n');
+}

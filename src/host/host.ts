@@ -1,0 +1,116 @@
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildServer } from '../api/server.js';
+import { PluginRegistry } from '../plugins/registry.js';
+import { PluginManager, type StartupReport } from '../manager/manager.js';
+import { dataLayout, ensureLayout } from '../manager/layout.js';
+import type { ZipLimits } from '../manager/limits.js';
+import type { PluginUsage } from '../manager/types.js';
+import { acquireLock, releaseLock, writeLock } from './lock.js';
+import { createLogger } from './logger.js';
+
+export interface HostOptions {
+  /** Default ./data (STREAMPLUG_DATA). */
+  dataDir?: string;
+  /** Default 9081 (STREAMPLUG_PORT); 0 picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  logger?: Logger;
+  limits?: Partial<ZipLimits>;
+  trustedKeyFiles?: string[];
+  allowPrivateUrls?: boolean;
+  usage?: PluginUsage;
+  /** Runs after the data layout exists and before plugins load (the demo copies samples in here). */
+  beforeStart?: (dataDir: string) => void;
+}
+
+export interface Host {
+  url: string;
+  dataDir: string;
+  registry: PluginRegistry;
+  manager: PluginManager;
+  server: FastifyInstance;
+  startup: StartupReport;
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+/** Resolves flags over environment over defaults. */
+export function hostDefaults(opts: HostOptions = {}): { dataDir: string; port: number; host: string } {
+  const port = opts.port ?? (process.env.STREAMPLUG_PORT !== undefined ? Number(process.env.STREAMPLUG_PORT) : 9081);
+  return {
+    dataDir: path.resolve(opts.dataDir ?? process.env.STREAMPLUG_DATA ?? 'data'),
+    port,
+    host: opts.host ?? process.env.STREAMPLUG_HOST ?? '127.0.0.1',
+  };
+}
+
+/**
+ * Starts a host on one data directory: layout, lock, registry, the manager's startup scan (a broken
+ * plugin is logged and skipped, never fatal), then the REST API. `GET /ping` answers once ready.
+ */
+export async function startHost(opts: HostOptions = {}): Promise<Host> {
+  const { dataDir, port, host } = hostDefaults(opts);
+  const logger = opts.logger ?? createLogger();
+  const layout = dataLayout(dataDir);
+  ensureLayout(layout);
+  acquireLock(layout.lockFile);
+  const pluginLog = logger.child({ component: 'plugin' });
+  const registry = new PluginRegistry({
+    onLog: (line) => {
+      const level = line.level >= 50 ? 'error' : line.level >= 40 ? 'warn' : line.level >= 30 ? 'info' : 'debug';
+      pluginLog[level]({ plugin: line.plugin, rule: line.rule || undefined }, line.message);
+    },
+  });
+  let server: FastifyInstance | undefined;
+  try {
+    opts.beforeStart?.(dataDir);
+    const manager = new PluginManager({
+      dataDir,
+      registry,
+      usage: opts.usage,
+      limits: opts.limits,
+      trustedKeyFiles: opts.trustedKeyFiles,
+      allowPrivateUrls: opts.allowPrivateUrls,
+      log: logger.child({ component: 'manager' }),
+    });
+    const startup = await manager.start();
+    server = await buildServer({ services: { dataDir, manager, registry }, logger });
+    await server.listen({ port, host });
+    const addr = server.server.address();
+    const actualPort = typeof addr === 'object' && addr ? addr.port : port;
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+    writeLock(layout.lockFile, { pid: process.pid, url, startedAt: new Date().toISOString() });
+    logger.info({ url, dataDir, loaded: startup.loaded.length, failed: startup.failed.length }, `streamplug listening on ${url}`);
+    let closed = false;
+    const srv = server;
+    return {
+      url,
+      dataDir,
+      registry,
+      manager,
+      server: srv,
+      startup,
+      logger,
+      async close() {
+        if (closed) return;
+        closed = true;
+        await srv.close();
+        registry.unloadAll();
+        releaseLock(layout.lockFile);
+        logger.info({ dataDir }, 'streamplug stopped');
+      },
+    };
+  } catch (e) {
+    await server?.close().catch(() => undefined);
+    try {
+      registry.unloadAll();
+    } catch {
+      // best effort on a failed start
+    }
+    releaseLock(layout.lockFile);
+    throw e;
+  }
+}

@@ -1,0 +1,602 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { checkPluginFile } from '../check/index.js';
+import { StreamplugError, isStreamplugError } from '../errors.js';
+import type { LoadedPluginInfo } from '../plugins/types.js';
+import { fetchZip, spoolStream, type FetchedZip } from './fetch.js';
+import { dataLayout, ensureLayout, isPluginType, PLUGIN_TYPES, singular, type DataLayout, type PluginType } from './layout.js';
+import { resolveLimits, type ZipLimits } from './limits.js';
+import { deleteRecord, readAllRecords, readRecord, writeRecord } from './records.js';
+import { loadTrustedKeys, verifyLibrary, type TrustedKey } from './signature.js';
+import {
+  NO_USAGE,
+  type PluginDescription,
+  type PluginRecord,
+  type PluginStatus,
+  type PluginUsage,
+  type ProgressEvent,
+  type RegistryLike,
+} from './types.js';
+import { assertPluginName, unpackPlugin, type UnpackedPlugin } from './unpack.js';
+
+export interface ManagerLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+const silent: ManagerLogger = { info() {}, warn() {}, error() {} };
+
+export interface ManagerOptions {
+  dataDir: string;
+  registry: RegistryLike;
+  usage?: PluginUsage;
+  limits?: Partial<ZipLimits>;
+  /** PEM files of trusted public keys, in addition to `<data>/etc/trusted-keys/*.pem`. */
+  trustedKeyFiles?: string[];
+  /** Let http(s) downloads reach loopback/private addresses. */
+  allowPrivateUrls?: boolean;
+  log?: ManagerLogger;
+}
+
+/** Where the zip comes from: a path or URL to fetch, or a stream already open (an HTTP upload). */
+export type ZipSource = { file: string } | { stream: Readable; label?: string };
+
+export interface InstallRequest {
+  type: PluginType;
+  name: string;
+  source: ZipSource;
+  functions?: string[];
+  sha256?: string;
+  /** Recorded as where the zip came from; default the path/URL, or "upload". */
+  origin?: string;
+  onProgress?: (p: ProgressEvent) => void;
+}
+
+export interface InstallResult {
+  type: PluginType;
+  name: string;
+  file: string;
+  state: 'loaded' | 'pending-restart';
+  /** eKuiper's plain-text answer, e.g. "function plugin echo is created". */
+  message: string;
+  info?: LoadedPluginInfo;
+}
+
+export interface StartupReport {
+  loaded: { type: PluginType; name: string; file: string; functions: string[] }[];
+  failed: { type: PluginType; name: string; file: string; code: string; message: string }[];
+  cleaned: string[];
+}
+
+/** Files the manager itself names: NAME@<sha8>.so|.node. Others in plugins/<type>/ were dropped in by hand. */
+const OWNED_RE = /^([A-Za-z0-9_-]+)@([0-9a-f]{8})\.(so|node)$/;
+const LIB_EXT_RE = /\.(so|node)$/;
+
+const key = (type: PluginType, name: string) => `${type}/${name}`;
+
+/**
+ * Installs, updates and removes plugins in one data directory, and loads them at start.
+ * Every change is all-or-nothing: the plugin's record is written last (an install's commit point)
+ * and removed first (a delete's), and start() sweeps whatever a crash left between the two.
+ */
+export class PluginManager {
+  readonly layout: DataLayout;
+  readonly limits: ZipLimits;
+  private readonly registry: RegistryLike;
+  private usage: PluginUsage;
+  private readonly log: ManagerLogger;
+  private readonly opts: ManagerOptions;
+  private readonly status = new Map<string, PluginStatus>();
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: ManagerOptions) {
+    this.opts = opts;
+    this.layout = dataLayout(opts.dataDir);
+    this.limits = resolveLimits(opts.limits);
+    this.registry = opts.registry;
+    this.usage = opts.usage ?? NO_USAGE;
+    this.log = opts.log ?? silent;
+  }
+
+  /** The rules engine plugs itself in here once it exists. */
+  setUsage(usage: PluginUsage): void {
+    this.usage = usage;
+  }
+
+  trustedKeys(): TrustedKey[] {
+    return loadTrustedKeys(this.layout.trustedKeysDir, this.opts.trustedKeyFiles);
+  }
+
+  /** One change at a time: installs, updates and deletes are serialised. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  // ---------------------------------------------------------------- startup
+
+  /** Creates the layout, sweeps what an interrupted install or delete left, and loads every plugin. */
+  async start(): Promise<StartupReport> {
+    return this.exclusive(async () => this.startNow());
+  }
+
+  private startNow(): StartupReport {
+    ensureLayout(this.layout);
+    const report: StartupReport = { loaded: [], failed: [], cleaned: [] };
+    const clean = (p: string, why: string) => {
+      fs.rmSync(p, { recursive: true, force: true });
+      report.cleaned.push(p);
+      this.log.warn({ path: p }, `removed ${why}`);
+    };
+    for (const f of fs.readdirSync(this.layout.tmp)) clean(path.join(this.layout.tmp, f), 'a temporary folder of an unfinished install');
+
+    const { records, broken } = readAllRecords(this.layout);
+    for (const b of broken) clean(b, 'an unreadable plugin record');
+    const live: PluginRecord[] = [];
+    for (const rec of records) {
+      if (!fs.existsSync(path.join(this.layout.pluginDir(rec.type), rec.file))) {
+        // The library went away (deleted by hand, or a delete interrupted after its file step).
+        clean(this.layout.recordFile(rec.type, rec.name), `the record of ${singular(rec.type)} plugin ${rec.name}: its library ${rec.file} is missing`);
+        this.removeEtc(rec);
+        continue;
+      }
+      live.push(rec);
+    }
+
+    for (const type of PLUGIN_TYPES) {
+      const dir = this.layout.pluginDir(type);
+      const referenced = new Set(live.filter((r) => r.type === type).map((r) => r.file));
+      for (const f of fs.readdirSync(dir)) {
+        if (referenced.has(f)) continue;
+        const full = path.join(dir, f);
+        if (!LIB_EXT_RE.test(f)) continue; // not ours to judge
+        if (OWNED_RE.test(f)) {
+          // A library copied in by an install that never reached its record, or the previous
+          // version an update left for after the restart.
+          clean(full, 'a library no plugin record refers to');
+          continue;
+        }
+        const adopted = this.adopt(type, f);
+        if (adopted) live.push(adopted);
+      }
+      const etcRoot = path.join(this.layout.etc, 'plugins', type);
+      if (fs.existsSync(etcRoot)) {
+        const names = new Set(live.filter((r) => r.type === type).map((r) => r.name));
+        for (const d of fs.readdirSync(etcRoot)) if (!names.has(d)) clean(path.join(etcRoot, d), 'configuration of a plugin with no record');
+      }
+    }
+
+    let keys: TrustedKey[] = [];
+    let keyError: StreamplugError | undefined;
+    try {
+      keys = this.trustedKeys();
+    } catch (e) {
+      keyError = e as StreamplugError;
+      this.log.error({ code: keyError.code }, keyError.message);
+    }
+    for (const rec of live) {
+      const file = path.join(this.layout.pluginDir(rec.type), rec.file);
+      if (rec.pendingRestart) {
+        delete rec.pendingRestart;
+        writeRecord(this.layout, rec);
+      }
+      try {
+        if (keyError) throw keyError;
+        if (keys.length) verifyLibrary(fs.readFileSync(file), rec.file, rec.signature, keys);
+        const info = this.registry.load(file);
+        this.status.set(key(rec.type, rec.name), { state: 'loaded', info });
+        report.loaded.push({ type: rec.type, name: rec.name, file, functions: info.functions });
+        this.log.info({ plugin: rec.name, type: rec.type, file, functions: info.functions }, `loaded ${singular(rec.type)} plugin ${rec.name}`);
+      } catch (e) {
+        const err = asError(e);
+        this.status.set(key(rec.type, rec.name), { state: 'failed', lastError: { code: err.code, message: err.message, at: now() } });
+        report.failed.push({ type: rec.type, name: rec.name, file, code: err.code, message: err.message });
+        this.log.error({ plugin: rec.name, type: rec.type, file, code: err.code }, `cannot load ${file}: ${err.message}`);
+      }
+    }
+    return report;
+  }
+
+  /** A library dropped into plugins/<type>/ by hand (eKuiper style): record it under its file name. */
+  private adopt(type: PluginType, file: string): PluginRecord | undefined {
+    const name = file.replace(LIB_EXT_RE, '').replace(/@.*$/, '');
+    const full = path.join(this.layout.pluginDir(type), file);
+    try {
+      assertPluginName(name);
+      if (readRecord(this.layout, type, name)) throw new StreamplugError('E_CONFLICT', `a plugin named ${name} is already installed`);
+    } catch (e) {
+      this.log.error({ file: full, code: asError(e).code }, `ignoring ${full}: ${asError(e).message}`);
+      return undefined;
+    }
+    const stamp = now();
+    const rec: PluginRecord = {
+      type,
+      name,
+      file,
+      flavour: file.endsWith('.node') ? 'node' : 'so',
+      sha256: crypto.createHash('sha256').update(fs.readFileSync(full)).digest('hex'),
+      installedAt: stamp,
+      updatedAt: stamp,
+      etcFiles: [],
+    };
+    writeRecord(this.layout, rec);
+    this.log.info({ file: full }, `adopted ${full}, copied in by hand, as ${singular(type)} plugin ${name}`);
+    return rec;
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  list(type: PluginType): string[] {
+    return readAllRecords(this.layout)
+      .records.filter((r) => r.type === type)
+      .map((r) => r.name);
+  }
+
+  record(type: PluginType, name: string): PluginRecord | undefined {
+    return readRecord(this.layout, type, name);
+  }
+
+  describe(type: PluginType, name: string): PluginDescription {
+    const rec = this.requireRecord(type, name);
+    const file = path.join(this.layout.pluginDir(type), rec.file);
+    const st = this.status.get(key(type, name)) ?? { state: 'not-loaded' as const };
+    const info = st.info;
+    const report = checkPluginFile(file);
+    let signedBy: string | null = null;
+    try {
+      const keys = this.trustedKeys();
+      if (keys.length && rec.signature) signedBy = verifyLibrary(fs.readFileSync(file), rec.file, rec.signature, keys) ?? null;
+    } catch {
+      signedBy = null;
+    }
+    return {
+      name,
+      type,
+      version: rec.version ?? info?.version ?? null,
+      file,
+      flavour: rec.flavour,
+      sha256: rec.sha256,
+      installedAt: rec.installedAt,
+      updatedAt: rec.updatedAt,
+      origin: rec.origin,
+      metadata: rec.metadata,
+      functions: rec.functions ?? info?.functions ?? report.manifest?.extensions.filter((e) => e.startsWith('function:')).map((e) => e.slice(9)) ?? [],
+      build: info?.build ?? null,
+      contract: info?.contract ?? report.manifest?.contract ?? null,
+      state: rec.pendingRestart ? 'pending-restart' : st.state,
+      lastError: st.lastError ?? null,
+      pendingRestart: rec.pendingRestart?.reason ?? null,
+      signedBy,
+      check: { loadable: report.loadable, rows: report.rows },
+      rulesUsing: this.usage.rulesUsing(name),
+    };
+  }
+
+  /** Every function provided by a loaded plugin, by SQL name. */
+  listUdfs(): string[] {
+    return this.registry.listFunctions().map((f) => f.name);
+  }
+
+  /** Which plugin provides the function `name` (case-insensitive), as installed. */
+  udf(name: string): { name: string; plugin: string; type: PluginType } {
+    const fn = this.registry.getFunction(name);
+    if (!fn) throw new StreamplugError('E_NOT_FOUND', `no loaded plugin provides function "${name}"; GET /plugins/udfs lists those that exist`, { name });
+    const owner = this.ownerOf(fn.plugin);
+    return { name: fn.name, plugin: owner?.name ?? fn.plugin, type: owner?.type ?? 'functions' };
+  }
+
+  /** The installed plugin whose loaded library has descriptor name `loadedName`. */
+  private ownerOf(loadedName: string): { type: PluginType; name: string } | undefined {
+    for (const [k, st] of this.status) {
+      if (st.info?.name === loadedName) {
+        const [type, name] = k.split('/') as [PluginType, string];
+        return { type, name };
+      }
+    }
+    return undefined;
+  }
+
+  private requireRecord(type: PluginType, name: string): PluginRecord {
+    if (!isPluginType(type)) throw badType(type);
+    assertPluginName(name);
+    const rec = readRecord(this.layout, type, name);
+    if (!rec) {
+      throw new StreamplugError('E_NOT_FOUND', `${singular(type)} plugin ${name} is not installed; GET /plugins/${type} lists those that are`, {
+        type,
+        name,
+      });
+    }
+    return rec;
+  }
+
+  // ---------------------------------------------------------------- inspect (pack, `plugin check`)
+
+  /** Unpacks and checks a zip exactly as install would, without loading or installing anything. */
+  async inspect(zipFile: string, opts: { type: PluginType; name?: string; onProgress?: (p: ProgressEvent) => void }): Promise<Omit<UnpackedPlugin, 'dir' | 'library'>> {
+    ensureLayout(this.layout);
+    const work = this.workDir('inspect');
+    try {
+      const u = await unpackPlugin(zipFile, path.join(work, 'x'), { ...opts, limits: this.limits, keys: this.trustedKeys() });
+      const { dir: _d, library: _l, ...rest } = u;
+      return rest;
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  }
+
+  // ---------------------------------------------------------------- install / update
+
+  install(req: InstallRequest): Promise<InstallResult> {
+    return this.exclusive(() => this.installNow(req, 'create'));
+  }
+
+  update(req: InstallRequest): Promise<InstallResult> {
+    return this.exclusive(() => this.installNow(req, 'update'));
+  }
+
+  private workDir(kind: string): string {
+    const dir = path.join(this.layout.tmp, `${kind}-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
+    fs.mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+
+  private async installNow(req: InstallRequest, mode: 'create' | 'update'): Promise<InstallResult> {
+    const { type, name } = req;
+    if (!isPluginType(type)) throw badType(type);
+    assertPluginName(name);
+    if (req.functions !== undefined && (!Array.isArray(req.functions) || req.functions.some((f) => typeof f !== 'string'))) {
+      throw new StreamplugError('E_BAD_REQUEST', '"functions" must be an array of function names');
+    }
+    const old = readRecord(this.layout, type, name);
+    if (mode === 'create' && old) {
+      throw new StreamplugError(
+        'E_CONFLICT',
+        `${singular(type)} plugin ${name} already exists; to replace it use PUT /plugins/${type}/${name} (or \`streamplug plugin update\`)`,
+        { type, name },
+      );
+    }
+    if (mode === 'update' && !old) {
+      throw new StreamplugError('E_NOT_FOUND', `${singular(type)} plugin ${name} is not installed; create it with POST /plugins/${type}`, { type, name });
+    }
+    ensureLayout(this.layout);
+    const work = this.workDir('install');
+    const created: string[] = []; // files to remove if this install does not complete
+    let loadedNew: string | undefined;
+    let unloadedOld: LoadedPluginInfo | undefined;
+    try {
+      const zip = await this.obtainZip(req.source, path.join(work, 'plugin.zip'), req.onProgress);
+      if (req.sha256 !== undefined) {
+        const want = String(req.sha256).toLowerCase();
+        if (want !== zip.sha256) {
+          throw new StreamplugError('E_SHA256', `the zip's sha256 is ${zip.sha256}, not the ${want} given; the download is damaged or not the file meant`, {
+            found: zip.sha256,
+            expected: want,
+          });
+        }
+      }
+      const u = await unpackPlugin(zip.file, path.join(work, 'x'), {
+        type,
+        name,
+        limits: this.limits,
+        keys: this.trustedKeys(),
+        onProgress: req.onProgress,
+      });
+
+      // A fresh file name per content: a loaded library's path is never written over.
+      const fileName = `${name}@${u.sha256.slice(0, 8)}.${u.flavour}`;
+      const dest = path.join(this.layout.pluginDir(type), fileName);
+      if (!fs.existsSync(dest)) {
+        fs.renameSync(u.library, dest);
+        created.push(dest);
+      }
+
+      const oldStatus = this.status.get(key(type, name));
+      const rulesUsing = old ? this.usage.rulesUsing(name) : [];
+      let pending: string | undefined;
+      let info: LoadedPluginInfo | undefined;
+      if (old && old.file === fileName && oldStatus?.state === 'loaded') {
+        info = oldStatus.info; // same bytes already running
+      } else if (old && oldStatus?.state === 'loaded' && (old.flavour === 'node' || rulesUsing.length > 0)) {
+        pending =
+          old.flavour === 'node'
+            ? `Node never unloads a .node addon: the new version of ${name} loads at the next start`
+            : `rules ${rulesUsing.join(', ')} use ${name}: the new version loads at the next start`;
+      } else {
+        if (old && oldStatus?.state === 'loaded' && oldStatus.info) {
+          try {
+            this.registry.unload(oldStatus.info.name);
+            unloadedOld = oldStatus.info;
+            this.status.set(key(type, name), { state: 'not-loaded' });
+          } catch (e) {
+            // Function instances still open (a rule runs it): keep the running one until restart.
+            if (asError(e).code !== 'E_CONFLICT') throw e;
+            pending = `${asError(e).message.replace(/;.*$/, '')}: the new version of ${name} loads at the next start`;
+          }
+        }
+        if (!pending) {
+          info = this.registry.load(dest);
+          loadedNew = info.name;
+        }
+      }
+
+      if (req.functions && info) {
+        const provided = new Set(info.functions.map((f) => f.toLowerCase()));
+        const missing = req.functions.filter((f) => !provided.has(f.toLowerCase()));
+        if (missing.length) {
+          throw new StreamplugError(
+            'E_UNKNOWN_FUNCTION',
+            `${singular(type)} plugin ${name} does not provide ${missing.join(', ')}; it provides ${info.functions.join(', ') || 'no functions'}`,
+            { missing, provided: info.functions },
+          );
+        }
+      }
+
+      const etcFiles = this.placeEtc(u, created);
+      const stamp = now();
+      const rec: PluginRecord = {
+        type,
+        name,
+        file: fileName,
+        flavour: u.flavour,
+        sha256: u.sha256,
+        version: (typeof u.metadata?.version === 'string' ? u.metadata.version : undefined) ?? u.report.manifest?.version ?? info?.version,
+        installedAt: old?.installedAt ?? stamp,
+        updatedAt: stamp,
+        origin: req.origin ?? ('file' in req.source ? req.source.file : req.source.label ?? 'upload'),
+        metadata: u.metadata,
+        functions: req.functions ?? old?.functions,
+        signature: u.signature,
+        etcFiles,
+        pendingRestart: pending ? { reason: pending } : undefined,
+      };
+      writeRecord(this.layout, rec); // commit point
+      created.length = 0;
+
+      if (info) this.status.set(key(type, name), { state: 'loaded', info });
+      if (old && old.file !== fileName && !pending) {
+        // The old library is unloaded; unlinking a file never disturbs a mapping anyway.
+        fs.rmSync(path.join(this.layout.pluginDir(type), old.file), { force: true });
+      }
+      const verb = mode === 'create' ? 'created' : 'updated';
+      const message = pending
+        ? `${singular(type)} plugin ${name} is ${verb}; the change takes effect at restart (${pending})`
+        : `${singular(type)} plugin ${name} is ${verb}`;
+      this.log.info({ plugin: name, type, file: dest, functions: info?.functions }, message);
+      return { type, name, file: dest, state: pending ? 'pending-restart' : 'loaded', message, info };
+    } catch (e) {
+      if (loadedNew) {
+        try {
+          this.registry.unload(loadedNew, { force: true });
+        } catch (ue) {
+          this.log.error({ plugin: name, code: asError(ue).code }, `rollback could not unload ${loadedNew}: ${asError(ue).message}`);
+        }
+      }
+      if (unloadedOld && old) {
+        try {
+          const info = this.registry.load(path.join(this.layout.pluginDir(type), old.file));
+          this.status.set(key(type, name), { state: 'loaded', info });
+        } catch (le) {
+          const err = asError(le);
+          this.status.set(key(type, name), { state: 'failed', lastError: { code: err.code, message: err.message, at: now() } });
+        }
+      }
+      for (const f of created) fs.rmSync(f, { recursive: true, force: true });
+      const err = asError(e);
+      this.log.warn({ plugin: name, type, code: err.code }, `${mode === 'create' ? 'install' : 'update'} of ${name} refused: ${err.message}`);
+      throw err;
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  }
+
+  private obtainZip(source: ZipSource, dest: string, onProgress?: (p: ProgressEvent) => void): Promise<FetchedZip> {
+    const opts = { maxBytes: this.limits.maxZipBytes, allowPrivateNetworks: this.opts.allowPrivateUrls, onProgress };
+    return 'file' in source ? fetchZip(source.file, dest, opts) : spoolStream(source.stream, dest, opts);
+  }
+
+  /** Moves the zip's etc/ folder and a source's NAME.yaml into place; returns what was written. */
+  private placeEtc(u: UnpackedPlugin, created: string[]): string[] {
+    const written: string[] = [];
+    const etcSrc = path.join(u.dir, 'etc');
+    const etcDest = this.layout.pluginEtcDir(u.type, u.name);
+    if (u.etcFiles.length && fs.existsSync(etcSrc)) {
+      fs.rmSync(etcDest, { recursive: true, force: true });
+      fs.mkdirSync(path.dirname(etcDest), { recursive: true });
+      fs.renameSync(etcSrc, etcDest);
+      created.push(etcDest);
+      for (const f of u.etcFiles) written.push(path.relative(this.layout.root, path.join(etcDest, f)));
+    }
+    if (u.yaml && u.type === 'sources') {
+      const dest = this.layout.sourceYaml(u.name);
+      fs.mkdirSync(path.dirname(dest), { recursive: true });
+      fs.renameSync(u.yaml, dest);
+      created.push(dest);
+      written.push(path.relative(this.layout.root, dest));
+    }
+    return written;
+  }
+
+  private removeEtc(rec: PluginRecord): void {
+    for (const f of rec.etcFiles ?? []) {
+      const full = path.resolve(this.layout.root, f);
+      if (full.startsWith(this.layout.etc + path.sep)) fs.rmSync(full, { force: true });
+    }
+    fs.rmSync(this.layout.pluginEtcDir(rec.type, rec.name), { recursive: true, force: true });
+  }
+
+  // ---------------------------------------------------------------- delete / register
+
+  remove(type: PluginType, name: string, opts: { force?: boolean } = {}): Promise<{ message: string; restartNeeded: boolean }> {
+    return this.exclusive(async () => {
+      const rec = this.requireRecord(type, name);
+      const rules = this.usage.rulesUsing(name);
+      if (rules.length && !opts.force) {
+        throw new StreamplugError(
+          'E_PLUGIN_IN_USE',
+          `${singular(type)} plugin ${name} is used by rule(s) ${rules.join(', ')}; delete or change those rules first, or delete with force`,
+          { type, name, rules },
+        );
+      }
+      const st = this.status.get(key(type, name));
+      if (st?.state === 'loaded' && st.info) this.registry.unload(st.info.name, { force: opts.force });
+      this.status.delete(key(type, name));
+      deleteRecord(this.layout, type, name); // commit point: from here the plugin is gone
+      fs.rmSync(path.join(this.layout.pluginDir(type), rec.file), { force: true });
+      this.removeEtc(rec);
+      const restartNeeded = rec.flavour === 'node';
+      const message = restartNeeded
+        ? `${singular(type)} plugin ${name} is deleted; its functions are unregistered, and Node releases the .node library at restart`
+        : `${singular(type)} plugin ${name} is deleted`;
+      this.log.info({ plugin: name, type }, message);
+      return { message, restartNeeded };
+    });
+  }
+
+  /** eKuiper's POST /plugins/functions/{name}/register: records which functions the plugin serves. */
+  registerFunctions(name: string, functions: unknown): Promise<string> {
+    return this.exclusive(async () => {
+      const rec = this.requireRecord('functions', name);
+      if (!Array.isArray(functions) || functions.length === 0 || functions.some((f) => typeof f !== 'string' || !f)) {
+        throw new StreamplugError('E_BAD_REQUEST', 'expected a body {"functions": ["name", …]} with at least one function name');
+      }
+      const st = this.status.get(key('functions', name));
+      const provided = st?.info?.functions ?? [];
+      const lower = new Set(provided.map((f) => f.toLowerCase()));
+      const missing = (functions as string[]).filter((f) => !lower.has(f.toLowerCase()));
+      if (missing.length) {
+        throw new StreamplugError(
+          'E_UNKNOWN_FUNCTION',
+          `function plugin ${name} does not provide ${missing.join(', ')}; it provides ${provided.join(', ') || 'nothing (not loaded)'}`,
+          { missing, provided },
+        );
+      }
+      writeRecord(this.layout, { ...rec, functions: functions as string[], updatedAt: now() });
+      return `function plugin ${name} function list is registered`;
+    });
+  }
+
+  /** Status of a plugin as loaded in this process (for hosts and tests). */
+  statusOf(type: PluginType, name: string): PluginStatus | undefined {
+    return this.status.get(key(type, name));
+  }
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+function badType(type: string): StreamplugError {
+  return new StreamplugError('E_BAD_REQUEST', `plugin type "${type}" is unknown; expected sources, sinks or functions`, { type });
+}
+
+function asError(e: unknown): StreamplugError {
+  if (isStreamplugError(e)) return e;
+  const code = (e as { code?: unknown })?.code;
+  const message = e instanceof Error ? e.message : String(e);
+  if (typeof code === 'string' && /^E_[A-Z0-9_]+$/.test(code)) return new StreamplugError(code as never, message);
+  return new StreamplugError('E_INTERNAL', message);
+}

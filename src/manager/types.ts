@@ -1,0 +1,90 @@
+import type { LoadedPluginInfo, PluginFunction } from '../plugins/types.js';
+import type { CheckRow } from '../check/types.js';
+import type { PluginType } from './layout.js';
+import type { SignatureFile } from './signature.js';
+
+/** What the manager needs of engineer A's PluginRegistry (src/plugins/registry.ts satisfies it). */
+export interface RegistryLike {
+  load(file: string): LoadedPluginInfo;
+  unload(name: string, opts?: { force?: boolean }): unknown;
+  list(): LoadedPluginInfo[];
+  get(name: string): LoadedPluginInfo | undefined;
+  getFunction(name: string): PluginFunction | undefined;
+  listFunctions(): PluginFunction[];
+}
+
+/** The rules engine implements this; until then no rule uses any plugin. */
+export interface PluginUsage {
+  /** Ids of the rules that use the plugin named `plugin` (its install name). */
+  rulesUsing(plugin: string): string[];
+}
+
+export const NO_USAGE: PluginUsage = { rulesUsing: () => [] };
+
+/** NAME.json at the zip root (eKuiper's metadata file); every field optional. */
+export interface PluginMetadata {
+  author?: { name?: string; email?: string; company?: string; website?: string } | string;
+  version?: string;
+  description?: string;
+  about?: unknown;
+  helpUrl?: unknown;
+  functions?: unknown;
+  [k: string]: unknown;
+}
+
+/** One JSON file per installed plugin (`<data>/plugins/records/<type>.<name>.json`): the install's commit point. */
+export interface PluginRecord {
+  type: PluginType;
+  name: string;
+  /** Library file name inside plugins/<type>/. */
+  file: string;
+  flavour: 'so' | 'node';
+  sha256: string;
+  version?: string;
+  installedAt: string;
+  updatedAt: string;
+  /** Where the zip came from (path or URL), for operators; absent for dropped-in libraries. */
+  origin?: string;
+  metadata?: PluginMetadata;
+  /** Function names registered for this plugin (POST …/register or "functions" at install). */
+  functions?: string[];
+  signature?: SignatureFile;
+  /** Files this plugin brought under etc/, relative to the data directory. */
+  etcFiles: string[];
+  /** Set when an update could not replace the running library: the new file loads at the next start. */
+  pendingRestart?: { reason: string };
+}
+
+export type LoadState = 'loaded' | 'failed' | 'pending-restart' | 'not-loaded';
+
+export interface PluginStatus {
+  state: LoadState;
+  info?: LoadedPluginInfo;
+  lastError?: { code: string; message: string; at: string };
+}
+
+export interface PluginDescription {
+  name: string;
+  type: PluginType;
+  version: string | null;
+  file: string;
+  flavour: 'so' | 'node';
+  sha256: string;
+  installedAt: string;
+  updatedAt: string;
+  origin?: string;
+  metadata?: PluginMetadata;
+  functions: string[];
+  build: LoadedPluginInfo['build'] | null;
+  contract: string | null;
+  state: LoadState;
+  lastError: PluginStatus['lastError'] | null;
+  pendingRestart: string | null;
+  signedBy: string | null;
+  check: { loadable: boolean; rows: CheckRow[] };
+  rulesUsing: string[];
+}
+
+export type ProgressEvent =
+  | { phase: 'download'; bytes: number; total?: number }
+  | { phase: 'unpack'; entries: number; totalEntries: number; bytes: number };

@@ -1,0 +1,148 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { checkPluginFile } from '../check/index.js';
+import type { CheckReport } from '../check/types.js';
+import { StreamplugError } from '../errors.js';
+import { PLUGIN_NAME_RE, type PluginType } from './layout.js';
+import type { ZipLimits } from './limits.js';
+import { parseSignature, verifyLibrary, type SignatureFile, type TrustedKey } from './signature.js';
+import type { PluginMetadata } from './types.js';
+import { extractZip, type UnpackProgress } from './zip.js';
+
+/** A plugin zip unpacked into a work folder and checked, ready to be moved into place. */
+export interface UnpackedPlugin {
+  name: string;
+  type: PluginType;
+  dir: string;
+  /** Absolute path of the library inside `dir`, and its name in the zip. */
+  library: string;
+  libraryEntry: string;
+  flavour: 'so' | 'node';
+  sha256: string;
+  metadata?: PluginMetadata;
+  /** A source's default configuration (NAME.yaml). */
+  yaml?: string;
+  /** Files under the zip's etc/ folder, relative to it. */
+  etcFiles: string[];
+  signature?: SignatureFile;
+  /** Fingerprint of the trusted key that verified the library, when keys are configured. */
+  signedBy?: string;
+  report: CheckReport;
+}
+
+export interface UnpackOptions {
+  type: PluginType;
+  /** The install name; when absent (pack, `plugin check`) it is taken from the library's name. */
+  name?: string;
+  limits: ZipLimits;
+  keys: TrustedKey[];
+  onProgress?: (p: UnpackProgress) => void;
+}
+
+const LIB_RE = /^([A-Za-z0-9_-]+)(?:@([^/]+))?\.(so|node)$/;
+
+export function assertPluginName(name: string): void {
+  if (!PLUGIN_NAME_RE.test(name)) {
+    throw new StreamplugError(
+      'E_ZIP_BAD_NAME',
+      `plugin name "${name}" is invalid; expected letters, digits, "_" or "-" only (^[A-Za-z0-9_-]+$)`,
+      { name },
+    );
+  }
+}
+
+export async function unpackPlugin(zipFile: string, dir: string, opts: UnpackOptions): Promise<UnpackedPlugin> {
+  if (opts.name !== undefined) assertPluginName(opts.name);
+  fs.mkdirSync(dir, { recursive: true });
+  const files = await extractZip(zipFile, dir, opts.limits, opts.onProgress);
+
+  const rootFiles = files.filter((f) => !f.includes('/'));
+  const libs = rootFiles.filter((f) => LIB_RE.test(f));
+  const nested = files.filter((f) => f.includes('/') && !f.startsWith('etc/') && /\.(so|node)$/.test(f));
+  const wanted = opts.name;
+  const matching = wanted ? libs.filter((f) => LIB_RE.exec(f)![1].toLowerCase() === wanted.toLowerCase()) : libs;
+  const expected = wanted ? `${wanted}.so or ${wanted}.node (optionally ${wanted}@VERSION.so)` : 'NAME.so or NAME.node';
+  if (matching.length === 0) {
+    if (libs.length > 0) {
+      throw new StreamplugError(
+        'E_ZIP_BAD_NAME',
+        `zip holds ${libs.join(', ')} but the plugin is named "${wanted}"; expected ${expected} at the zip root: rename the library or install under its name`,
+        { found: libs, expected: wanted },
+      );
+    }
+    const hint = nested.length ? ` (found ${nested.join(', ')} in a folder: libraries belong at the zip root)` : '';
+    throw new StreamplugError('E_ZIP_NO_LIBRARY', `zip has no plugin library; expected ${expected} at its root${hint}`, {
+      files,
+    });
+  }
+  if (matching.length > 1) {
+    throw new StreamplugError('E_ZIP_BAD_NAME', `zip holds several libraries (${matching.join(', ')}); expected exactly one`, {
+      found: matching,
+    });
+  }
+  const libraryEntry = matching[0];
+  const m = LIB_RE.exec(libraryEntry)!;
+  const base = m[1];
+  const name = wanted ?? base;
+  assertPluginName(name);
+  const flavour = m[3] as 'so' | 'node';
+  const library = path.join(dir, libraryEntry);
+
+  const rootNamed = (ext: string): string | undefined =>
+    rootFiles.find((f) => f.toLowerCase() === `${base.toLowerCase()}${ext}` || f.toLowerCase() === `${name.toLowerCase()}${ext}`);
+
+  let metadata: PluginMetadata | undefined;
+  const metaFile = rootNamed('.json');
+  if (metaFile) {
+    try {
+      const parsed = JSON.parse(fs.readFileSync(path.join(dir, metaFile), 'utf8')) as unknown;
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not a JSON object');
+      metadata = parsed as PluginMetadata;
+    } catch (e) {
+      throw new StreamplugError('E_BAD_REQUEST', `${metaFile} in the zip is not valid metadata (${(e as Error).message}); expected a JSON object`, {
+        entry: metaFile,
+      });
+    }
+  }
+  const yamlFile = rootNamed('.yaml') ?? rootNamed('.yml');
+  const sigFile = rootNamed('.sig') ?? rootFiles.find((f) => f === `${libraryEntry}.sig`);
+  const signature = sigFile ? parseSignature(fs.readFileSync(path.join(dir, sigFile), 'utf8'), sigFile) : undefined;
+  const etcFiles = files.filter((f) => f.startsWith('etc/')).map((f) => f.slice(4)).filter(Boolean);
+
+  const report = checkPluginFile(library);
+  if (!report.loadable) {
+    throw (
+      report.error ??
+      new StreamplugError('E_BAD_DESCRIPTOR', `${libraryEntry} cannot be loaded by this host (the check refused it)`, { file: libraryEntry })
+    );
+  }
+  const declared = report.manifest?.name;
+  if (declared && declared.toLowerCase() !== name.toLowerCase()) {
+    throw new StreamplugError(
+      'E_ZIP_BAD_NAME',
+      `${libraryEntry} declares plugin name "${declared}" in its manifest but is installed as "${name}"; expected the same name: install it as "${declared}"`,
+      { found: declared, expected: name },
+    );
+  }
+
+  const bytes = fs.readFileSync(library);
+  const sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
+  const signedBy = verifyLibrary(bytes, libraryEntry, signature, opts.keys);
+
+  return {
+    name,
+    type: opts.type,
+    dir,
+    library,
+    libraryEntry,
+    flavour,
+    sha256,
+    metadata,
+    yaml: yamlFile ? path.join(dir, yamlFile) : undefined,
+    etcFiles,
+    signature,
+    signedBy,
+    report,
+  };
+}
