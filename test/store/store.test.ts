@@ -4,13 +4,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { openStore, STORE_FILE } from '../../src/store/index.js';
 import { SCHEMA_VERSION } from '../../src/store/schema.js';
+import { openDatabase, sqliteEngine } from '../../src/store/sqlite.js';
 
 const tempDir = () => mkdtempSync(path.join(os.tmpdir(), 'streamplug-store-'));
 
-describe('store', () => {
+describe(`store (${sqliteEngine()})`, () => {
   it('keeps streams, rules, desired state, status and checkpoints across a reopen', () => {
     const dir = path.join(tempDir(), 'nested', 'data');
     let s = openStore(dir);
@@ -109,8 +109,7 @@ describe('store', () => {
   it('uses WAL, stamps user_version, and refuses a store from a newer schema', () => {
     const dir = tempDir();
     openStore(dir).close();
-    const Database = createRequire(import.meta.url)('better-sqlite3');
-    const db = new Database(path.join(dir, STORE_FILE));
+    const db = openDatabase(path.join(dir, STORE_FILE));
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
     assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
     db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
