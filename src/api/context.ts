@@ -1,5 +1,6 @@
 import type { PluginManager } from '../manager/manager.js';
 import type { RegistryLike } from '../manager/types.js';
+import type { RuleService } from '../rules/service.js';
 
 /**
  * What route modules get: the host's services. Later areas (rules, streams) add their service
@@ -9,6 +10,8 @@ export interface HostServices {
   dataDir: string;
   manager: PluginManager;
   registry: RegistryLike;
+  /** Streams and rules; absent in hosts built for plugin-only tests. */
+  rules?: RuleService;
 }
 
 export interface RouteOptions {

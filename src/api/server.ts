@@ -5,6 +5,8 @@ import type { HostServices } from './context.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { metaRoutes } from './routes/meta.js';
 import { pluginRoutes } from './routes/plugins.js';
+import { registerRuleRoutes } from './routes/rules.js';
+import { registerStreamRoutes } from './routes/streams.js';
 
 export interface ServerOptions {
   services: HostServices;
@@ -30,5 +32,9 @@ export async function buildServer({ services, logger }: ServerOptions): Promise<
 
   await app.register(metaRoutes, { services });
   await app.register(pluginRoutes, { services });
+  if (services.rules) {
+    await registerStreamRoutes(app, services.rules);
+    await registerRuleRoutes(app, services.rules);
+  }
   return app;
 }

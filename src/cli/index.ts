@@ -15,6 +15,8 @@ import { register as registerPlugin } from './commands/plugin.js'; registerPlugi
 import { register as registerPack } from './commands/pack.js'; registerPack(program);
 import { register as registerSign } from './commands/sign.js'; registerSign(program);
 import { register as registerCheck } from './commands/check.js'; registerCheck(program);
+import { register as registerStream } from './commands/stream.js'; registerStream(program);
+import { register as registerRule } from './commands/rule.js'; registerRule(program);
 
 try {
   await program.parseAsync(process.argv);

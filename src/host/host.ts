@@ -7,6 +7,9 @@ import { PluginManager, type StartupReport } from '../manager/manager.js';
 import { dataLayout, ensureLayout } from '../manager/layout.js';
 import type { ZipLimits } from '../manager/limits.js';
 import type { PluginUsage } from '../manager/types.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../connectors/index.js';
+import { createRuleService, type RuleService } from '../rules/index.js';
+import { openStore, type Store } from '../store/index.js';
 import { acquireLock, releaseLock, writeLock } from './lock.js';
 import { createLogger } from './logger.js';
 
@@ -24,6 +27,12 @@ export interface HostOptions {
   usage?: PluginUsage;
   /** Runs after the data layout exists and before plugins load (the demo copies samples in here). */
   beforeStart?: (dataDir: string) => void;
+  /**
+   * MQTT for the built-in mqtt source/sink. `url`: an external broker, nothing embedded. Otherwise
+   * an embedded broker (aedes) on `host`:`port` (default 127.0.0.1, port 0 = a free one; the CLI
+   * defaults to 1883). `false`: no broker at all.
+   */
+  mqtt?: { url?: string; host?: string; port?: number } | false;
 }
 
 export interface Host {
@@ -33,6 +42,10 @@ export interface Host {
   manager: PluginManager;
   server: FastifyInstance;
   startup: StartupReport;
+  rules: RuleService;
+  store: Store;
+  /** The MQTT broker rules use by default (embedded or external), if any. */
+  mqttUrl?: string;
   logger: Logger;
   close(): Promise<void>;
 }
@@ -65,6 +78,9 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
     },
   });
   let server: FastifyInstance | undefined;
+  let store: Store | undefined;
+  let broker: EmbeddedBroker | undefined;
+  let rules: RuleService | undefined;
   try {
     opts.beforeStart?.(dataDir);
     const manager = new PluginManager({
@@ -77,7 +93,27 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
       log: logger.child({ component: 'manager' }),
     });
     const startup = await manager.start();
-    server = await buildServer({ services: { dataDir, manager, registry }, logger });
+    store = openStore(dataDir);
+    let mqttUrl: string | undefined;
+    if (opts.mqtt !== false) {
+      if (opts.mqtt?.url) mqttUrl = opts.mqtt.url;
+      else {
+        broker = await startEmbeddedBroker({ host: opts.mqtt?.host ?? '127.0.0.1', port: opts.mqtt?.port ?? 0 });
+        mqttUrl = broker.url;
+        logger.info({ url: broker.url }, `embedded MQTT broker on ${broker.url}`);
+      }
+    }
+    rules = createRuleService({
+      dataDir,
+      store,
+      functions: registry,
+      broker: mqttUrl ? { url: mqttUrl } : undefined,
+      log: logger.child({ component: 'rules' }),
+    });
+    if (!opts.usage) manager.setUsage(rules);
+    const restored = await rules.restore();
+    logger.info(restored, 'streams and rules restored');
+    server = await buildServer({ services: { dataDir, manager, registry, rules }, logger });
     await server.listen({ port, host });
     const addr = server.server.address();
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
@@ -86,6 +122,7 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
     logger.info({ url, dataDir, loaded: startup.loaded.length, failed: startup.failed.length }, `streamplug listening on ${url}`);
     let closed = false;
     const srv = server;
+    const [st, br, rs] = [store, broker, rules];
     return {
       url,
       dataDir,
@@ -93,11 +130,18 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
       manager,
       server: srv,
       startup,
+      rules: rs,
+      store: st,
+      mqttUrl,
       logger,
       async close() {
         if (closed) return;
         closed = true;
         await srv.close();
+        // Rules stop (sources first, sinks flushed) before the broker and the plugins they use go.
+        await rs.close();
+        st.close();
+        await br?.close();
         registry.unloadAll();
         releaseLock(layout.lockFile);
         logger.info({ dataDir }, 'streamplug stopped');
@@ -105,6 +149,9 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
     };
   } catch (e) {
     await server?.close().catch(() => undefined);
+    await rules?.close().catch(() => undefined);
+    store?.close();
+    await broker?.close().catch(() => undefined);
     try {
       registry.unloadAll();
     } catch {

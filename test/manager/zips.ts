@@ -84,5 +84,6 @@ export function filesUnder(dir: string): string[] {
 
 /** The files a data directory holds about plugins (the lock file is not one). */
 export function pluginState(dataDir: string): string[] {
-  return filesUnder(dataDir).filter((f) => f !== 'host.lock');
+  // The host lock and the streams/rules store are not plugin state.
+  return filesUnder(dataDir).filter((f) => f !== 'host.lock' && !/^streamplug\.db(-shm|-wal)?$/.test(f));
 }

@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { RuleService } from '../../rules/service.js';
 import { errorHandler } from '../errors.js';
+import { useJsonBodies } from '../../rules/json-body.js';
 
 type IdParams = { Params: { id: string } };
 
@@ -13,6 +14,7 @@ type IdParams = { Params: { id: string } };
 export function registerRuleRoutes(app: FastifyInstance, service: RuleService): PromiseLike<unknown> {
   return app.register(async (scope) => {
     scope.setErrorHandler(errorHandler);
+    useJsonBodies(scope);
     const text = (reply: { type(t: string): { send(s: string): unknown } }, s: string) => reply.type('text/plain; charset=utf-8').send(s);
 
     scope.post('/rules', async (req, reply) => {

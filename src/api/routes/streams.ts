@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { StreamplugError } from '../../errors.js';
 import type { RuleService } from '../../rules/service.js';
 import { errorHandler } from '../errors.js';
+import { useJsonBodies } from '../../rules/json-body.js';
 
 function sqlOf(body: unknown): string {
   if (typeof body === 'string') return body;
@@ -19,6 +20,7 @@ function sqlOf(body: unknown): string {
 export function registerStreamRoutes(app: FastifyInstance, service: RuleService): PromiseLike<unknown> {
   return app.register(async (scope) => {
     scope.setErrorHandler(errorHandler);
+    useJsonBodies(scope);
 
     scope.post('/streams', async (req, reply) => {
       const sql = sqlOf(req.body);

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { seedSamples, demoSummary, defaultSamplesDir } from '../../host/demo.js';
 import { hostDefaults, startHost } from '../../host/host.js';
+import { installDemo } from '../../rules/index.js';
 import { fail, usage } from './plugin.js';
 
 interface StartOpts {
@@ -10,6 +11,8 @@ interface StartOpts {
   demo?: boolean;
   trustedKey?: string[];
   allowPrivateUrls?: boolean;
+  mqttPort?: string;
+  mqttUrl?: string;
 }
 
 export function register(program: Command): void {
@@ -22,12 +25,18 @@ export function register(program: Command): void {
     .option('--demo', `install the sample plugins from ${defaultSamplesDir} if there are no function plugins yet`)
     .option('--trusted-key <pem...>', 'trusted public key(s) in addition to <data>/etc/trusted-keys/*.pem')
     .option('--allow-private-urls', 'let http(s) plugin downloads reach loopback/private addresses')
+    .option('--mqtt-port <n>', 'port of the embedded MQTT broker (default $STREAMPLUG_MQTT_PORT or 1883; 0 picks a free one)')
+    .option('--mqtt-url <url>', 'use this external MQTT broker instead of the embedded one ($STREAMPLUG_MQTT_URL)')
     .action(async (o: StartOpts) => {
       let port: number | undefined;
       if (o.port !== undefined) {
         port = Number(o.port);
         if (!Number.isInteger(port) || port < 0 || port > 65535) usage(`--port ${o.port} is not a port number; expected 0..65535`);
       }
+      const mqttUrl = o.mqttUrl ?? process.env.STREAMPLUG_MQTT_URL;
+      const mqttPortText = o.mqttPort ?? process.env.STREAMPLUG_MQTT_PORT ?? '1883';
+      const mqttPort = Number(mqttPortText);
+      if (!Number.isInteger(mqttPort) || mqttPort < 0 || mqttPort > 65535) usage(`--mqtt-port ${mqttPortText} is not a port number; expected 0..65535`);
       const { dataDir } = hostDefaults({ dataDir: o.data });
       let seeded: string[] = [];
       try {
@@ -38,14 +47,18 @@ export function register(program: Command): void {
           trustedKeyFiles: o.trustedKey,
           allowPrivateUrls: o.allowPrivateUrls || process.env.STREAMPLUG_ALLOW_PRIVATE_URLS === '1',
           beforeStart: o.demo ? (dir) => (seeded = seedSamples(dir)) : undefined,
+          mqtt: mqttUrl ? { url: mqttUrl } : { port: mqttPort },
         });
-        if (o.demo) process.stderr.write(demoSummary(host, seeded) + '\n');
+        const demo = o.demo ? await installDemo(host.rules) : undefined;
+        if (o.demo) process.stderr.write(demoSummary(host, seeded, demo) + '\n');
         let stopping = false;
         const stop = (signal: string) => {
           if (stopping) return;
           stopping = true;
           host.logger.info({ signal }, `received ${signal}, stopping`);
-          host.close().then(
+          Promise.resolve(demo?.stop())
+            .then(() => host.close())
+            .then(
             () => process.exit(0),
             (e) => {
               process.stderr.write(`streamplug: error while stopping: ${(e as Error).message}\n`);

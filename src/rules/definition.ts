@@ -1,0 +1,89 @@
+/**
+ * The rule JSON as eKuiper takes it: `{"id", "sql", "actions": [{"<sink type>": {props}}], "options"}`.
+ * This checks the shape only; the SQL, the functions and the sink properties are checked by the
+ * service against the engine and the connectors.
+ */
+import { StreamplugError } from '../errors.js';
+
+export type ActionDef = Record<string, Record<string, unknown>>;
+
+export interface RuleDef {
+  id: string;
+  sql: string;
+  actions: ActionDef[];
+  options?: Record<string, unknown>;
+  /** eKuiper's `triggered`: false creates the rule without starting it. */
+  triggered?: boolean;
+  name?: string;
+  tags?: string[];
+}
+
+export const NAME_RE = /^[A-Za-z0-9_-]{1,128}$/;
+const KEYS = new Set(['id', 'sql', 'actions', 'options', 'triggered', 'name', 'tags']);
+
+function bad(message: string, details: Record<string, unknown> = {}): StreamplugError {
+  return new StreamplugError('E_BAD_REQUEST', message, details);
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export function checkName(what: 'rule id' | 'stream name', v: unknown): string {
+  if (typeof v !== 'string' || !NAME_RE.test(v))
+    throw bad(`${what} ${JSON.stringify(v)} is invalid; expected 1 to 128 letters, digits, '_' or '-'`, { found: v });
+  return v;
+}
+
+/**
+ * Checks a rule body. `pathId` is the id from the URL (PUT /rules/{id}): the body may leave `id` out,
+ * but may not name another rule.
+ */
+export function parseRuleDef(body: unknown, pathId?: string): RuleDef {
+  if (typeof body === 'string') {
+    try {
+      body = JSON.parse(body);
+    } catch (e) {
+      throw bad(`rule is not valid JSON: ${(e as Error).message}; send an object like {"id": "r1", "sql": "SELECT …", "actions": [{"log": {}}]}`);
+    }
+  }
+  if (!isObject(body))
+    throw bad(`rule must be a JSON object like {"id": "r1", "sql": "SELECT …", "actions": [{"log": {}}]} but found ${Array.isArray(body) ? 'an array' : JSON.stringify(body)}`);
+  const unknown = Object.keys(body).filter((k) => !KEYS.has(k));
+  if (unknown.length)
+    throw bad(`rule has unknown field(s) ${unknown.join(', ')}; expected only ${[...KEYS].join(', ')}`, { fields: unknown });
+  const id = body.id ?? pathId;
+  checkName('rule id', id);
+  if (pathId !== undefined && id !== pathId)
+    throw bad(`rule id in the body is ${JSON.stringify(body.id)} but the URL names ${pathId}; they must be the same (a rule cannot be renamed)`);
+  if (typeof body.sql !== 'string' || body.sql.trim() === '')
+    throw bad(`rule ${id}: "sql" must be a non-empty string holding a SELECT statement`, { field: 'sql' });
+  if (!Array.isArray(body.actions) || body.actions.length === 0)
+    throw bad(`rule ${id}: "actions" must be a non-empty array like [{"log": {}}, {"mqtt": {"topic": "out"}}]`, { field: 'actions' });
+  const actions = body.actions.map((a, i): ActionDef => {
+    if (!isObject(a) || Object.keys(a).length !== 1)
+      throw bad(`rule ${id}: actions[${i}] must be an object with exactly one key, the sink type, like {"mqtt": {"topic": "out"}}`, { field: `actions[${i}]` });
+    const [type, props] = Object.entries(a)[0];
+    if (props !== null && props !== undefined && !isObject(props))
+      throw bad(`rule ${id}: actions[${i}].${type} must be an object of sink properties but found ${JSON.stringify(props)}`, { field: `actions[${i}].${type}` });
+    return { [type]: (props as Record<string, unknown> | null) ?? {} };
+  });
+  if (body.options !== undefined && !isObject(body.options))
+    throw bad(`rule ${id}: "options" must be an object`, { field: 'options' });
+  if (body.options?.isEventTime === true)
+    throw bad(`rule ${id}: options.isEventTime is not supported; streamplug windows use processing time — remove the option`, { field: 'options.isEventTime' });
+  if (body.triggered !== undefined && typeof body.triggered !== 'boolean')
+    throw bad(`rule ${id}: "triggered" must be true or false`, { field: 'triggered' });
+  if (body.name !== undefined && typeof body.name !== 'string') throw bad(`rule ${id}: "name" must be a string`, { field: 'name' });
+  if (body.tags !== undefined && !(Array.isArray(body.tags) && body.tags.every((t) => typeof t === 'string')))
+    throw bad(`rule ${id}: "tags" must be an array of strings`, { field: 'tags' });
+  const def: RuleDef = { id: id as string, sql: body.sql, actions };
+  if (body.options !== undefined) def.options = body.options as Record<string, unknown>;
+  if (body.triggered !== undefined) def.triggered = body.triggered;
+  if (body.name !== undefined) def.name = body.name as string;
+  if (body.tags !== undefined) def.tags = body.tags as string[];
+  return def;
+}
+
+/** [type, props] of each action. */
+export function actionEntries(def: RuleDef): [string, Record<string, unknown>][] {
+  return def.actions.map((a) => Object.entries(a)[0]);
+}

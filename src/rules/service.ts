@@ -1,0 +1,629 @@
+/**
+ * The rules service: streams and rules, their lifecycle and their persistence.
+ *
+ * - Streams are eKuiper DDL, kept in the store; their source type and properties are checked when
+ *   created. One source connector per stream is shared by all running rules reading it (SourceHub).
+ * - Rules are eKuiper rule JSON. Creating one compiles its SQL (functions resolved and validated by
+ *   their plugins) and builds its sinks without opening them, so a bad rule is refused with the
+ *   position and reason before anything is stored.
+ * - Every rule's desired state (running/stopped) is stored; restore() brings each back as it was. A
+ *   rule that cannot start (function gone, source or sink refused) is `failed` with the reason; the
+ *   others run on.
+ */
+import type { Logger } from 'pino';
+import { StreamplugError, isStreamplugError, type ErrorCode } from '../errors.js';
+import { compileRule, parseStatement, parseStreamDef, SCALARS, AGGREGATES, type FunctionResolver, type StreamDef } from '../engine/index.js';
+import {
+  createSinkRunner,
+  createSource,
+  loadNamedConfigs,
+  sinkTypes,
+  sourceTypes,
+  type ConnectorContext,
+  type NamedConfigs,
+  type SourceConnector,
+} from '../connectors/index.js';
+import type { Store } from '../store/index.js';
+import type { PluginFunction } from '../plugins/types.js';
+import type { PluginUsage } from '../manager/types.js';
+import { actionEntries, checkName, parseRuleDef, type RuleDef } from './definition.js';
+import { SourceHub } from './source-hub.js';
+import { RunningRule, type SinkSlot } from './running-rule.js';
+import { flatMetrics, type RuleError, type RuleState, type RuleStatus } from './status.js';
+
+export interface RuleServiceOptions {
+  dataDir: string;
+  store: Store;
+  /** Plugin functions by name: the PluginRegistry. */
+  functions: FunctionResolver;
+  /** Default MQTT server for streams and mqtt sinks that name none (the embedded broker). */
+  broker?: { url: string };
+  log?: Logger;
+  /** Processing-time clock; default Date.now. */
+  now?: () => number;
+}
+
+export interface StreamDescription {
+  name: string;
+  fields: StreamDef['fields'];
+  options: Record<string, string>;
+  sql: string;
+}
+
+export interface RuleSummary {
+  id: string;
+  status: RuleState;
+  message?: string;
+}
+
+export interface RestoreReport {
+  streams: number;
+  rules: number;
+  started: string[];
+  failed: { id: string; code: string; message: string }[];
+}
+
+export type StreamSqlResult =
+  | { kind: 'created'; stream: StreamDescription; message: string }
+  | { kind: 'dropped'; name: string; message: string }
+  | { kind: 'list'; names: string[] }
+  | { kind: 'describe'; stream: StreamDescription };
+
+export interface RuleService extends PluginUsage {
+  readonly dataDir: string;
+  readonly broker?: { url: string };
+  // streams
+  createStream(sql: string): { stream: StreamDescription; message: string };
+  replaceStream(name: string, sql: string): Promise<{ stream: StreamDescription; message: string }>;
+  dropStream(name: string): { message: string };
+  listStreams(): string[];
+  describeStream(name: string): StreamDescription;
+  /** CREATE / DROP / SHOW / DESCRIBE STREAM. */
+  executeStreamSql(sql: string): StreamSqlResult;
+  // rules
+  /** Validates, stores and (unless `triggered: false`) starts the rule. A start failure leaves it created and failed. */
+  createRule(body: unknown): Promise<RuleSummary>;
+  updateRule(id: string, body: unknown): Promise<RuleSummary>;
+  deleteRule(id: string): Promise<void>;
+  listRules(): RuleSummary[];
+  describeRule(id: string): RuleDef;
+  /** Throws the reason when the rule cannot start (it is then `failed`). */
+  startRule(id: string): Promise<void>;
+  stopRule(id: string): Promise<void>;
+  restartRule(id: string): Promise<void>;
+  ruleStatus(id: string): RuleStatus;
+  /** Loads streams and rules from the store and starts the rules whose desired state is running. */
+  restore(): Promise<RestoreReport>;
+  /** Stops every rule (their desired state is kept) and every source. The store stays open. */
+  close(): Promise<void>;
+}
+
+interface Entry {
+  def: RuleDef;
+  /** FROM */
+  stream: string;
+  /** Names of non-built-in functions the SQL calls. */
+  calls: string[];
+  /** Plugins that provided those functions when the rule last compiled. */
+  plugins: Set<string>;
+  state: RuleState;
+  error?: RuleError;
+  startedAt?: number;
+  running?: RunningRule;
+  /** The last run, kept for its counters after a stop. */
+  last?: RunningRule;
+  hub?: SourceHub;
+  /** Serialises lifecycle operations on this rule. */
+  queue: Promise<unknown>;
+}
+
+/** Store scope: rule id -> plugins its functions came from at the last compile. */
+const PLUGINS_SCOPE = 'rules.plugins';
+
+const BUILTIN = (n: string) => {
+  const k = n.toLowerCase();
+  return Object.hasOwn(SCALARS, k) || Object.hasOwn(AGGREGATES, k) || k === 'window_start' || k === 'window_end';
+};
+
+function callNames(node: unknown, out = new Set<string>()): Set<string> {
+  if (Array.isArray(node)) for (const n of node) callNames(n, out);
+  else if (node && typeof node === 'object') {
+    const o = node as Record<string, unknown>;
+    if (o.kind === 'call' && typeof o.name === 'string' && !BUILTIN(o.name)) out.add(o.name);
+    for (const v of Object.values(o)) if (v && typeof v === 'object') callNames(v, out);
+  }
+  return out;
+}
+
+function describe(def: StreamDef): StreamDescription {
+  return { name: def.name, fields: def.fields, options: def.options, sql: def.sql };
+}
+
+function asError(e: unknown): RuleError {
+  return isStreamplugError(e)
+    ? { code: e.code, message: e.message, at: Date.now() }
+    : { code: 'E_INTERNAL', message: (e as Error)?.message ?? String(e), at: Date.now() };
+}
+
+/** Same code and details, the message prefixed with where it happened. */
+function within(where: string, e: unknown, code?: ErrorCode): StreamplugError {
+  if (isStreamplugError(e)) return new StreamplugError(code ?? e.code, `${where}: ${e.message}`, e.details);
+  return new StreamplugError(code ?? 'E_INTERNAL', `${where}: ${(e as Error)?.message ?? String(e)}`);
+}
+
+function notFound(what: 'rule' | 'stream', name: string): StreamplugError {
+  const list = what === 'rule' ? 'GET /rules' : 'GET /streams';
+  return new StreamplugError('E_NOT_FOUND', `${what} ${name} does not exist; ${list} lists the defined ones`, { [what]: name });
+}
+
+export function createRuleService(opts: RuleServiceOptions): RuleService {
+  return new Service(opts);
+}
+
+class Service implements RuleService {
+  readonly dataDir: string;
+  readonly broker?: { url: string };
+  private readonly store: Store;
+  private readonly functions: FunctionResolver;
+  private readonly log?: Logger;
+  private readonly now: () => number;
+  private readonly streams = new Map<string, StreamDef>();
+  private readonly rules = new Map<string, Entry>();
+  private readonly hubs = new Map<string, SourceHub>();
+  /** Last plugin seen for a function name: rulesUsing still answers once the plugin is unloaded. */
+  private readonly knownPlugin = new Map<string, string>();
+  private closed = false;
+
+  constructor(o: RuleServiceOptions) {
+    this.dataDir = o.dataDir;
+    this.broker = o.broker;
+    this.store = o.store;
+    this.functions = o.functions;
+    this.log = o.log;
+    this.now = o.now ?? Date.now;
+  }
+
+  // ---------------------------------------------------------------- connectors
+
+  private mqttConfigs(): NamedConfigs | undefined {
+    if (!this.broker) return undefined; // connectors read <dataDir>/etc/mqtt_source.json themselves
+    const confs = loadNamedConfigs({ dataDir: this.dataDir });
+    return { ...confs, default: { server: this.broker.url, ...(confs.default ?? {}) } };
+  }
+
+  private ctx(ruleId?: string): ConnectorContext {
+    return { ruleId, dataDir: this.dataDir, mqttConfigs: this.mqttConfigs(), logger: this.log };
+  }
+
+  private makeSource(def: StreamDef, ruleId?: string): SourceConnector {
+    const { TYPE = 'mqtt', DATASOURCE = '', ...props } = def.options;
+    if (!sourceTypes().includes(TYPE.toLowerCase()))
+      throw new StreamplugError('E_CONNECTOR_CONFIG', `stream ${def.name}: source TYPE "${TYPE}" is unknown (have: ${sourceTypes().join(', ')}); fix TYPE or install the plugin that provides it`, { stream: def.name, type: TYPE });
+    try {
+      return createSource(TYPE, DATASOURCE, props, this.ctx(ruleId));
+    } catch (e) {
+      throw within(`stream ${def.name}`, e);
+    }
+  }
+
+  private makeSinks(def: RuleDef): SinkSlot[] {
+    const ctx = this.ctx(def.id);
+    return actionEntries(def).map(([type, props], i) => {
+      if (!sinkTypes().includes(type.toLowerCase()))
+        throw new StreamplugError('E_CONNECTOR_CONFIG', `rule ${def.id}: actions[${i}] names sink type "${type}", which is unknown (have: ${sinkTypes().join(', ')}); fix the action or install the plugin that provides it`, { rule: def.id, action: i, type });
+      try {
+        return { type, runner: createSinkRunner(type, props, ctx) };
+      } catch (e) {
+        throw within(`rule ${def.id}, actions[${i}].${type}`, e);
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- streams
+
+  private ensureOpen(): void {
+    if (this.closed) throw new StreamplugError('E_RULE_CLOSED', 'the rules service is closed; start the host again');
+  }
+
+  private parseDef(sql: unknown): StreamDef {
+    if (typeof sql !== 'string' || !sql.trim())
+      throw new StreamplugError('E_BAD_REQUEST', 'stream "sql" must be a CREATE STREAM statement, like CREATE STREAM demo () WITH (DATASOURCE="demo/sensors")');
+    const def = parseStreamDef(sql);
+    checkName('stream name', def.name);
+    this.makeSource(def); // type and properties are checked now; nothing connects until a rule starts
+    return def;
+  }
+
+  createStream(sql: string): { stream: StreamDescription; message: string } {
+    this.ensureOpen();
+    const def = this.parseDef(sql);
+    if (this.streams.has(def.name))
+      throw new StreamplugError('E_CONFLICT', `stream ${def.name} already exists; drop it first, update it with PUT /streams/${def.name}, or pick another name`, { stream: def.name });
+    this.store.putStream({ name: def.name, sql: def.sql });
+    this.streams.set(def.name, def);
+    return { stream: describe(def), message: `Stream ${def.name} is created.` };
+  }
+
+  async replaceStream(name: string, sql: string): Promise<{ stream: StreamDescription; message: string }> {
+    this.ensureOpen();
+    if (!this.streams.has(name)) throw notFound('stream', name);
+    const def = this.parseDef(sql);
+    if (def.name !== name)
+      throw new StreamplugError('E_BAD_REQUEST', `the SQL defines stream ${def.name} but the URL names ${name}; a stream cannot be renamed`, { stream: name });
+    this.store.putStream({ name, sql: def.sql }, { replace: true });
+    this.streams.set(name, def);
+    // Running readers pick the new definition up (a new shared source) by restarting.
+    for (const [id, e] of this.rules) if (e.stream === name && e.running) await this.restartRule(id).catch(() => undefined);
+    return { stream: describe(def), message: `Stream ${name} is updated.` };
+  }
+
+  dropStream(name: string): { message: string } {
+    this.ensureOpen();
+    if (!this.streams.has(name)) throw notFound('stream', name);
+    const users = [...this.rules.values()].filter((e) => e.stream === name).map((e) => e.def.id);
+    if (users.length)
+      throw new StreamplugError('E_CONFLICT', `stream ${name} is read by rule(s) ${users.join(', ')}; delete those rules first`, { stream: name, rules: users });
+    this.store.deleteStream(name);
+    this.streams.delete(name);
+    return { message: `Stream ${name} is dropped.` };
+  }
+
+  listStreams(): string[] {
+    return [...this.streams.keys()].sort();
+  }
+
+  describeStream(name: string): StreamDescription {
+    const d = this.streams.get(name);
+    if (!d) throw notFound('stream', name);
+    return describe(d);
+  }
+
+  executeStreamSql(sql: string): StreamSqlResult {
+    const s = parseStatement(sql);
+    switch (s.kind) {
+      case 'createStream': {
+        const r = this.createStream(sql);
+        return { kind: 'created', ...r };
+      }
+      case 'dropStream':
+        return { kind: 'dropped', name: s.name, ...this.dropStream(s.name) };
+      case 'showStreams':
+        return { kind: 'list', names: this.listStreams() };
+      case 'describeStream':
+        return { kind: 'describe', stream: this.describeStream(s.name) };
+      default:
+        throw new StreamplugError('E_BAD_REQUEST', 'expected CREATE, DROP, SHOW or DESCRIBE STREAM but found SELECT; a SELECT is a rule: POST /rules', {});
+    }
+  }
+
+  // ---------------------------------------------------------------- rules: validation
+
+  /** Compiles the rule (then closes the compiled runtime) and builds its sinks without opening them. */
+  private validate(def: RuleDef): Pick<Entry, 'stream' | 'calls' | 'plugins'> {
+    const plugins = new Set<string>();
+    let stream: string;
+    try {
+      const rt = compileRule(def.id, def.sql, { streams: (n) => this.streams.get(n), functions: this.tracking(plugins) });
+      stream = rt.stream;
+      rt.close();
+    } catch (e) {
+      throw within(`rule ${def.id}`, e);
+    }
+    this.makeSinks(def);
+    return { stream, calls: [...callNames(parseStatement(def.sql))], plugins };
+  }
+
+  private tracking(plugins: Set<string>): FunctionResolver {
+    return {
+      getFunction: (name: string): PluginFunction | undefined => {
+        const f = this.functions.getFunction(name);
+        if (f) {
+          plugins.add(f.plugin);
+          this.knownPlugin.set(name.toLowerCase(), f.plugin);
+        }
+        return f;
+      },
+    };
+  }
+
+  private entry(id: string): Entry {
+    const e = this.rules.get(id);
+    if (!e) throw notFound('rule', id);
+    return e;
+  }
+
+  /** Runs fn after every earlier operation on the rule. */
+  private serial<T>(e: Entry, fn: () => Promise<T>): Promise<T> {
+    const run = e.queue.then(fn, fn);
+    e.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private savePlugins(id: string, plugins: Set<string>): void {
+    this.store.kvPut(PLUGINS_SCOPE, id, [...plugins].sort());
+  }
+
+  private saveStatus(e: Entry): void {
+    try {
+      if (this.rules.get(e.def.id) === e) this.store.setRuleStatus(e.def.id, { state: e.state, error: e.error, at: Date.now() });
+    } catch (err) {
+      this.log?.warn({ rule: e.def.id, err: (err as Error).message }, 'could not save rule status');
+    }
+  }
+
+  // ---------------------------------------------------------------- rules: lifecycle
+
+  private async doStart(e: Entry): Promise<void> {
+    if (e.running) return;
+    this.ensureOpen();
+    const id = e.def.id;
+    e.state = 'starting';
+    e.error = undefined;
+    let running: RunningRule | undefined;
+    let hub: SourceHub | undefined;
+    const opened: SinkSlot[] = [];
+    try {
+      const plugins = new Set<string>();
+      let runtime;
+      try {
+        runtime = compileRule(id, e.def.sql, {
+          streams: (n) => this.streams.get(n),
+          functions: this.tracking(plugins),
+          now: this.now,
+          onError: (err, op) => this.log?.debug({ rule: id, operator: op, code: err.code }, err.message),
+        });
+      } catch (err) {
+        throw within(`rule ${id} cannot start`, err);
+      }
+      e.plugins = plugins;
+      this.savePlugins(id, plugins);
+      let sinks: SinkSlot[];
+      try {
+        sinks = this.makeSinks(e.def);
+      } catch (err) {
+        runtime.close();
+        throw err;
+      }
+      running = new RunningRule(runtime, sinks, this.now, this.log);
+      for (const [i, s] of sinks.entries()) {
+        try {
+          await s.runner.open();
+          opened.push(s);
+        } catch (err) {
+          throw within(`rule ${id} cannot start: actions[${i}].${s.type}`, err);
+        }
+      }
+      hub = this.hubs.get(e.stream);
+      if (!hub || hub.stopping) {
+        const def = this.streams.get(e.stream);
+        if (!def) throw new StreamplugError('E_SQL_SEMANTIC', `rule ${id} cannot start: stream ${e.stream} is not defined; create it first`, { stream: e.stream });
+        hub = new SourceHub(def, () => this.makeSource(def, id));
+        this.hubs.set(e.stream, hub);
+      }
+      try {
+        await hub.attach(running);
+      } catch (err) {
+        throw within(`rule ${id} cannot start: source of stream ${e.stream}`, err);
+      }
+      e.running = running;
+      e.last = running;
+      e.hub = hub;
+      e.state = 'running';
+      e.startedAt = Date.now();
+      this.log?.info({ rule: id, stream: e.stream }, `rule ${id} started`);
+    } catch (err) {
+      if (hub && running) this.release(e.stream, hub, running);
+      if (running) {
+        running.runtime.close();
+        await Promise.all(opened.map((s) => s.runner.close().catch(() => undefined)));
+        e.last = running;
+      }
+      e.state = 'failed';
+      e.error = asError(err);
+      this.log?.warn({ rule: id, code: e.error.code }, e.error.message);
+      throw err;
+    } finally {
+      this.saveStatus(e);
+    }
+  }
+
+  /** Detaches from the hub; the last reader stops the shared connector. */
+  private release(stream: string, hub: SourceHub, sub: RunningRule): Promise<void> | undefined {
+    if (!hub.detach(sub)) return undefined;
+    if (this.hubs.get(stream) === hub) this.hubs.delete(stream);
+    return hub.stop().catch((err: unknown) => this.log?.warn({ stream, err: (err as Error).message }, 'source stop failed'));
+  }
+
+  private async doStop(e: Entry, state: RuleState = 'stopped'): Promise<void> {
+    const running = e.running;
+    if (running) {
+      e.running = undefined;
+      const hub = e.hub!;
+      e.hub = undefined;
+      await this.release(e.stream, hub, running);
+      await running.close();
+      this.log?.info({ rule: e.def.id }, `rule ${e.def.id} stopped`);
+    }
+    if (state === 'stopped' || e.state !== 'failed') {
+      e.state = state;
+      if (state === 'stopped') e.error = undefined;
+    }
+    this.saveStatus(e);
+  }
+
+  async createRule(body: unknown): Promise<RuleSummary> {
+    this.ensureOpen();
+    const def = parseRuleDef(body);
+    if (this.rules.has(def.id))
+      throw new StreamplugError('E_CONFLICT', `rule ${def.id} already exists; update it with PUT /rules/${def.id} or delete it first`, { rule: def.id });
+    const v = this.validate(def);
+    const desired = def.triggered === false ? 'stopped' : 'running';
+    this.store.putRule(def.id, def, { desired });
+    this.savePlugins(def.id, v.plugins);
+    const e: Entry = { def, ...v, state: 'stopped', queue: Promise.resolve() };
+    this.rules.set(def.id, e);
+    if (desired === 'running') await this.serial(e, () => this.doStart(e)).catch(() => undefined);
+    else this.saveStatus(e);
+    return this.summary(e);
+  }
+
+  async updateRule(id: string, body: unknown): Promise<RuleSummary> {
+    this.ensureOpen();
+    const e = this.entry(id);
+    const def = parseRuleDef(body, id);
+    const v = this.validate(def);
+    return this.serial(e, async () => {
+      const desired = def.triggered === false ? 'stopped' : (this.store.getRule(id)?.desired ?? 'running');
+      await this.doStop(e);
+      this.store.putRule(id, def, { desired, replace: true });
+      this.savePlugins(id, v.plugins);
+      Object.assign(e, { def, ...v });
+      if (desired === 'running') await this.doStart(e).catch(() => undefined);
+      return this.summary(e);
+    });
+  }
+
+  async deleteRule(id: string): Promise<void> {
+    const e = this.entry(id);
+    await this.serial(e, async () => {
+      await this.doStop(e);
+      this.store.deleteRule(id);
+      this.store.kvDelete(PLUGINS_SCOPE, id);
+      this.rules.delete(id);
+    });
+  }
+
+  listRules(): RuleSummary[] {
+    return [...this.rules.values()].sort((a, b) => (a.def.id < b.def.id ? -1 : a.def.id > b.def.id ? 1 : 0)).map((e) => this.summary(e));
+  }
+
+  private summary(e: Entry): RuleSummary {
+    return { id: e.def.id, status: e.state, ...(e.error ? { message: e.error.message } : {}) };
+  }
+
+  describeRule(id: string): RuleDef {
+    return structuredClone(this.entry(id).def);
+  }
+
+  async startRule(id: string): Promise<void> {
+    this.ensureOpen();
+    const e = this.entry(id);
+    await this.serial(e, async () => {
+      this.store.setRuleDesired(id, 'running');
+      await this.doStart(e);
+    });
+  }
+
+  async stopRule(id: string): Promise<void> {
+    const e = this.entry(id);
+    await this.serial(e, async () => {
+      this.store.setRuleDesired(id, 'stopped');
+      await this.doStop(e);
+    });
+  }
+
+  async restartRule(id: string): Promise<void> {
+    this.ensureOpen();
+    const e = this.entry(id);
+    await this.serial(e, async () => {
+      this.store.setRuleDesired(id, 'running');
+      await this.doStop(e);
+      await this.doStart(e);
+    });
+  }
+
+  ruleStatus(id: string): RuleStatus {
+    const e = this.entry(id);
+    const run = e.running ?? e.last;
+    const operators = run ? run.runtime.metrics() : [];
+    const sinks = run ? run.sinks.map((s, action) => ({ action, type: s.type, ...s.runner.metrics() })) : [];
+    return {
+      id,
+      status: e.state,
+      ...(e.error ? { message: e.error.message, error: { ...e.error } } : {}),
+      ...(e.running && e.startedAt ? { startedAt: e.startedAt } : {}),
+      ...(e.running && e.hub ? { source: e.hub.report() } : {}),
+      operators,
+      sinks,
+      metrics: flatMetrics(e.stream, operators, sinks),
+    };
+  }
+
+  rulesUsing(plugin: string): string[] {
+    const ids: string[] = [];
+    for (const [id, e] of this.rules) {
+      const uses =
+        e.plugins.has(plugin) ||
+        e.calls.some((n) => (this.functions.getFunction(n)?.plugin ?? this.knownPlugin.get(n.toLowerCase())) === plugin);
+      if (uses) ids.push(id);
+    }
+    return ids.sort();
+  }
+
+  // ---------------------------------------------------------------- persistence
+
+  async restore(): Promise<RestoreReport> {
+    this.ensureOpen();
+    const report: RestoreReport = { streams: 0, rules: 0, started: [], failed: [] };
+    for (const rec of this.store.listStreams('stream')) {
+      try {
+        const def = parseStreamDef(rec.sql);
+        this.streams.set(def.name, def);
+        report.streams++;
+      } catch (err) {
+        this.log?.error({ stream: rec.name, err: (err as Error).message }, `stored stream ${rec.name} no longer parses; it is skipped`);
+      }
+    }
+    const toStart: Entry[] = [];
+    for (const rec of this.store.listRules()) {
+      if (this.rules.has(rec.id)) continue;
+      let def: RuleDef;
+      try {
+        def = parseRuleDef(rec.rule, rec.id);
+      } catch (err) {
+        this.log?.error({ rule: rec.id, err: (err as Error).message }, `stored rule ${rec.id} is malformed; it is skipped`);
+        continue;
+      }
+      let stream = '';
+      let calls: string[] = [];
+      try {
+        const s = parseStatement(def.sql);
+        if (s.kind === 'select') stream = s.from.name;
+        calls = [...callNames(s)];
+      } catch {
+        // start() reports the SQL error as the rule's status
+      }
+      // Plugins seen at the last compile: still known when a plugin failed to load this time.
+      const saved = this.store.kvGet(PLUGINS_SCOPE, rec.id);
+      const plugins = new Set<string>(Array.isArray(saved) ? saved.filter((p): p is string => typeof p === 'string') : []);
+      for (const n of calls) {
+        const f = this.functions.getFunction(n);
+        if (f) plugins.add(f.plugin);
+      }
+      const e: Entry = { def, stream, calls, plugins, state: 'stopped', queue: Promise.resolve() };
+      this.rules.set(rec.id, e);
+      report.rules++;
+      if (rec.desired === 'running') toStart.push(e);
+    }
+    for (const e of toStart) {
+      try {
+        await this.serial(e, () => this.doStart(e));
+        report.started.push(e.def.id);
+      } catch (err) {
+        const x = asError(err);
+        report.failed.push({ id: e.def.id, code: x.code, message: x.message });
+      }
+    }
+    return report;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Cut the input first: rules then stop without a backlog still flowing in.
+    const hubs = [...this.hubs.values()];
+    this.hubs.clear();
+    await Promise.all(hubs.map((h) => h.stop().catch(() => undefined)));
+    await Promise.all([...this.rules.values()].map((e) => this.serial(e, () => this.doStop(e, e.state === 'failed' ? 'failed' : 'stopped')).catch(() => undefined)));
+  }
+}
