@@ -63,6 +63,8 @@ export const ERROR_CODES = {
   E_CONNECTOR_CONFIG: 'a source or sink property is missing or invalid',
   E_SINK_FAILED: 'a sink could not deliver a message',
   E_STORE_VERSION: 'the data store was written by a newer streamplug',
+  E_SOURCE_FAILED: 'a native source failed to open or stopped with an error',
+  E_CLOSE_TIMEOUT: 'a plugin source or sink did not finish closing in time',
   // plugin manager: zips, downloads, signatures, install state (src/manager)
   E_ZIP_SLIP: 'zip entry escapes the target folder (..)',
   E_ZIP_ABSOLUTE: 'zip entry has an absolute path',

@@ -1,5 +1,6 @@
 // Module entry: wires the classes, the error factory and the plugin log sink.
 #include "addon.h"
+#include "io_wrap.h"
 
 namespace streamplug {
 
@@ -125,6 +126,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("hostInfo", Napi::Function::New(env, HostInfo, "hostInfo"));
   exports.Set("unattributedMemory", Napi::Function::New(env, UnattributedMemoryJs, "unattributedMemory"));
   exports.Set("isMapped", Napi::Function::New(env, IsMappedJs, "isMapped"));
+  InitIo(env, exports);
   return exports;
 }
 

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -34,6 +35,9 @@ struct sp_ctx {
   bool error_set = false;
   bool closed = false;
   std::unordered_map<std::string, std::string> state;
+  // Sources and sinks (io.h): the instance behind this ctx. Function ctxs keep the defaults.
+  int io_kind = 0;  // 0 function/plugin, 1 source, 2 sink
+  void *io = nullptr;
 };
 
 namespace streamplug {
@@ -45,7 +49,7 @@ struct Failure {
   bool failed() const { return !code.empty(); }
 };
 
-struct Library {
+struct Library : std::enable_shared_from_this<Library> {
   std::string path;
   void *handle = nullptr;
   const sp_plugin_descriptor *desc = nullptr;
@@ -56,9 +60,24 @@ struct Library {
   MemoryAccount *memory = new MemoryAccount();
   sp_ctx plugin_ctx;
   std::set<sp_ctx *> live;  // instance ctxs not yet closed
+  // Source/sink threads still alive (io.cc). While any is, CloseLibrary keeps the code mapped:
+  // a hook abandoned after a close timeout may still be running in it.
+  std::atomic<int> io_busy{0};
 
   bool open() const { return handle != nullptr; }
 };
+
+// Source and sink tables of a descriptor: empty for a 1.0 descriptor, whose size stops before them.
+inline size_t NumSources(const sp_plugin_descriptor *d) {
+  return d != nullptr && SP_HAS_FIELD(d, sp_plugin_descriptor, sources) ? d->n_sources : 0;
+}
+inline size_t NumSinks(const sp_plugin_descriptor *d) {
+  return d != nullptr && SP_HAS_FIELD(d, sp_plugin_descriptor, sinks) ? d->n_sinks : 0;
+}
+
+// Libraries opened by OpenLibrary and not yet closed, by path: how the source/sink classes reach
+// a library the JS side holds (LibraryWrap keeps it in a shared_ptr). Null when absent.
+std::shared_ptr<Library> FindLibrary(const std::string &path);
 
 // dlopen + entry point + descriptor and manifest validation. No plugin hook runs.
 Failure OpenLibrary(const std::string &path, Library *lib);
@@ -96,6 +115,19 @@ struct LogLine {
 void SetLogSink(std::function<void(LogLine *)> sink);
 
 MemoryAccount *UnattributedMemory();
+
+// Contract 1.1 routines (source_push, row_*, stopping, set_status), implemented in io.cc.
+sp_status IoSourcePush(sp_ctx *ctx, const void *data, size_t length);
+sp_row *IoRowBegin(sp_ctx *ctx);
+void IoRowInt64(sp_row *row, const char *field, int64_t value);
+void IoRowFloat64(sp_row *row, const char *field, double value);
+void IoRowBool(sp_row *row, const char *field, int value);
+void IoRowString(sp_row *row, const char *field, const char *text, size_t length);
+void IoRowNull(sp_row *row, const char *field);
+sp_status IoRowPush(sp_row *row);
+void IoRowDiscard(sp_row *row);
+int IoStopping(sp_ctx *ctx);
+void IoSetStatus(sp_ctx *ctx, int state, const char *message);
 
 // host->result_set_string, implemented beside the call path that owns the result storage.
 sp_status ResultSetString(sp_result *result, size_t row, const char *text, size_t length);

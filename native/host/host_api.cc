@@ -106,6 +106,17 @@ const sp_host_api host_api = {
     ResultSetString,
     HostPluginData,
     HostRuleId,
+    IoSourcePush,
+    IoRowBegin,
+    IoRowInt64,
+    IoRowFloat64,
+    IoRowBool,
+    IoRowString,
+    IoRowNull,
+    IoRowPush,
+    IoRowDiscard,
+    IoStopping,
+    IoSetStatus,
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <vector>
 
@@ -159,6 +160,55 @@ Failure CheckFunction(const std::string &path, size_t index, const sp_function_d
   return {};
 }
 
+Failure CheckIoName(const std::string &where, const char *name, const std::string &fix) {
+  if (!ValidFunctionName(name)) {
+    return Fail("E_BAD_DESCRIPTOR", where + ": name is missing or not [A-Za-z_][A-Za-z0-9_]*" + fix);
+  }
+  return {};
+}
+
+// Sources and sinks (contract 1.1): sizes, names, required hooks, and the declared minor.
+Failure CheckIo(const std::string &path, const sp_plugin_descriptor *d) {
+  const size_t ns = NumSources(d), nk = NumSinks(d);
+  if (ns == 0 && nk == 0) return {};
+  if (d->contract_minor < 1) {
+    return Fail("E_BAD_DESCRIPTOR", path + ": the descriptor has sources or sinks but declares contract 1." +
+                                        std::to_string(d->contract_minor) +
+                                        "; sources and sinks need 1.1: #define STREAMPLUG_PLUGIN_MINOR 1 before including plugin.h");
+  }
+  if ((ns > 0 && d->sources == nullptr) || (nk > 0 && d->sinks == nullptr) || ns > 10000 || nk > 10000) {
+    return Fail("E_BAD_DESCRIPTOR", path + ": n_sources " + std::to_string(ns) + " / n_sinks " + std::to_string(nk) +
+                                        " do not match the sources / sinks tables (NULL or corrupt); set both in the describe function");
+  }
+  const std::string fix = "; fix the plugin's table (see SP_SOURCE_DEF / SP_SINK_DEF in plugin.h)";
+  std::set<std::string> seen;
+  for (size_t i = 0; i < ns; ++i) {
+    const sp_source_def &s = d->sources[i];
+    const std::string where = path + ": source #" + std::to_string(i) + (s.name != nullptr ? " (" + std::string(s.name) + ")" : "");
+    if (s.size < sizeof(sp_source_def)) {
+      return Fail("E_BAD_DESCRIPTOR", where + ": size is " + std::to_string(s.size) + ", expected at least " + std::to_string(sizeof(sp_source_def)) + fix);
+    }
+    Failure f = CheckIoName(where, s.name, fix);
+    if (f.failed()) return f;
+    if (s.open == nullptr || s.close == nullptr) return Fail("E_BAD_DESCRIPTOR", where + ": open and close hooks are required" + fix);
+    if (!seen.insert("source:" + Lower(s.name)).second) return Fail("E_BAD_DESCRIPTOR", where + ": the name appears twice; rename one");
+  }
+  for (size_t i = 0; i < nk; ++i) {
+    const sp_sink_def &k = d->sinks[i];
+    const std::string where = path + ": sink #" + std::to_string(i) + (k.name != nullptr ? " (" + std::string(k.name) + ")" : "");
+    if (k.size < sizeof(sp_sink_def)) {
+      return Fail("E_BAD_DESCRIPTOR", where + ": size is " + std::to_string(k.size) + ", expected at least " + std::to_string(sizeof(sp_sink_def)) + fix);
+    }
+    Failure f = CheckIoName(where, k.name, fix);
+    if (f.failed()) return f;
+    if (k.open == nullptr || k.collect == nullptr || k.close == nullptr) {
+      return Fail("E_BAD_DESCRIPTOR", where + ": open, collect and close hooks are required" + fix);
+    }
+    if (!seen.insert("sink:" + Lower(k.name)).second) return Fail("E_BAD_DESCRIPTOR", where + ": the name appears twice; rename one");
+  }
+  return {};
+}
+
 Failure CheckDescriptor(const std::string &path, const sp_plugin_descriptor *d) {
   if (d == nullptr) {
     return Fail("E_BAD_DESCRIPTOR", path + ": " STREAMPLUG_ENTRY_NAME "() returned NULL, expected a descriptor; "
@@ -207,8 +257,11 @@ Failure CheckDescriptor(const std::string &path, const sp_plugin_descriptor *d) 
                                           " appears twice (names are case-insensitive); rename one");
     }
   }
-  return {};
+  return CheckIo(path, d);
 }
+
+std::mutex registry_mutex;
+std::map<std::string, std::weak_ptr<Library>> registry;  // by path: open libraries
 
 Failure CheckManifest(const std::string &path, const sp_plugin_descriptor *d, const std::string &text) {
   auto m = ParseManifest(text);
@@ -228,10 +281,12 @@ Failure CheckManifest(const std::string &path, const sp_plugin_descriptor *d, co
   std::set<std::string> declared = SplitList(m["extensions"]);
   std::set<std::string> actual;
   for (size_t i = 0; i < d->n_functions; ++i) actual.insert(std::string("function:") + d->functions[i].name);
+  for (size_t i = 0; i < NumSources(d); ++i) actual.insert(std::string("source:") + d->sources[i].name);
+  for (size_t i = 0; i < NumSinks(d); ++i) actual.insert(std::string("sink:") + d->sinks[i].name);
   if (declared != actual) {
     return Fail("E_MANIFEST_MISMATCH", path + ": manifest note declares extensions " + JoinList(declared) +
                                            ", the descriptor provides " + JoinList(actual) +
-                                           "; make the EXTENSIONS argument of STREAMPLUG_PLUGIN() list exactly the functions table");
+                                           "; make the EXTENSIONS argument of STREAMPLUG_PLUGIN() list exactly the functions, sources and sinks tables");
   }
   return {};
 }
@@ -242,6 +297,12 @@ std::string DlError() {
 }
 
 }  // namespace
+
+std::shared_ptr<Library> FindLibrary(const std::string &path) {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  auto it = registry.find(path);
+  return it != registry.end() ? it->second.lock() : nullptr;
+}
 
 bool IsMapped(const std::string &path) {
   void *h = dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
@@ -294,7 +355,12 @@ Failure OpenLibrary(const std::string &path, Library *lib) {
                                         "plugin with STREAMPLUG_PLUGIN() and keep the .note.streamplug section when linking");
   }
   lib->manifest = search.text;
-  return CheckManifest(path, d, search.text);
+  f = CheckManifest(path, d, search.text);
+  if (!f.failed()) {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    registry[path] = lib->weak_from_this();
+  }
+  return f;
 }
 
 Failure InitLibrary(Library *lib) {
@@ -331,7 +397,14 @@ bool CloseLibrary(Library *lib, size_t *closed_instances) {
       lib->desc->deinit(lib->plugin_data);
     }
     lib->initialized = false;
-    dlclose(lib->handle);
+    {
+      std::lock_guard<std::mutex> lock(registry_mutex);
+      auto it = registry.find(lib->path);
+      if (it != registry.end() && it->second.lock().get() == lib) registry.erase(it);
+    }
+    // A source/sink thread still runs (a close hook abandoned after its timeout): unmapping the
+    // code under it would crash the process, so the library stays mapped (reported).
+    if (lib->io_busy.load() == 0) dlclose(lib->handle);
     lib->handle = nullptr;
     lib->desc = nullptr;
   }

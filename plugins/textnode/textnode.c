@@ -191,7 +191,7 @@ NAPI_MODULE_INIT() {
   CHECK(env, napi_create_object(env, &meta));
   CHECK(env, napi_create_array_with_length(env, 2, &contract));
   CHECK(env, napi_set_element(env, contract, 0, int_value(env, STREAMPLUG_CONTRACT_MAJOR)));
-  CHECK(env, napi_set_element(env, contract, 1, int_value(env, STREAMPLUG_CONTRACT_MINOR)));
+  CHECK(env, napi_set_element(env, contract, 1, int_value(env, STREAMPLUG_PLUGIN_MINOR)));
   CHECK(env, napi_set_named_property(env, meta, "contract", contract));
   CHECK(env, napi_set_named_property(env, meta, "name", str_value(env, "textnode")));
   CHECK(env, napi_set_named_property(env, meta, "version", str_value(env, "1.0.0")));

@@ -11,6 +11,8 @@ import type { PluginHandle, UnloadResult } from './handle.js';
 import { hostAddon, type MemoryUse, type PluginLogLine } from './native-addon.js';
 import { loadNativePlugin } from './native-plugin.js';
 import { loadNodePlugin } from './node-plugin.js';
+import { registerNativeIo, type PluginIo } from './io-connectors.js';
+import { nodeIoExtensions, registerNodeIo } from './node-io.js';
 import type { LoadedPluginInfo, PluginFunction } from './types.js';
 
 /** Reads a file without loading it and says whether it may be loaded (src/check). */
@@ -27,6 +29,9 @@ export interface PluginStatus extends LoadedPluginInfo {
   /** What the plugin holds through host->alloc (`.so` only). */
   memory?: MemoryUse;
   openInstances: number;
+  /** Source / sink types the plugin registered in the connector registry, when it has any. */
+  sources?: string[];
+  sinks?: string[];
 }
 
 const LEVELS: Record<number, string> = { 20: 'debug', 30: 'info', 40: 'warn', 50: 'error' };
@@ -45,6 +50,7 @@ function refusal(report: CheckReport): StreamplugError {
 export class PluginRegistry {
   private readonly plugins = new Map<string, PluginHandle>();
   private readonly byFunction = new Map<string, PluginFunction>(); // lower-cased name
+  private readonly io = new Map<string, PluginIo>(); // plugin name -> its sources and sinks
   private logSinkSet = false;
 
   constructor(private readonly options: RegistryOptions = {}) {}
@@ -63,7 +69,8 @@ export class PluginRegistry {
         throw new StreamplugError('E_MANIFEST_MISMATCH', `${absolute}: manifest names the plugin '${manifest.name}', the plugin says '${name}'; rebuild it`, { file: absolute });
       }
       if (manifest && report.flavour === 'node') {
-        const declared = [...manifest.extensions].sort().join(',');
+        // sources and sinks are compared by registerNodeIo, once the exports are read
+        const declared = manifest.extensions.filter((e) => e.startsWith('function:')).sort().join(',');
         const actual = functions.map((f) => `function:${f}`).sort().join(',');
         if (declared !== actual) {
           throw new StreamplugError('E_MANIFEST_MISMATCH', `${absolute}: manifest declares ${declared || '(none)'}, the plugin provides ${actual || '(none)'}; make them agree`, { file: absolute });
@@ -84,6 +91,16 @@ export class PluginRegistry {
     const isNode = report.flavour === 'node' || (report.flavour === 'unknown' && absolute.endsWith('.node'));
     if (!isNode) this.ensureLogSink();
     const handle = isNode ? loadNodePlugin(absolute, admit, this.options.onLog ?? logToStderr) : loadNativePlugin(absolute, admit);
+    // Sources and sinks go into the connector registry under their names; a clash (or a
+    // manifest that disagrees) unloads the plugin again.
+    let io: PluginIo;
+    try {
+      io = isNode ? registerNodeIo(handle.info.name, absolute, manifest ? nodeIoExtensions(manifest.extensions) : undefined) : registerNativeIo(handle.info.name, absolute);
+    } catch (err) {
+      handle.unload();
+      throw err;
+    }
+    if (io.sources.length + io.sinks.length > 0) this.io.set(handle.info.name, io);
     this.plugins.set(handle.info.name, handle);
     for (const f of handle.functions) this.byFunction.set(f.name.toLowerCase(), f);
     return handle.info;
@@ -98,16 +115,23 @@ export class PluginRegistry {
     if (!handle) {
       throw new StreamplugError('E_PLUGIN_NOT_LOADED', `plugin ${name} is not loaded; loaded: ${[...this.plugins.keys()].join(', ') || '(none)'}`, { plugin: name });
     }
-    const open = handle.openInstances();
+    const io = this.io.get(name);
+    const open = handle.openInstances() + (io?.live.size ?? 0);
     if (open > 0 && !opts.force) {
       throw new StreamplugError(
         'E_CONFLICT',
-        `plugin ${name} has ${open} open function instance(s) (rules using it); stop those rules first, or unload with force`,
+        `plugin ${name} has ${open} open ${io?.live.size ? 'function, source or sink' : 'function'} instance(s) (rules using it); stop those rules first, or unload with force`,
         { plugin: name, openInstances: open },
       );
     }
     for (const f of handle.functions) this.byFunction.delete(f.name.toLowerCase());
     this.plugins.delete(name);
+    if (io) {
+      // Forced: ask live sources/sinks to stop; a thread still running keeps the library mapped.
+      void io.stopAll();
+      io.unregister();
+      this.io.delete(name);
+    }
     return handle.unload();
   }
 
@@ -130,7 +154,19 @@ export class PluginRegistry {
 
   status(name: string): PluginStatus | undefined {
     const handle = this.plugins.get(name);
-    return handle && { ...handle.info, memory: handle.memory(), openInstances: handle.openInstances() };
+    const io = this.io.get(name);
+    return handle && {
+      ...handle.info,
+      memory: handle.memory(),
+      openInstances: handle.openInstances() + (io?.live.size ?? 0),
+      ...(io && { sources: [...io.sources], sinks: [...io.sinks] }),
+    };
+  }
+
+  /** The source and sink types a plugin registered (empty when it has none). */
+  connectors(name: string): { sources: string[]; sinks: string[] } {
+    const io = this.io.get(name);
+    return { sources: [...(io?.sources ?? [])], sinks: [...(io?.sinks ?? [])] };
   }
 
   /** The function called `name` in SQL (case-insensitive), or undefined. */

@@ -7,6 +7,9 @@ import { checkPluginFile, hostEnv } from '../../src/check/index.js';
 import { StreamplugError } from '../../src/errors.js';
 import { samplesDir } from '../helpers/paths.js';
 import { corpus, ensureCorpus } from './corpus.js';
+import { HOST_CONTRACT } from '../../src/check/contract.js';
+
+const HOST = `${HOST_CONTRACT.major}\\.${HOST_CONTRACT.minor}`;
 
 const env = hostEnv();
 
@@ -27,8 +30,8 @@ const REFUSED: [file: string, code: string, message: RegExp][] = [
   ['missing-lib.so', 'E_MISSING_LIBRARY', /missing-lib\.so needs libspgone\.so, which the loader cannot find/],
   ['no-entry.so', 'E_NO_ENTRY', /no-entry\.so does not export streamplug_plugin_v1/],
   ['no-manifest.so', 'E_NO_MANIFEST', /no streamplug manifest note \(\.note\.streamplug/],
-  ['contract-major.so', 'E_CONTRACT_MAJOR', /contract 2\.0; this host implements contract 1\.0/],
-  ['newer-minor.so', 'E_CONTRACT_MINOR', /contract 1\.9, newer than this host's 1\.0/],
+  ['contract-major.so', 'E_CONTRACT_MAJOR', new RegExp(`contract 2\\.0; this host implements contract ${HOST}`)],
+  ['newer-minor.so', 'E_CONTRACT_MINOR', new RegExp(`contract 1\\.9, newer than this host's ${HOST}`)],
   ['legacy-abi-999.node', 'E_NODE_ABI', new RegExp(`NODE_MODULE_VERSION 999 .*NODE_MODULE_VERSION ${process.versions.modules}`)],
   ['napi-newer.node', 'E_NAPI_VERSION', new RegExp(`Node-API 2147483647 .*offers Node-API ${process.versions.napi}`)],
 ];

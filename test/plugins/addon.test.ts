@@ -5,6 +5,9 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { hostAddon, type PluginLogLine } from '../../src/plugins/native-addon.js';
 import { buildFx, fixtureDir } from './fixtures.js';
+import { HOST_CONTRACT } from '../../src/check/contract.js';
+
+const HOST = `${HOST_CONTRACT.major}\\.${HOST_CONTRACT.minor}`;
 
 const addon = hostAddon();
 
@@ -31,8 +34,8 @@ describe('host addon: open', () => {
 
   const refusals: [string, string[], string, RegExp][] = [
     ['bad magic', ['FX_MAGIC=0xDEADBEEF'], 'E_BAD_MAGIC', /magic is 0xDEADBEEF, expected 0x53504C47/],
-    ['contract major 2', ['FX_MAJOR=2'], 'E_CONTRACT_MAJOR', /built for contract 2\.0, this host speaks 1\.0/],
-    ['contract minor 9', ['FX_MINOR=9'], 'E_CONTRACT_MINOR', /needs contract 1\.9, this host offers up to 1\.0/],
+    ['contract major 2', ['FX_MAJOR=2'], 'E_CONTRACT_MAJOR', new RegExp(`built for contract 2\\.0, this host speaks ${HOST}`)],
+    ['contract minor 9', ['FX_MINOR=9'], 'E_CONTRACT_MINOR', new RegExp(`needs contract 1\\.9, this host offers up to ${HOST}`)],
     ['no manifest note', ['FX_NO_MANIFEST'], 'E_NO_MANIFEST', /no streamplug manifest note/],
     ['manifest lists other functions', ['FX_EXTENSIONS="function:fx_add1"'], 'E_MANIFEST_MISMATCH', /declares extensions function:fx_add1, the descriptor provides function:fx_add1,function:fx_closes/],
     ['a function without call', ['FX_NO_CALL'], 'E_BAD_DESCRIPTOR', /function #0 \(fx_add1\): call hook is NULL/],

@@ -40,7 +40,9 @@ test('build-plugins is incremental: a second run rebuilds nothing and says so', 
   const before = files.map((f) => fs.statSync(f).mtimeMs);
   const r = spawnSync(process.execPath, [script], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /^build-plugins: 5 plugins up to date in build\/plugins$/m);
+  const samples = fs.readdirSync(path.join(repoRoot, 'plugins'), { withFileTypes: true })
+    .filter((d) => d.isDirectory() && fs.existsSync(path.join(repoRoot, 'plugins', d.name, 'CMakeLists.txt'))).length;
+  assert.match(r.stdout, new RegExp(`^build-plugins: ${samples} plugins up to date in build/plugins$`, 'm'));
   assert.deepEqual(files.map((f) => fs.statSync(f).mtimeMs), before);
 });
 

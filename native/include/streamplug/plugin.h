@@ -48,7 +48,15 @@ extern "C" {
  * ------------------------------------------------------------------------------------------- */
 
 #define STREAMPLUG_CONTRACT_MAJOR 1
-#define STREAMPLUG_CONTRACT_MINOR 0
+#define STREAMPLUG_CONTRACT_MINOR 1
+
+/* The minor a plugin declares: the oldest host it can run in. Plugins of functions only keep the
+ * default 0 and load in every 1.x host; a plugin with sources or sinks (contract 1.1) defines
+ *     #define STREAMPLUG_PLUGIN_MINOR 1
+ * before including this header. The host refuses sources/sinks in a plugin declaring 1.0. */
+#ifndef STREAMPLUG_PLUGIN_MINOR
+#define STREAMPLUG_PLUGIN_MINOR 0
+#endif
 
 /* First field of every descriptor: 'SPLG'. A descriptor without it is not a streamplug plugin. */
 #define STREAMPLUG_MAGIC 0x53504C47u
@@ -122,7 +130,16 @@ typedef struct sp_result {
 } sp_result;
 
 /* Opaque host objects. */
-typedef struct sp_ctx sp_ctx;     /* a function instance in one rule: errors, state */
+typedef struct sp_ctx sp_ctx;     /* a function instance in one rule, or a source/sink instance */
+typedef struct sp_row sp_row;     /* 1.1: a structured row a source is building (row_begin) */
+
+/* 1.1: what a source or sink reports through host->set_status (shown per rule). */
+typedef enum sp_io_state {
+  SP_IO_CONNECTING = 0,
+  SP_IO_CONNECTED = 1,
+  SP_IO_RECONNECTING = 2,
+  SP_IO_ERROR = 3
+} sp_io_state;
 
 /* ---------------------------------------------------------------------------------------------
  * Host routines: one table handed to the plugin at init, the only way a plugin calls the host
@@ -174,7 +191,38 @@ typedef struct sp_host_api {
    * THREAD: any thread. */
   const char *(*rule_id)(sp_ctx *ctx);
 
-  /* ---- contract 1.1 and later: append here ---- */
+  /* ---- contract 1.1: sources and sinks (check host->contract_minor >= 1 before use) ---- */
+
+  /* A source hands the host one raw message (decoded with the stream's FORMAT: a JSON object or
+   * an array of objects per message for json). The host copies the bytes into the source's
+   * bounded queue. When the queue is full the stream's policy applies: block (this call waits
+   * for room), drop oldest or drop newest (counted, SP_OK). Returns SP_ERROR once the host is
+   * stopping the source: the data was not taken, stop producing and return.
+   * THREAD: any thread, concurrently, from the start of open until close returns. */
+  sp_status (*source_push)(sp_ctx *ctx, const void *data, size_t length);
+
+  /* Structured rows, no text round trip: row_begin, then one setter per field (a later setter of
+   * the same field wins), then row_push (same rules and result as source_push) or row_discard.
+   * Both consume the row. Field names are NUL-terminated and copied.
+   * THREAD: any thread; one row is used by one thread at a time. */
+  sp_row *(*row_begin)(sp_ctx *ctx);
+  void (*row_int64)(sp_row *row, const char *field, int64_t value);
+  void (*row_float64)(sp_row *row, const char *field, double value);
+  void (*row_bool)(sp_row *row, const char *field, int value);
+  void (*row_string)(sp_row *row, const char *field, const char *text, size_t length);
+  void (*row_null)(sp_row *row, const char *field);
+  sp_status (*row_push)(sp_row *row);
+  void (*row_discard)(sp_row *row);
+
+  /* 1 once the host is stopping this source or sink: loops return, blocking calls give up.
+   * THREAD: any thread. */
+  int (*stopping)(sp_ctx *ctx);
+
+  /* Connection state, with a message (NULL: none) shown in the rule's status; SP_IO_ERROR counts
+   * as an error of the instance. The host copies `message`. THREAD: any thread. */
+  void (*set_status)(sp_ctx *ctx, int state, const char *message);
+
+  /* ---- contract 1.2 and later: append here ---- */
 } sp_host_api;
 
 /* ---------------------------------------------------------------------------------------------
@@ -249,6 +297,93 @@ typedef struct sp_function_def {
 } sp_function_def;
 
 /* ---------------------------------------------------------------------------------------------
+ * Sources and sinks (contract 1.1): connectors a stream reads from (`CREATE STREAM s () WITH
+ * (TYPE="random")`) and rule actions write to (`{"actions": [{"filesink": {...}}]}`).
+ *
+ * CONFIG. Both get their configuration as JSON text (an object: the stream's or action's
+ * properties), `config` of `length` bytes, NOT NUL-terminated. Refuse a bad one in validate (or
+ * open) with set_error saying what was found and what is expected.
+ *
+ * INSTANCE. open stores whatever it needs in *instance; the host passes it back to every later
+ * hook of that instance and never after close.
+ *
+ * LIFECYCLE, source: validate? -> open -> [run] -> close. The host calls open, run and close on a
+ * thread of its own, never the host thread, one after the other. A source either
+ *   - has a `run` hook: the host calls it once on a dedicated thread; it produces with
+ *     source_push / row_push until host->stopping(ctx) is 1, then returns; or
+ *   - has no `run`: open starts the plugin's own threads, close stops and joins them.
+ * Once close returns, the plugin must not call the host for that ctx again.
+ *
+ * LIFECYCLE, sink: validate? -> open -> collect* -> close. Every hook of one sink instance runs on
+ * that instance's worker thread, one at a time. collect receives one batch and returns SP_OK
+ * (delivered), SP_RETRY (not delivered, try again: the host calls collect again with the same
+ * batch after a backoff, so a sink sees a batch at least once) or SP_ERROR (fatal: the sink stops,
+ * its status becomes error with the message). close flushes and releases; it runs once, after the
+ * last collect.
+ *
+ * A hook that takes too long to close is abandoned by the host after a timeout (reported): the
+ * library then stays mapped, because the hook is still running in it.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct sp_source_def {
+  uint32_t size;
+  const char *name;             /* TYPE name, ^[A-Za-z0-9_]+$, unique across loaded plugins */
+  uint32_t flags;               /* reserved, 0 */
+
+  /* Optional. Check a configuration without starting anything (CREATE STREAM). Host thread. */
+  sp_status (*validate)(sp_ctx *ctx, const char *config, size_t length);
+  /* Connect / start. SP_ERROR with set_error refuses to start; close is then not called. */
+  sp_status (*open)(sp_ctx *ctx, const char *config, size_t length, void **instance);
+  /* Optional: produce until host->stopping(ctx); see LIFECYCLE. */
+  void (*run)(sp_ctx *ctx, void *instance);
+  /* Stop and release. Called once. */
+  void (*close)(sp_ctx *ctx, void *instance);
+} sp_source_def;
+
+/* Sink flags. */
+#define SP_SINK_ENCODED 0x1u    /* collect receives rows as JSON text (batch->data), not columns */
+
+/*
+ * One batch of result rows for a sink.
+ *   Encoded (SP_SINK_ENCODED): row i is the JSON object text data[offsets[i] .. offsets[i+1])
+ *   (no newline; offsets has nrows+1 entries). columns is NULL.
+ *   Typed: ncols columns of nrows rows, column c named names[c] (NUL-terminated); a row without
+ *   the field is null there. Numbers arrive as FLOAT64 (INT64 for integers beyond 2^53), strings
+ *   as STRING, booleans as BOOL; nested objects and arrays, and fields whose type varies within
+ *   the batch, as STRING holding their JSON text. data/offsets are NULL.
+ * OWNERSHIP: borrowed for the duration of collect.
+ */
+typedef struct sp_batch {
+  uint32_t size;
+  size_t nrows;
+  const char *data;
+  const uint32_t *offsets;
+  size_t ncols;
+  const char *const *names;
+  const sp_column *columns;
+} sp_batch;
+
+typedef struct sp_sink_def {
+  uint32_t size;
+  const char *name;             /* action name, ^[A-Za-z0-9_]+$, unique across loaded plugins */
+  uint32_t flags;               /* SP_SINK_* */
+
+  /* Optional. Check a configuration (rule creation). Host thread. */
+  sp_status (*validate)(sp_ctx *ctx, const char *config, size_t length);
+  /* Connect / open files. SP_RETRY: the host tries again after a backoff; SP_ERROR: fatal. */
+  sp_status (*open)(sp_ctx *ctx, const char *config, size_t length, void **instance);
+  /* Deliver one batch: SP_OK, SP_RETRY or SP_ERROR (see LIFECYCLE). */
+  sp_status (*collect)(sp_ctx *ctx, void *instance, const sp_batch *batch);
+  /* Flush and release. Called once when open succeeded. */
+  void (*close)(sp_ctx *ctx, void *instance);
+} sp_sink_def;
+
+#define SP_SOURCE_DEF(NAME, FLAGS, VALIDATE, OPEN, RUN, CLOSE) \
+  { (uint32_t)sizeof(sp_source_def), NAME, FLAGS, VALIDATE, OPEN, RUN, CLOSE }
+#define SP_SINK_DEF(NAME, FLAGS, VALIDATE, OPEN, COLLECT, CLOSE) \
+  { (uint32_t)sizeof(sp_sink_def), NAME, FLAGS, VALIDATE, OPEN, COLLECT, CLOSE }
+
+/* ---------------------------------------------------------------------------------------------
  * The descriptor: what the entry point returns (PostgreSQL's magic block, grown up).
  * ------------------------------------------------------------------------------------------- */
 
@@ -276,7 +411,14 @@ typedef struct sp_plugin_descriptor {
   size_t n_functions;
   const sp_function_def *functions;
 
-  /* ---- contract 1.1 and later: append here (sources, sinks) ---- */
+  /* ---- contract 1.1: sources and sinks (a 1.0 descriptor is smaller: the host reads these
+   * only when `size` covers them) ---- */
+  size_t n_sources;
+  const sp_source_def *sources;
+  size_t n_sinks;
+  const sp_sink_def *sinks;
+
+  /* ---- contract 1.2 and later: append here ---- */
 } sp_plugin_descriptor;
 
 typedef const sp_plugin_descriptor *(*sp_entry_fn)(void);
@@ -366,7 +508,7 @@ typedef const sp_plugin_descriptor *(*sp_entry_fn)(void);
   };
 
 #define STREAMPLUG_MANIFEST_TEXT_(NAME, VERSION, EXTENSIONS)                                 \
-  "contract=" SP_STR(STREAMPLUG_CONTRACT_MAJOR) "." SP_STR(STREAMPLUG_CONTRACT_MINOR) "\n"    \
+  "contract=" SP_STR(STREAMPLUG_CONTRACT_MAJOR) "." SP_STR(STREAMPLUG_PLUGIN_MINOR) "\n"      \
   "name=" NAME "\nversion=" VERSION "\nextensions=" EXTENSIONS "\n"                          \
   "arch=" SP_BUILD_ARCH "\nlibc=" SP_BUILD_LIBC_FLAVOUR "\n"
 
@@ -374,7 +516,7 @@ typedef const sp_plugin_descriptor *(*sp_entry_fn)(void);
  * STREAMPLUG_PLUGIN(NAME, VERSION, EXTENSIONS, DESCRIBE)
  *   NAME, VERSION  string literals.
  *   EXTENSIONS     string literal listing what the plugin provides, comma-separated
- *                  `function:NAME` entries (later `source:NAME`, `sink:NAME`); written into the
+ *                  `function:NAME`, `source:NAME` and `sink:NAME` entries; written into the
  *                  manifest note and compared with the descriptor at load.
  *   DESCRIBE       `static void DESCRIBE(sp_plugin_descriptor *d)`: fills in init, deinit and
  *                  the extension tables. Everything else is already set.
@@ -396,7 +538,7 @@ typedef const sp_plugin_descriptor *(*sp_entry_fn)(void);
       d.magic = STREAMPLUG_MAGIC;                                                            \
       d.size = (uint32_t)sizeof(sp_plugin_descriptor);                                       \
       d.contract_major = STREAMPLUG_CONTRACT_MAJOR;                                          \
-      d.contract_minor = STREAMPLUG_CONTRACT_MINOR;                                          \
+      d.contract_minor = STREAMPLUG_PLUGIN_MINOR;                                            \
       d.name = NAME;                                                                         \
       d.version = VERSION;                                                                   \
       d.build_compiler = SP_BUILD_COMPILER;                                                  \

@@ -1,0 +1,136 @@
+/**
+ * Source -> sink passthrough through the host, rows of ~100 B and ~1 KB.
+ *   native  random (burst, JSON text) -> bounded native queue -> JS, one crossing per batch, rows
+ *           parsed -> filesink (JSON lines encoded in JS, written by its native worker thread)
+ *   js      a pure-JS source building the same rows -> a pure-JS JSON-lines file sink (64 KB buffer)
+ *   floor   native random -> JS (rows parsed) -> discarded
+ * Prints rows/s and CPU µs per row (process CPU: every thread, native ones included), median of
+ * RUNS runs; targets are printed, never asserted. `node dist/bench/passthrough.js [--json]`.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createSink, createSource } from '../src/connectors/index.js';
+import type { Row } from '../src/connectors/types.js';
+import { PluginRegistry } from '../src/plugins/index.js';
+import type { NativeSinkConnector, NativeSourceConnector } from '../src/plugins/native-io.js';
+import { samplesDir } from '../test/helpers/paths.js';
+
+const RUNS = 3;
+const json = process.argv.includes('--json');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamplug-bench-'));
+process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+
+// {"count":5x,"pad":"xxx…"}: 25 bytes of JSON around the padding
+const SIZES = [
+  { label: '100B', pad: 75, rows: 1_000_000 },
+  { label: '1KB', pad: 999, rows: 200_000 },
+];
+
+interface Result {
+  rowsPerSec: number;
+  cpuUsPerRow: number;
+}
+
+async function timed(rows: number, body: () => Promise<void>): Promise<Result> {
+  const samples: Result[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    const c0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    await body();
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    const c = process.cpuUsage(c0);
+    samples.push({ rowsPerSec: rows / s, cpuUsPerRow: (c.user + c.system) / rows });
+  }
+  samples.sort((a, b) => a.rowsPerSec - b.rowsPerSec);
+  return samples[Math.floor(samples.length / 2)];
+}
+
+function randomSource(pad: number, rows: number): NativeSourceConnector {
+  return createSource('random', '', {
+    CONFIG: JSON.stringify({ burst: true, seed: 10, pattern: { count: 50 }, pad, count: rows }),
+    BUFFER_LENGTH: '8192',
+    BATCH_SIZE: '2048',
+  }) as NativeSourceConnector;
+}
+
+async function native(pad: number, rows: number, toSink: boolean): Promise<void> {
+  const file = path.join(tmp, 'native.jsonl');
+  fs.rmSync(file, { force: true });
+  const sink = toSink ? (createSink('filesink', { path: file, bufferBytes: 1 << 20, queueLength: 8 }) as NativeSinkConnector) : undefined;
+  await sink?.open();
+  const src = randomSource(pad, rows);
+  let n = 0;
+  let pending: Promise<void> = Promise.resolve();
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  await src.start((batch) => {
+    n += batch.length;
+    if (sink) pending = pending.then(() => sink.collect(batch));
+    if (n >= rows) done();
+  }, () => undefined);
+  await finished;
+  await pending;
+  await src.stop();
+  await sink?.close();
+}
+
+/** The same behaviour in plain JS: rows built in batches, JSON lines buffered to a file. */
+async function pureJs(pad: number, rows: number): Promise<void> {
+  const file = path.join(tmp, 'js.jsonl');
+  fs.rmSync(file, { force: true });
+  const fd = fs.openSync(file, 'a');
+  const padding = 'x'.repeat(pad);
+  let buffered = '';
+  const sinkCollect = async (batch: Row[]): Promise<void> => {
+    for (const r of batch) buffered += JSON.stringify(r) + '\n';
+    if (buffered.length >= 1 << 20) {
+      fs.writeSync(fd, buffered);
+      buffered = '';
+    }
+  };
+  let state = 0x12345678;
+  for (let sent = 0; sent < rows; ) {
+    const batch: Row[] = [];
+    for (let i = 0; i < 2048 && sent < rows; i++, sent++) {
+      state = (state * 1103515245 + 12345) >>> 0;
+      batch.push({ count: 50 + (state % 10), pad: padding });
+    }
+    await sinkCollect(batch);
+    if (sent % 65536 < 2048) await new Promise((r) => setImmediate(r)); // a source yields to I/O
+  }
+  fs.writeSync(fd, buffered);
+  fs.closeSync(fd);
+}
+
+const registry = new PluginRegistry({ onLog: () => undefined });
+registry.load(path.join(samplesDir, 'random.so'));
+registry.load(path.join(samplesDir, 'filesink.so'));
+
+const out: { name: string; value: number; unit: string }[] = [];
+const table: string[][] = [];
+for (const { label, pad, rows } of SIZES) {
+  const n = await timed(rows, () => native(pad, rows, true));
+  const j = await timed(rows, () => pureJs(pad, rows));
+  const f = await timed(rows, () => native(pad, rows, false));
+  out.push({ name: `native@${label}`, value: Math.round(n.rowsPerSec), unit: 'rows/s' });
+  out.push({ name: `js@${label}`, value: Math.round(j.rowsPerSec), unit: 'rows/s' });
+  out.push({ name: `floor@${label}`, value: Math.round(f.rowsPerSec), unit: 'rows/s' });
+  const fmt = (r: Result) => [Math.round(r.rowsPerSec).toLocaleString('en'), r.cpuUsPerRow.toFixed(2)];
+  table.push([label, ...fmt(n), ...fmt(j), ...fmt(f), (n.rowsPerSec / j.rowsPerSec).toFixed(2)]);
+}
+registry.unloadAll();
+
+if (json) {
+  console.log(JSON.stringify(out));
+} else {
+  console.log('passthrough: native random -> host -> filesink vs pure JS (median of 3 runs; CPU = all threads)');
+  console.log('row    native rows/s  µs CPU/row   js rows/s  µs CPU/row   floor rows/s  µs CPU/row   native/js');
+  for (const r of table) {
+    console.log(`${r[0].padEnd(6)} ${r[1].padStart(13)} ${r[2].padStart(11)} ${r[3].padStart(11)} ${r[4].padStart(11)} ${r[5].padStart(14)} ${r[6].padStart(11)} ${r[7].padStart(11)}`);
+  }
+  const n100 = out.find((o) => o.name === 'native@100B')!.value;
+  const ratio = n100 / out.find((o) => o.name === 'js@100B')!.value;
+  console.log(`target native >= 3x js at 100 B: ${ratio >= 3 ? 'PASS' : 'MISS'} (${ratio.toFixed(2)}x)`);
+  console.log(`target native >= 1M 100-byte rows/s: ${n100 >= 1e6 ? 'PASS' : 'MISS'} (${n100.toLocaleString('en')})`);
+}

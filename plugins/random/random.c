@@ -1,0 +1,334 @@
+/*
+ * random: a source (contract 1.1) in the spirit of eKuiper's `random` sample.
+ *
+ * Config (JSON object; every key optional):
+ *   interval     ms between rows, > 0 (default 1000); ignored with burst
+ *   seed         > 0 (default 1): each row is, per pattern field, value + a random integer in [0, seed)
+ *   pattern      object of integers (default {"count": 50})
+ *   deduplicate  0 off (default); N > 0 skips a row equal to one of the last N emitted; < 0 all (up to 4096)
+ *   burst        true: emit as fast as the host takes rows (benchmarks)
+ *   mode         "json" (default: raw JSON text, decoded by the host) or "rows" (structured rows
+ *                through host->row_*, no text)
+ *   count        stop after this many rows (default 0: no limit)
+ *   sequence     true: add "seq": 0, 1, 2, ... (ordering checks)
+ *   pad          add "pad": a string of this many 'x' (row size for benchmarks)
+ *
+ * The host runs `run` on a thread of its own; it produces until host->stopping() or count.
+ */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, strdup under -std=c99 */
+#define STREAMPLUG_PLUGIN_MINOR 1
+#include <streamplug/plugin.h>
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_FIELDS 16
+#define MAX_NAME 64
+#define MAX_DEDUP 4096
+
+typedef struct config {
+  long long interval, seed, deduplicate, count, pad;
+  int burst, rows, sequence;
+  int nfields;
+  char names[MAX_FIELDS][MAX_NAME];
+  long long values[MAX_FIELDS];
+} config;
+
+typedef struct random_source {
+  config c;
+  unsigned long long state;
+  char *padding;
+  char **recent; /* dedup ring of row texts */
+  size_t nrecent, next;
+} random_source;
+
+static const sp_host_api *host;
+
+/* ---- a small JSON reader: enough for a flat config object with one nested object ---------- */
+
+static const char *ws(const char *p, const char *e) {
+  while (p < e && isspace((unsigned char)*p)) p++;
+  return p;
+}
+
+static const char *skip_string(const char *p, const char *e) {
+  for (p++; p < e && *p != '"'; p++)
+    if (*p == '\\') p++;
+  return p < e ? p + 1 : NULL;
+}
+
+static const char *skip_value(const char *p, const char *e) {
+  p = ws(p, e);
+  if (p >= e) return NULL;
+  if (*p == '"') return skip_string(p, e);
+  if (*p == '{' || *p == '[') {
+    int depth = 0;
+    while (p < e) {
+      if (*p == '"') {
+        p = skip_string(p, e);
+        if (!p) return NULL;
+        continue;
+      }
+      if (*p == '{' || *p == '[') depth++;
+      if (*p == '}' || *p == ']') {
+        if (--depth == 0) return p + 1;
+      }
+      p++;
+    }
+    return NULL;
+  }
+  while (p < e && *p != ',' && *p != '}' && *p != ']' && !isspace((unsigned char)*p)) p++;
+  return p;
+}
+
+/* Reads "key" into buf; returns the position after the colon. */
+static const char *read_key(const char *p, const char *e, char *buf, size_t cap) {
+  size_t n = 0;
+  p = ws(p, e);
+  if (p >= e || *p != '"') return NULL;
+  for (p++; p < e && *p != '"'; p++) {
+    if (*p == '\\') return NULL; /* escaped keys are not needed here */
+    if (n + 1 < cap) buf[n++] = *p;
+  }
+  buf[n] = '\0';
+  if (p >= e) return NULL;
+  p = ws(p + 1, e);
+  return p < e && *p == ':' ? p + 1 : NULL;
+}
+
+static int read_integer(const char *p, const char *e, long long *out) {
+  char tmp[32];
+  char *end;
+  size_t n;
+  p = ws(p, e);
+  for (n = 0; p + n < e && n < sizeof tmp - 1 && (isdigit((unsigned char)p[n]) || p[n] == '-' || p[n] == '+' ||
+                                                    p[n] == '.' || p[n] == 'e' || p[n] == 'E');
+       n++)
+    tmp[n] = p[n];
+  tmp[n] = '\0';
+  if (n == 0) return 0;
+  {
+    double d = strtod(tmp, &end);
+    if (*end != '\0' || d != (double)(long long)d) return 0;
+    *out = (long long)d;
+  }
+  return 1;
+}
+
+static int fail(sp_ctx *ctx, const char *what) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "random: %s", what);
+  host->set_error(ctx, msg);
+  return 0;
+}
+
+static int parse_pattern(sp_ctx *ctx, const char *p, const char *e, config *c) {
+  p = ws(p, e);
+  if (p >= e || *p != '{') return fail(ctx, "pattern is not an object; expected e.g. {\"count\": 50}");
+  c->nfields = 0;
+  p = ws(p + 1, e);
+  while (p < e && *p != '}') {
+    char key[MAX_NAME];
+    if (c->nfields == MAX_FIELDS) return fail(ctx, "pattern has more than 16 fields");
+    p = read_key(p, e, key, sizeof key);
+    if (!p) return fail(ctx, "pattern is not a valid JSON object");
+    if (!read_integer(p, e, &c->values[c->nfields])) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "pattern.%s is not an integer; the pattern maps field names to integers", key);
+      return fail(ctx, msg);
+    }
+    strcpy(c->names[c->nfields++], key);
+    p = ws(skip_value(p, e), e);
+    if (p < e && *p == ',') p = ws(p + 1, e);
+  }
+  return 1;
+}
+
+static int parse_config(sp_ctx *ctx, const char *text, size_t length, config *c) {
+  const char *p = text, *e = text + length;
+  memset(c, 0, sizeof *c);
+  c->interval = 1000;
+  c->seed = 1;
+  c->nfields = 1;
+  strcpy(c->names[0], "count");
+  c->values[0] = 50;
+  p = ws(p, e);
+  if (p >= e || *p != '{') return fail(ctx, "config is not a JSON object");
+  p = ws(p + 1, e);
+  while (p < e && *p != '}') {
+    char key[MAX_NAME];
+    const char *v;
+    p = read_key(p, e, key, sizeof key);
+    if (!p) return fail(ctx, "config is not a valid JSON object");
+    v = ws(p, e);
+    if (strcmp(key, "pattern") == 0) {
+      if (!parse_pattern(ctx, v, e, c)) return 0;
+    } else if (strcmp(key, "interval") == 0 || strcmp(key, "seed") == 0 || strcmp(key, "deduplicate") == 0 ||
+               strcmp(key, "count") == 0 || strcmp(key, "pad") == 0) {
+      long long n;
+      if (!read_integer(v, e, &n)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s is not an integer", key);
+        return fail(ctx, msg);
+      }
+      if (key[0] == 'i') c->interval = n;
+      else if (key[0] == 's') c->seed = n;
+      else if (key[0] == 'd') c->deduplicate = n;
+      else if (key[0] == 'c') c->count = n;
+      else c->pad = n;
+    } else if (strcmp(key, "burst") == 0 || strcmp(key, "sequence") == 0) {
+      int b = (size_t)(e - v) >= 4 && strncmp(v, "true", 4) == 0;
+      if (key[0] == 'b') c->burst = b;
+      else c->sequence = b;
+    } else if (strcmp(key, "mode") == 0) {
+      if ((size_t)(e - v) >= 6 && strncmp(v, "\"rows\"", 6) == 0) c->rows = 1;
+      else if (!((size_t)(e - v) >= 6 && strncmp(v, "\"json\"", 6) == 0)) return fail(ctx, "mode must be \"json\" or \"rows\"");
+    } /* other keys (datasource, format, ...) are the host's */
+    p = ws(skip_value(v, e), e);
+    if (!p) return fail(ctx, "config is not a valid JSON object");
+    if (p < e && *p == ',') p = ws(p + 1, e);
+  }
+  if (c->interval <= 0) return fail(ctx, "interval must be > 0 (milliseconds between rows)");
+  if (c->seed <= 0) return fail(ctx, "seed must be > 0 (random values are in [0, seed))");
+  if (c->pad < 0 || c->pad > 1 << 20) return fail(ctx, "pad must be between 0 and 1048576");
+  if (c->count < 0) return fail(ctx, "count must be >= 0 (0: no limit)");
+  return 1;
+}
+
+/* ---- the source ------------------------------------------------------------------------------ */
+
+static unsigned long long next_random(random_source *s) {
+  /* xorshift64*: fast, and each instance has its own state */
+  s->state ^= s->state >> 12;
+  s->state ^= s->state << 25;
+  s->state ^= s->state >> 27;
+  return s->state * 2685821657736338717ULL;
+}
+
+static sp_status validate(sp_ctx *ctx, const char *text, size_t length) {
+  config c;
+  return parse_config(ctx, text, length, &c) ? SP_OK : SP_ERROR;
+}
+
+static sp_status open_source(sp_ctx *ctx, const char *text, size_t length, void **instance) {
+  random_source *s = (random_source *)calloc(1, sizeof *s);
+  if (!s) {
+    host->set_error(ctx, "random: out of memory");
+    return SP_ERROR;
+  }
+  if (!parse_config(ctx, text, length, &s->c)) {
+    free(s);
+    return SP_ERROR;
+  }
+  s->state = 0x9E3779B97F4A7C15ULL ^ (unsigned long long)time(NULL) ^ (unsigned long long)(size_t)s;
+  if (s->c.pad > 0) {
+    s->padding = (char *)malloc((size_t)s->c.pad + 1);
+    memset(s->padding, 'x', (size_t)s->c.pad);
+    s->padding[s->c.pad] = '\0';
+  }
+  if (s->c.deduplicate != 0) {
+    s->nrecent = s->c.deduplicate < 0 || s->c.deduplicate > MAX_DEDUP ? MAX_DEDUP : (size_t)s->c.deduplicate;
+    s->recent = (char **)calloc(s->nrecent, sizeof(char *));
+  }
+  host->set_status(ctx, SP_IO_CONNECTED, NULL);
+  *instance = s;
+  return SP_OK;
+}
+
+static int seen_recently(random_source *s, const char *text) {
+  size_t i;
+  for (i = 0; i < s->nrecent; i++)
+    if (s->recent[i] && strcmp(s->recent[i], text) == 0) return 1;
+  free(s->recent[s->next]);
+  s->recent[s->next] = strdup(text);
+  s->next = (s->next + 1) % s->nrecent;
+  return 0;
+}
+
+static void sleep_ms(long long ms) {
+  struct timespec ts;
+  ts.tv_sec = (time_t)(ms / 1000);
+  ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+  nanosleep(&ts, NULL);
+}
+
+static void run(sp_ctx *ctx, void *instance) {
+  random_source *s = (random_source *)instance;
+  const config *c = &s->c;
+  size_t cap = 256 + (size_t)c->pad + (size_t)c->nfields * (MAX_NAME + 24);
+  char *text = (char *)malloc(cap);
+  long long values[MAX_FIELDS];
+  long long emitted = 0, seq = 0;
+  int i;
+  if (!text) return;
+  while (!host->stopping(ctx) && (c->count == 0 || emitted < c->count)) {
+    size_t n = 0;
+    for (i = 0; i < c->nfields; i++) values[i] = c->values[i] + (long long)(next_random(s) % (unsigned long long)c->seed);
+    if (c->rows && s->nrecent == 0) {
+      sp_row *row = host->row_begin(ctx);
+      if (c->sequence) host->row_int64(row, "seq", seq);
+      for (i = 0; i < c->nfields; i++) host->row_int64(row, c->names[i], values[i]);
+      if (c->pad) host->row_string(row, "pad", s->padding, (size_t)c->pad);
+      if (host->row_push(row) != SP_OK) break;
+    } else {
+      n += (size_t)snprintf(text + n, cap - n, "{");
+      if (c->sequence) n += (size_t)snprintf(text + n, cap - n, "\"seq\":%lld,", seq);
+      for (i = 0; i < c->nfields; i++)
+        n += (size_t)snprintf(text + n, cap - n, "%s\"%s\":%lld", i ? "," : "", c->names[i], values[i]);
+      if (c->pad) n += (size_t)snprintf(text + n, cap - n, ",\"pad\":\"%s\"", s->padding);
+      n += (size_t)snprintf(text + n, cap - n, "}");
+      if (s->nrecent == 0 || !seen_recently(s, text)) {
+        if (host->source_push(ctx, text, n) != SP_OK) break;
+      } else {
+        if (!c->burst) sleep_ms(c->interval);
+        continue;
+      }
+    }
+    emitted++;
+    seq++;
+    if (!c->burst) {
+      long long left = c->interval;
+      while (left > 0 && !host->stopping(ctx)) { /* sleep in slices so stop is prompt */
+        long long step = left < 20 ? left : 20;
+        sleep_ms(step);
+        left -= step;
+      }
+    }
+  }
+  free(text);
+}
+
+static void close_source(sp_ctx *ctx, void *instance) {
+  random_source *s = (random_source *)instance;
+  size_t i;
+  (void)ctx;
+  for (i = 0; i < s->nrecent; i++) free(s->recent[i]);
+  free(s->recent);
+  free(s->padding);
+  free(s);
+}
+
+static sp_status init(const sp_host_api *h, sp_ctx *ctx, void **data) {
+  (void)data;
+  host = h;
+  if (h->contract_minor < 1) {
+    h->set_error(ctx, "random needs a host with contract 1.1 (sources)");
+    return SP_ERROR;
+  }
+  return SP_OK;
+}
+
+static const sp_source_def sources[] = {
+  SP_SOURCE_DEF("random", 0, validate, open_source, run, close_source),
+};
+
+static void describe(sp_plugin_descriptor *d) {
+  d->init = init;
+  d->sources = sources;
+  d->n_sources = 1;
+}
+
+STREAMPLUG_PLUGIN("random", "1.0.0", "source:random", describe)

@@ -1,0 +1,461 @@
+/**
+ * Native (`.so`, contract 1.1) sources and sinks as connectors (src/connectors/types.ts).
+ *
+ * Source: the plugin's threads push into a bounded native queue; the addon wakes the JS thread
+ * (coalesced), which pulls one batch per crossing (`drain`) and emits it. A full queue blocks the
+ * producer or drops the oldest/newest item, counted.
+ * Sink: each batch is encoded (JSON lines, or typed columns) and queued for the sink's native
+ * worker thread, which calls the plugin, retries SP_RETRY with backoff and never runs on the JS
+ * thread. collect() waits only while the native queue is full.
+ * Closing: source stop -> plugin close -> the queue drained into emit; sink: queued batches
+ * delivered -> close (flush). A plugin that does not finish within closeTimeoutMs is abandoned:
+ * E_CLOSE_TIMEOUT, and its library stays mapped while the hook still runs.
+ */
+import { decode, type Format } from '../connectors/decode.js';
+import { toJson } from '../connectors/template.js';
+import type { ConnectorStatus, EmitFn, Row, SinkConnector, SourceConnector, SourceMetrics, StatusFn } from '../connectors/types.js';
+import { StreamplugError } from '../errors.js';
+import { hostAddon } from './native-addon.js';
+
+export type Overflow = 'block' | 'drop-oldest' | 'drop-newest';
+
+/** Counters of one source or sink instance, as the addon keeps them. */
+export interface IoStats {
+  /** Source: messages/rows the plugin pushed (accepted); sink: rows queued. */
+  in: number;
+  /** Source: items delivered to JS; sink: rows the plugin acknowledged (SP_OK). */
+  out: number;
+  dropped: number;
+  errors: number;
+  retries: number;
+  /** Items (source) or batches (sink, the one in delivery included) waiting. */
+  depth: number;
+  lastLatencyMs: number;
+  maxLatencyMs: number;
+  state: 'connecting' | 'connected' | 'reconnecting' | 'error';
+  message: string;
+  lastError: string;
+  /** Why open failed or the instance stopped for good; '' otherwise. */
+  failure: string;
+  opened: boolean;
+  finished: boolean;
+}
+
+type RawSegment = { kind: 0; bytes: Buffer; length: number; starts: Uint32Array; ends: Uint32Array };
+type RowSegment = { kind: 1; rows: Row[] };
+
+interface AddonSource {
+  drain(max: number): { segments: (RawSegment | RowSegment)[]; left: number } | null;
+  stats(): IoStats;
+  stop(): void;
+  dispose(): void;
+}
+
+interface AddonSink {
+  readonly encoded: boolean;
+  pushEncoded(text: string, nrows: number): 0 | 1 | 2;
+  pushColumns(nrows: number, names: string[], types: number[], values: unknown[], nulls: (Uint8Array | undefined)[]): 0 | 1 | 2;
+  stats(): IoStats;
+  stop(): void;
+  abandon(): void;
+  dispose(): void;
+}
+
+export interface IoDescription {
+  sources: { name: string; flags: number; hasValidate: boolean; hasRun: boolean }[];
+  sinks: { name: string; flags: number; hasValidate: boolean }[];
+}
+
+interface IoAddon {
+  NativeSource: new (file: string, index: number, ruleId: string, config: string, opts: object, onWake: () => void) => AddonSource;
+  NativeSink: new (file: string, index: number, ruleId: string, config: string, opts: object, onWake: () => void) => AddonSink;
+  describeIo(file: string): IoDescription;
+  validateIo(file: string, kind: 'source' | 'sink', index: number, config: string): void;
+}
+
+export function ioAddon(): IoAddon {
+  return hostAddon() as unknown as IoAddon;
+}
+
+/** Which native source or sink: the library file and the index in its table. */
+export interface IoTarget {
+  file: string;
+  index: number;
+  /** The TYPE / action name, for messages. */
+  name: string;
+  plugin: string;
+}
+
+export interface NativeSourceOptions {
+  /** Queue bound, in messages/rows. Default 1024. */
+  capacity?: number;
+  overflow?: Overflow;
+  /** Most items per JS crossing. Default 1024. */
+  batchSize?: number;
+  /** How long stop() waits for the plugin's close. Default 5000 ms. */
+  closeTimeoutMs?: number;
+  format?: Format;
+  ruleId?: string;
+}
+
+const isObject = (v: unknown): v is Row => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function stateOf(s: IoStats): ConnectorStatus {
+  if (s.state === 'error') return { state: 'error', error: s.failure || s.message || s.lastError };
+  return s.message ? { state: s.state, error: s.message } : { state: s.state };
+}
+
+/** A list of callbacks run at the next wake. */
+class Waiters {
+  private list: (() => void)[] = [];
+  wait(): Promise<void> {
+    return new Promise((resolve) => this.list.push(resolve));
+  }
+  wakeAll(): void {
+    const l = this.list;
+    this.list = [];
+    for (const f of l) f();
+  }
+}
+
+function timeout(ms: number): { promise: Promise<'timeout'>; cancel: () => void } {
+  let t: NodeJS.Timeout | undefined;
+  const promise = new Promise<'timeout'>((resolve) => (t = setTimeout(() => resolve('timeout'), ms)));
+  return { promise, cancel: () => clearTimeout(t) };
+}
+
+export class NativeSourceConnector implements SourceConnector {
+  private handle?: AddonSource;
+  private emitFn?: EmitFn;
+  private statusFn?: StatusFn;
+  private lastStatus = '';
+  private pumping = false;
+  private scheduled = false;
+  private readonly waiters = new Waiters();
+  private readonly m: SourceMetrics = { messagesIn: 0, rowsOut: 0, decodeErrors: 0 };
+  private stopped?: Promise<void>;
+  private closeTimedOut = false;
+  readonly options: Required<Omit<NativeSourceOptions, 'ruleId'>> & { ruleId: string };
+
+  constructor(
+    readonly target: IoTarget,
+    readonly config: string,
+    opts: NativeSourceOptions = {},
+  ) {
+    this.options = {
+      capacity: opts.capacity ?? 1024,
+      overflow: opts.overflow ?? 'block',
+      batchSize: opts.batchSize ?? 1024,
+      closeTimeoutMs: opts.closeTimeoutMs ?? 5000,
+      format: opts.format ?? 'json',
+      ruleId: opts.ruleId ?? '',
+    };
+  }
+
+  /** Resolves once the plugin's open succeeded; rejects (E_SOURCE_FAILED) when it failed. */
+  async start(emit: EmitFn, onStatus: StatusFn): Promise<void> {
+    if (this.handle) return;
+    this.emitFn = emit;
+    this.statusFn = onStatus;
+    const { file, index } = this.target;
+    const { capacity, overflow } = this.options;
+    this.handle = new (ioAddon().NativeSource)(file, index, this.options.ruleId, this.config, { capacity, overflow }, () => this.wake());
+    for (;;) {
+      const s = this.handle.stats();
+      if (s.opened) return;
+      if (s.finished || s.failure) {
+        this.handle.dispose();
+        throw new StreamplugError('E_SOURCE_FAILED', s.failure || `source ${this.target.name} ended before it opened`, { source: this.target.name });
+      }
+      await this.waiters.wait();
+    }
+  }
+
+  /** Stops the plugin, delivers what it had queued, then resolves; E_CLOSE_TIMEOUT after closeTimeoutMs. */
+  stop(): Promise<void> {
+    this.stopped ??= this.doStop();
+    return this.stopped;
+  }
+
+  private async doStop(): Promise<void> {
+    const h = this.handle;
+    if (!h) return;
+    h.stop();
+    const t = timeout(this.options.closeTimeoutMs);
+    const finished = (async () => {
+      for (;;) {
+        this.pump();
+        const s = h.stats();
+        if (s.finished && s.depth === 0) return 'done' as const;
+        await this.waiters.wait();
+      }
+    })();
+    const how = await Promise.race([finished, t.promise]);
+    t.cancel();
+    if (how === 'timeout') {
+      this.closeTimedOut = true;
+      this.pump(); // what was queued still counts
+      h.dispose();
+      const message = `source ${this.target.name} (plugin ${this.target.plugin}) did not finish closing within ${this.options.closeTimeoutMs} ms; it was abandoned and its library stays loaded until the hook returns`;
+      this.statusFn?.({ state: 'error', error: message });
+      throw new StreamplugError('E_CLOSE_TIMEOUT', message, { source: this.target.name });
+    }
+    h.dispose();
+    this.statusFn?.({ state: 'stopped' });
+  }
+
+  metrics(): SourceMetrics & { native?: IoStats; closeTimedOut: boolean } {
+    return { ...this.m, native: this.handle?.stats(), closeTimedOut: this.closeTimedOut };
+  }
+
+  stats(): IoStats | undefined {
+    return this.handle?.stats();
+  }
+
+  private wake(): void {
+    this.pump();
+    this.waiters.wakeAll();
+  }
+
+  /** Pulls one batch; more batches follow on later turns of the event loop, so I/O keeps running. */
+  private pump(): void {
+    const h = this.handle;
+    if (!h || this.pumping) return;
+    this.pumping = true;
+    let left = 0;
+    try {
+      const res = h.drain(this.options.batchSize);
+      if (res) {
+        left = res.left;
+        for (const seg of res.segments) this.emitSegment(seg);
+      }
+      const s = h.stats();
+      const status = stateOf(s);
+      const key = `${status.state}\u0000${status.error ?? ''}`;
+      if (key !== this.lastStatus) {
+        this.lastStatus = key;
+        this.statusFn?.(status);
+      }
+    } finally {
+      this.pumping = false;
+    }
+    if (left > 0 && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        this.pump();
+        this.waiters.wakeAll();
+      });
+    }
+  }
+
+  private emitSegment(seg: RawSegment | RowSegment): void {
+    const emit = this.emitFn!;
+    if (seg.kind === 1) {
+      this.m.messagesIn += seg.rows.length;
+      this.m.rowsOut += seg.rows.length;
+      emit(seg.rows, { ts: Date.now() });
+      return;
+    }
+    const n = seg.starts.length;
+    this.m.messagesIn += n;
+    if (this.options.format === 'json') {
+      // One parse for the whole batch ("[m0,m1,...]"); any message that is not exactly one object
+      // makes the count or shape differ, and the batch is decoded message by message instead.
+      try {
+        const all: unknown = JSON.parse(seg.bytes.toString('utf8', 0, seg.length));
+        if (Array.isArray(all) && all.length === n && all.every(isObject)) {
+          this.m.rowsOut += n;
+          emit(all as Row[], { ts: Date.now() });
+          return;
+        }
+      } catch {
+        // fall through
+      }
+    }
+    const rows: Row[] = [];
+    for (let i = 0; i < n; i++) {
+      const res = decode(this.options.format, seg.bytes.subarray(seg.starts[i], seg.ends[i]));
+      if (res.ok) {
+        for (const r of res.rows) rows.push(r);
+      } else {
+        this.m.decodeErrors++;
+        this.m.lastDecodeError = res.error;
+      }
+    }
+    this.m.rowsOut += rows.length;
+    if (rows.length > 0) emit(rows, { ts: Date.now() });
+  }
+}
+
+export interface NativeSinkOptions {
+  /** Batches queued for the worker thread. Default 16. */
+  capacity?: number;
+  /** SP_RETRY attempts per batch before it is dropped; -1 retries forever. Default 5. */
+  maxRetries?: number;
+  backoffMs?: number;
+  maxBackoffMs?: number;
+  closeTimeoutMs?: number;
+  ruleId?: string;
+}
+
+const SP_TYPE = { bool: 1, int64: 2, float64: 3, string: 4 } as const;
+
+/** Rows -> typed columns (plugin.h, sp_batch): one column per field seen in the batch. */
+export function toColumns(rows: readonly Row[]): { names: string[]; types: number[]; values: unknown[]; nulls: (Uint8Array | undefined)[] } {
+  const n = rows.length;
+  const fields = new Map<string, unknown[]>();
+  rows.forEach((row, i) => {
+    for (const k in row) {
+      let col = fields.get(k);
+      if (!col) fields.set(k, (col = new Array(n).fill(undefined)));
+      col[i] = row[k];
+    }
+  });
+  const names: string[] = [], types: number[] = [], values: unknown[] = [], nulls: (Uint8Array | undefined)[] = [];
+  for (const [name, cells] of fields) {
+    let kind: 'number' | 'bigint' | 'boolean' | 'string' | 'json' | undefined;
+    let mask: Uint8Array | undefined;
+    cells.forEach((v, i) => {
+      if (v === undefined || v === null) {
+        (mask ??= new Uint8Array(n))[i] = 1;
+        return;
+      }
+      const t = typeof v;
+      const k = t === 'number' || t === 'bigint' || t === 'boolean' || t === 'string' ? t : 'json';
+      kind = kind === undefined ? k : kind === k ? kind : (kind === 'number' && k === 'bigint') || (kind === 'bigint' && k === 'number') ? 'number' : 'json';
+    });
+    names.push(name);
+    nulls.push(mask);
+    if (kind === 'number') {
+      types.push(SP_TYPE.float64);
+      values.push(Float64Array.from(cells, (v) => (v === undefined || v === null ? 0 : Number(v))));
+    } else if (kind === 'bigint') {
+      types.push(SP_TYPE.int64);
+      values.push(BigInt64Array.from(cells, (v) => (typeof v === 'bigint' ? v : 0n)));
+    } else if (kind === 'boolean') {
+      types.push(SP_TYPE.bool);
+      values.push(Uint8Array.from(cells, (v) => (v === true ? 1 : 0)));
+    } else {
+      types.push(SP_TYPE.string);
+      values.push(cells.map((v) => (v === undefined || v === null ? '' : kind === 'string' ? String(v) : toJson(v))));
+    }
+  }
+  return { names, types, values, nulls };
+}
+
+/** JSON lines, each row followed by "\n" (JSON.stringify never emits a raw newline). */
+export function toJsonLines(rows: readonly Row[]): string {
+  let out = '';
+  for (const r of rows) {
+    let s: string;
+    try {
+      s = JSON.stringify(r);
+    } catch {
+      s = toJson(r); // bigint
+    }
+    out += s + '\n';
+  }
+  return out;
+}
+
+export class NativeSinkConnector implements SinkConnector {
+  private handle?: AddonSink;
+  private readonly waiters = new Waiters();
+  private closed?: Promise<void>;
+  closeTimedOut = false;
+  readonly options: Required<Omit<NativeSinkOptions, 'ruleId'>> & { ruleId: string };
+
+  constructor(
+    readonly target: IoTarget,
+    readonly config: string,
+    opts: NativeSinkOptions = {},
+  ) {
+    this.options = {
+      capacity: opts.capacity ?? 16,
+      maxRetries: opts.maxRetries ?? 5,
+      backoffMs: opts.backoffMs ?? 100,
+      maxBackoffMs: opts.maxBackoffMs ?? 5000,
+      closeTimeoutMs: opts.closeTimeoutMs ?? 5000,
+      ruleId: opts.ruleId ?? '',
+    };
+  }
+
+  /** Starts the worker; resolves once the plugin's open succeeded (after its retries), rejects E_SINK_FAILED. */
+  async open(): Promise<void> {
+    if (this.handle) return;
+    const { capacity, maxRetries, backoffMs, maxBackoffMs } = this.options;
+    this.handle = new (ioAddon().NativeSink)(
+      this.target.file, this.target.index, this.options.ruleId, this.config,
+      { capacity, maxRetries, backoffMs, maxBackoffMs },
+      () => this.waiters.wakeAll(),
+    );
+    for (;;) {
+      const s = this.handle.stats();
+      if (s.opened) return;
+      if (s.finished) {
+        this.handle.dispose();
+        throw new StreamplugError('E_SINK_FAILED', s.failure || `sink ${this.target.name} ended before it opened`, { sink: this.target.name });
+      }
+      await this.waiters.wait();
+    }
+  }
+
+  /** Queues the rows for the worker thread; waits only while the native queue is full. */
+  async collect(rows: Row[]): Promise<void> {
+    const h = this.handle;
+    if (!h) throw new StreamplugError('E_SINK_FAILED', `sink ${this.target.name} is not open; call open() first`);
+    if (rows.length === 0) return;
+    const text = h.encoded ? toJsonLines(rows) : undefined;
+    const cols = text === undefined ? toColumns(rows) : undefined;
+    for (;;) {
+      const code = text !== undefined ? h.pushEncoded(text, rows.length) : h.pushColumns(rows.length, cols!.names, cols!.types, cols!.values, cols!.nulls);
+      if (code === 0) return;
+      if (code === 2) {
+        const s = h.stats();
+        throw new StreamplugError('E_SINK_FAILED', s.failure || `sink ${this.target.name} is closing; rows cannot be collected`, { sink: this.target.name });
+      }
+      await this.waiters.wait();
+    }
+  }
+
+  /** Delivers what is queued, closes (flush); E_CLOSE_TIMEOUT when that takes longer than closeTimeoutMs. */
+  close(): Promise<void> {
+    this.closed ??= this.doClose();
+    return this.closed;
+  }
+
+  private async doClose(): Promise<void> {
+    const h = this.handle;
+    if (!h) return;
+    h.stop();
+    const t = timeout(this.options.closeTimeoutMs);
+    const finished = (async () => {
+      while (!h.stats().finished) await this.waiters.wait();
+      return 'done' as const;
+    })();
+    const how = await Promise.race([finished, t.promise]);
+    t.cancel();
+    if (how === 'timeout') {
+      this.closeTimedOut = true;
+      h.abandon();
+      h.dispose();
+      const s = h.stats();
+      throw new StreamplugError(
+        'E_CLOSE_TIMEOUT',
+        `sink ${this.target.name} (plugin ${this.target.plugin}) did not finish delivering and closing within ${this.options.closeTimeoutMs} ms (${s.depth} batch(es) pending); it was abandoned and its library stays loaded until the hook returns`,
+        { sink: this.target.name },
+      );
+    }
+    h.dispose();
+  }
+
+  stats(): IoStats | undefined {
+    return this.handle?.stats();
+  }
+
+  status(): ConnectorStatus {
+    const s = this.handle?.stats();
+    return s ? stateOf(s) : { state: 'stopped' };
+  }
+}
