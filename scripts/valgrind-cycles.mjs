@@ -4,9 +4,10 @@
 // instances and their state, the scalar entry, batches of strings and numbers, groups, frames and
 // their finalizers, plugin errors, forced unloads, deinit and dlclose.
 //
-//   node --expose-gc scripts/valgrind-cycles.mjs [--cycles N] [--samples-only]
+//   node --expose-gc scripts/valgrind-cycles.mjs [--cycles N] [--samples-only] [--samples DIR]
 //   (default 10000 cycles; needs `npm run build`, build/plugins and, unless --samples-only, the
-//   corpus's runtime-error.so for the plugin-error path)
+//   corpus's runtime-error.so for the plugin-error path; --samples reads the sample plugins from DIR
+//   instead of build/plugins)
 //
 // A cycle is one load + calls + unload of one plugin; the plugins take turns, so N cycles are N
 // loads and N unloads in total. Prints one summary line; exits 1 on a wrong answer.
@@ -15,13 +16,25 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { PluginRegistry } = await import(path.join(root, 'dist/src/plugins/registry.js'));
+const { checkPluginFile } = await import(path.join(root, 'dist/src/check/index.js'));
 
-const arg = process.argv.indexOf('--cycles');
-const cycles = arg > 0 ? Number(process.argv[arg + 1]) : 10000;
-if (!Number.isInteger(cycles) || cycles < 1) throw new Error(`--cycles must be a positive integer, got ${process.argv[arg + 1]}`);
+const option = (name) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const cycles = Number(option('--cycles') ?? 10000);
+if (!Number.isInteger(cycles) || cycles < 1) throw new Error(`--cycles must be a positive integer, got ${option('--cycles')}`);
+const samples = path.resolve(option('--samples') ?? path.join(root, 'build', 'plugins'));
 
-const plugin = (dir, name) => path.join(root, 'build', dir, name);
-const registry = new PluginRegistry({ onLog: () => {} });
+const plugin = (dir, name) => (dir === 'plugins' ? path.join(samples, name) : path.join(root, 'build', dir, name));
+// The pre-load check is pure JavaScript (no native code to watch) and costs ~20 ms a file under
+// valgrind: it runs once per file, and every later load reuses its report.
+const reports = new Map();
+const preloadCheck = (file) => {
+  if (!reports.has(file)) reports.set(file, checkPluginFile(file));
+  return reports.get(file);
+};
+const registry = new PluginRegistry({ onLog: () => {}, check: preloadCheck });
 
 function check(ok, what) {
   if (!ok) {

@@ -15,11 +15,16 @@
 
 namespace streamplug {
 
-// Bytes a plugin holds through host->alloc. Never freed: a block may be freed after its library
-// was unloaded, and its header still points here.
+// Bytes a plugin holds through host->alloc. Outlives its library while blocks remain: a block may
+// be freed after its library was unloaded, and its header still points here.
 struct MemoryAccount {
   std::atomic<int64_t> bytes{0};
   std::atomic<int64_t> blocks{0};
+  // The library plus one per live block: whoever lets go last (library or block) deletes it.
+  std::atomic<int64_t> holders{1};
+  void Release() {
+    if (holders.fetch_sub(1) == 1) delete this;
+  }
 };
 
 struct Library;
@@ -65,6 +70,7 @@ struct Library : std::enable_shared_from_this<Library> {
   std::atomic<int> io_busy{0};
 
   bool open() const { return handle != nullptr; }
+  ~Library() { memory->Release(); }
 };
 
 // Source and sink tables of a descriptor: empty for a 1.0 descriptor, whose size stops before them.

@@ -52,6 +52,7 @@ void *HostAlloc(size_t bytes) {
   header->bytes = bytes;
   header->account->bytes += static_cast<int64_t>(bytes);
   header->account->blocks += 1;
+  header->account->holders += 1;
   return header + 1;
 }
 
@@ -60,6 +61,7 @@ void HostFree(void *ptr) {
   auto *header = static_cast<BlockHeader *>(ptr) - 1;
   header->account->bytes -= static_cast<int64_t>(header->bytes);
   header->account->blocks -= 1;
+  header->account->Release();
   std::free(header);
 }
 

@@ -138,7 +138,9 @@ bool ReadColumn(Napi::Env env, Napi::Value tuple_value, size_t index, size_t nro
 Napi::Function FunctionInstanceWrap::Define(Napi::Env env) {
   return DefineClass(env, "NativeInstance",
                      {InstanceMethod<&FunctionInstanceWrap::Call>("call"),
-                      InstanceMethod<&FunctionInstanceWrap::Frame>("frame"), InstanceMethod<&FunctionInstanceWrap::Close>("close")});
+                      InstanceMethod<&FunctionInstanceWrap::Frame>("frame"),
+                      InstanceMethod<&FunctionInstanceWrap::ScalarEntry>("scalarEntry"),
+                      InstanceMethod<&FunctionInstanceWrap::Close>("close")});
 }
 
 FunctionInstanceWrap::FunctionInstanceWrap(const Napi::CallbackInfo &info) : Napi::ObjectWrap<FunctionInstanceWrap>(info) {}
@@ -252,13 +254,313 @@ Napi::Value FunctionInstanceWrap::Frame(const Napi::CallbackInfo &info) {
   Napi::Array types = info[1].As<Napi::Array>();
   std::vector<uint32_t> arg_types(types.Length());
   for (uint32_t i = 0; i < types.Length(); ++i) arg_types[i] = types.Get(i).As<Napi::Number>().Uint32Value();
-  if (capacity < 1) return Throw(env, "E_BAD_REQUEST", "frame capacity must be at least 1, got " + std::to_string(capacity));
+  if (capacity < 1 || capacity > UINT32_MAX) {
+    return Throw(env, "E_BAD_REQUEST", "frame capacity must be 1.." + std::to_string(UINT32_MAX) + ", got " + std::to_string(capacity));
+  }
   Napi::Object object = env.GetInstanceData<AddonData>()->frame_ctor.New({});
   if (!FrameWrap::Unwrap(object)->Setup(env, instance, static_cast<size_t>(capacity), arg_types,
                                         info[2].As<Napi::Number>().Uint32Value())) {
     return env.Undefined();
   }
   return object;
+}
+
+// ---- The scalar entry: FunctionInstance.call(...args) as one plain Node-API function ----------
+//
+// JS scalars go straight into 1-row sp_columns on the stack and the result straight back to a JS
+// value: nothing is allocated for fixed-width calls. Whatever the fast path does not handle exactly
+// as the generic path would (wrong arity or type, lossy integers, an unloaded plugin or closed
+// instance, more than kFastArgs arguments) is handed to the generic JS call, the single source of
+// the errors and coercions it reports.
+namespace {
+
+constexpr size_t kFastArgs = 8;
+const uint32_t kOneGroup[2] = {0, 1};
+const char kEmpty[1] = {0};
+
+union Value64 {
+  double f;
+  int64_t i;
+  uint8_t b;
+};
+
+// Plain data, so the per-call array costs nothing to set up; string text lives in `Texts`.
+struct ScalarArg {
+  Value64 value;
+  uint8_t null;
+  uint32_t offsets[2];
+};
+
+// UTF-8 copies of string arguments, made only when a call has some.
+struct Texts {
+  std::vector<std::string> items;
+  std::string &Next() {
+    if (items.capacity() == 0) items.reserve(kFastArgs);  // no reallocation: columns point inside
+    items.emplace_back();
+    return items.back();
+  }
+};
+
+struct ScalarEntryData {
+  std::shared_ptr<Instance> instance;
+  napi_ref self = nullptr;     // weak: the JS FunctionInstance the generic call runs on
+  napi_ref generic = nullptr;  // strong: the generic call (a prototype method: no cycle)
+  // Read once from the descriptor (static in the library, valid while it is open) so a call
+  // chases no pointers: the instance keeps lib and ctx alive.
+  Library *lib = nullptr;
+  sp_ctx *ctx = nullptr;
+  const sp_function_def *def = nullptr;
+  size_t min_args = 0, max_args = 0;  // max_args: SIZE_MAX when variadic
+  uint32_t declared[kFastArgs] = {};
+  // The call, its columns and its result, filled once: a call writes only what changes. Safe to
+  // share: nothing in a call runs JavaScript, so a call never re-enters its own entry.
+  sp_column cols[kFastArgs];
+  ScalarArg vals[kFastArgs];
+  Value64 out_value;
+  uint8_t out_null = 0;
+  sp_result result{};
+  sp_call call{};
+};
+
+void DeleteScalarEntry(napi_env env, void *data, void *) {
+  auto *entry = static_cast<ScalarEntryData *>(data);
+  napi_delete_reference(env, entry->self);
+  napi_delete_reference(env, entry->generic);
+  delete entry;
+}
+
+// The declared type of argument i as src/plugins/signature.ts argType() reads it.
+uint32_t DeclaredType(const sp_function_def &def, size_t i) {
+  const size_t declared = def.max_args == 0 ? 0 : static_cast<size_t>(def.min_args > 1 ? def.min_args : 1);
+  if (declared == 0 || def.arg_types == nullptr) return SP_TYPE_ANY;
+  return def.arg_types[i < declared ? i : declared - 1];
+}
+
+void SetBytes(sp_column *col, ScalarArg *a, const char *data, size_t length) {
+  a->offsets[0] = 0;
+  a->offsets[1] = static_cast<uint32_t>(length);
+  col->offsets = a->offsets;
+  col->data = data;
+}
+
+// columnOf() + coerceArgs() for one value; false when only the generic path gets it right.
+// `col` arrives with size, length, values (&a->value) and is_constant set.
+bool Convert(napi_env env, napi_value v, uint32_t declared, sp_column *col, ScalarArg *a, Texts *texts) {
+  col->offsets = nullptr;
+  col->data = nullptr;
+  col->nulls = nullptr;
+  if (declared == SP_TYPE_FLOAT64 && napi_get_value_double(env, v, &a->value.f) == napi_ok) {
+    col->type = SP_TYPE_FLOAT64;  // the common case first: one Node-API call
+    return true;
+  }
+  a->value.i = 0;
+  a->null = 0;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return false;
+  switch (t) {
+    case napi_null:
+      col->type = declared == SP_TYPE_ANY ? static_cast<uint32_t>(SP_TYPE_FLOAT64) : declared;
+      a->null = 1;
+      col->nulls = &a->null;
+      if (col->type == SP_TYPE_STRING || col->type == SP_TYPE_BYTES) SetBytes(col, a, kEmpty, 0);
+      return true;
+    case napi_number: {
+      double d;
+      napi_get_value_double(env, v, &d);
+      if (declared == SP_TYPE_INT64) {
+        // Only integers int64 holds exactly; BigInt(x) of anything else is the generic path's call.
+        if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != static_cast<double>(static_cast<int64_t>(d))) return false;
+        col->type = SP_TYPE_INT64;
+        a->value.i = static_cast<int64_t>(d);
+        return true;
+      }
+      if (declared != SP_TYPE_ANY && declared != SP_TYPE_FLOAT64) return false;
+      col->type = SP_TYPE_FLOAT64;
+      a->value.f = d;
+      return true;
+    }
+    case napi_bigint: {
+      int64_t x;
+      bool lossless;
+      if (napi_get_value_bigint_int64(env, v, &x, &lossless) != napi_ok || !lossless) return false;
+      if (declared == SP_TYPE_FLOAT64) {
+        col->type = SP_TYPE_FLOAT64;
+        a->value.f = static_cast<double>(x);
+        return true;
+      }
+      if (declared != SP_TYPE_ANY && declared != SP_TYPE_INT64) return false;
+      col->type = SP_TYPE_INT64;
+      a->value.i = x;
+      return true;
+    }
+    case napi_boolean: {
+      if (declared != SP_TYPE_ANY && declared != SP_TYPE_BOOL) return false;
+      bool b;
+      napi_get_value_bool(env, v, &b);
+      col->type = SP_TYPE_BOOL;
+      a->value.b = b ? 1 : 0;
+      return true;
+    }
+    case napi_string: {
+      if (declared != SP_TYPE_ANY && declared != SP_TYPE_STRING) return false;
+      size_t length;
+      if (napi_get_value_string_utf8(env, v, nullptr, 0, &length) != napi_ok || length > UINT32_MAX) return false;
+      std::string &text = texts->Next();
+      text.resize(length);
+      if (napi_get_value_string_utf8(env, v, &text[0], length + 1, &length) != napi_ok) return false;
+      col->type = SP_TYPE_STRING;
+      SetBytes(col, a, text.data(), length);
+      return true;
+    }
+    case napi_object: {
+      if (declared != SP_TYPE_ANY && declared != SP_TYPE_BYTES) return false;
+      View view;
+      if (!TypedView(env, v, napi_uint8_array, &view) || view.length > UINT32_MAX) return false;
+      col->type = SP_TYPE_BYTES;
+      SetBytes(col, a, view.data != nullptr ? static_cast<const char *>(view.data) : kEmpty, view.length);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+// The generic JS call with every argument, on the JS instance.
+napi_value CallGeneric(napi_env env, napi_callback_info info, ScalarEntryData *entry) {
+  size_t argc = 0;
+  napi_get_cb_info(env, info, &argc, nullptr, nullptr, nullptr);
+  std::vector<napi_value> argv(argc);
+  napi_get_cb_info(env, info, &argc, argv.data(), nullptr, nullptr);
+  napi_value self = nullptr, generic = nullptr, out = nullptr;
+  napi_get_reference_value(env, entry->self, &self);
+  napi_get_reference_value(env, entry->generic, &generic);
+  if (self == nullptr || generic == nullptr) {
+    Throw(Napi::Env(env), "E_INSTANCE_CLOSED", "this function instance is gone; instantiate the function again");
+    return nullptr;
+  }
+  napi_call_function(env, self, generic, argc, argv.data(), &out);
+  return out;
+}
+
+napi_value ScalarCall(napi_env env, napi_callback_info info) {
+  size_t argc = kFastArgs;
+  napi_value argv[kFastArgs];
+  void *data;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok) return nullptr;
+  auto *entry = static_cast<ScalarEntryData *>(data);
+  if (!entry->lib->open() || entry->ctx->closed || argc > kFastArgs || argc < entry->min_args || argc > entry->max_args) {
+    return CallGeneric(env, info, entry);
+  }
+  const sp_function_def &def = *entry->def;
+  sp_column *cols = entry->cols;
+  Texts texts;
+  for (size_t i = 0; i < argc; ++i) {
+    if (!Convert(env, argv[i], entry->declared[i], &cols[i], &entry->vals[i], &texts)) return CallGeneric(env, info, entry);
+  }
+  uint32_t result_type = def.result_type;
+  if (result_type == SP_TYPE_LIKE_ARG0) {
+    if (argc == 0) return CallGeneric(env, info, entry);
+    result_type = cols[0].type;
+  }
+  const bool fixed_width = result_type == SP_TYPE_FLOAT64 || result_type == SP_TYPE_INT64 || result_type == SP_TYPE_BOOL;
+
+  Value64 &out_value = entry->out_value;
+  uint8_t &out_null = entry->out_null;
+  out_value.i = 0;
+  out_null = 0;
+  ResultStore store;
+  sp_result &result = entry->result;
+  result.type = result_type;
+  if (fixed_width) {
+    result.values = &out_value;
+    result.host_reserved = nullptr;
+  } else {
+    store.rows.resize(1);
+    result.values = nullptr;
+    result.host_reserved = &store;
+  }
+  entry->call.nargs = argc;
+  sp_status status;
+  {
+    HookScope scope(entry->lib, entry->ctx);
+    status = def.call(&entry->call);
+  }
+  result.host_reserved = nullptr;  // `store` ends here
+  if (status != SP_OK) {
+    Throw(Napi::Env(env), "E_FUNCTION_FAILED", entry->instance->FailureText("call", status));
+    return nullptr;
+  }
+
+  napi_value out = nullptr;
+  if (out_null != 0) {
+    napi_get_null(env, &out);
+    return out;
+  }
+  switch (result_type) {
+    case SP_TYPE_FLOAT64: napi_create_double(env, out_value.f, &out); break;
+    case SP_TYPE_INT64: napi_create_bigint_int64(env, out_value.i, &out); break;
+    case SP_TYPE_BOOL: napi_get_boolean(env, out_value.b != 0, &out); break;
+    case SP_TYPE_STRING: {
+      const std::string &s = store.rows[0];
+      napi_create_string_utf8(env, s.data(), s.size(), &out);
+      break;
+    }
+    default: {
+      const std::string &s = store.rows[0];
+      napi_create_buffer_copy(env, s.size(), s.data(), nullptr, &out);
+      break;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// scalarEntry(self, generic) -> (...args) => value: the fast FunctionInstance.call for `self`.
+// `generic` runs (on `self`) whatever the fast path hands over; `self` is held weakly so the
+// function, usually stored on `self`, makes no cycle.
+Napi::Value FunctionInstanceWrap::ScalarEntry(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
+    return Throw(env, "E_USAGE", "scalarEntry(self, generic): expected an object and a function");
+  }
+  if (!Usable(env, *instance)) return env.Undefined();
+  auto *entry = new ScalarEntryData();
+  entry->instance = instance;
+  entry->lib = instance->lib.get();
+  entry->ctx = instance->ctx;
+  entry->def = &instance->def();
+  entry->min_args = static_cast<size_t>(entry->def->min_args);
+  entry->max_args = entry->def->max_args < 0 ? SIZE_MAX : static_cast<size_t>(entry->def->max_args);
+  for (size_t i = 0; i < kFastArgs; ++i) {
+    entry->declared[i] = DeclaredType(*entry->def, i);
+    sp_column &col = entry->cols[i];
+    std::memset(&col, 0, sizeof col);
+    col.size = sizeof(sp_column);
+    col.length = 1;
+    col.values = &entry->vals[i].value;
+  }
+  entry->result.size = sizeof(sp_result);
+  entry->result.length = 1;
+  entry->result.nulls = &entry->out_null;
+  entry->call.size = sizeof(sp_call);
+  entry->call.ctx = entry->ctx;
+  entry->call.args = entry->cols;
+  entry->call.nrows = 1;
+  entry->call.ngroups = 1;
+  entry->call.group_offsets = entry->def->kind == SP_FUNCTION_AGGREGATE ? kOneGroup : nullptr;
+  entry->call.result = &entry->result;
+  napi_value fn = nullptr;
+  if (napi_create_reference(env, info[0], 0, &entry->self) != napi_ok ||
+      napi_create_reference(env, info[1], 1, &entry->generic) != napi_ok ||
+      napi_create_function(env, "call", NAPI_AUTO_LENGTH, ScalarCall, entry, &fn) != napi_ok ||
+      napi_add_finalizer(env, fn, entry, DeleteScalarEntry, nullptr, nullptr) != napi_ok) {
+    if (entry->self != nullptr) napi_delete_reference(env, entry->self);
+    if (entry->generic != nullptr) napi_delete_reference(env, entry->generic);
+    delete entry;
+    return Throw(env, "E_USAGE", "scalarEntry: cannot create the call function");
+  }
+  return Napi::Value(env, fn);
 }
 
 Napi::Value FunctionInstanceWrap::Close(const Napi::CallbackInfo &info) {

@@ -4,19 +4,25 @@ import type { NativeColumn, NativeResult } from './native-addon.js';
 import { typeCode } from './sp-types.js';
 import type { Column, Scalar, ValueType } from './types.js';
 
-/** Packs strings or byte strings into offsets + data, as plugin.h lays out STRING / BYTES columns. */
+/**
+ * Packs strings or byte strings into offsets + data, as plugin.h lays out STRING / BYTES columns:
+ * sizes first, then each value encoded straight into one buffer (no per-row Buffer, no concat copy).
+ */
 function pack(values: readonly (string | Uint8Array)[], nrows: number): { offsets: Uint32Array; data: Buffer } {
-  const parts = new Array<Buffer>(nrows);
   const offsets = new Uint32Array(nrows + 1);
   let total = 0;
   for (let i = 0; i < nrows; i++) {
     const v = values[i] ?? '';
-    const part = typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-    parts[i] = part;
-    total += part.length;
+    total += typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : v.byteLength;
     offsets[i + 1] = total;
   }
-  return { offsets, data: Buffer.concat(parts, total) };
+  const data = Buffer.allocUnsafe(total);
+  for (let i = 0; i < nrows; i++) {
+    const v = values[i] ?? '';
+    if (typeof v === 'string') data.write(v, offsets[i], 'utf8');
+    else data.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), offsets[i]);
+  }
+  return { offsets, data };
 }
 
 export function toNative(col: Column, nrows: number): NativeColumn {

@@ -17,6 +17,7 @@ import type {
   FunctionKind,
   PluginFunction,
   ResultType,
+  Scalar,
   ValueType,
 } from './types.js';
 
@@ -64,12 +65,25 @@ class NativeFunction implements PluginFunction {
   }
 }
 
+/** The addon's instance with its scalar entry (native/host/instance_wrap.cc). */
+interface NativeInstanceWithEntry extends NativeInstance {
+  /**
+   * FunctionInstance.call for `self` as one native function: scalars in, scalar out. Every call it
+   * cannot convert exactly (errors, odd types) goes to `generic`, run on `self` (held weakly).
+   */
+  scalarEntry(self: object, generic: (...args: Scalar[]) => Scalar): (...args: Scalar[]) => Scalar;
+}
+
+const genericCall = FunctionInstanceBase.prototype.call;
+
 class NativeFunctionInstance extends FunctionInstanceBase {
   constructor(
     protected override readonly fn: NativeFunction,
     private readonly native: NativeInstance,
   ) {
     super(fn);
+    // The hot scalar path: `instance.call(x, k)` is the native function itself, one crossing.
+    this.call = (native as NativeInstanceWithEntry).scalarEntry(this, genericCall);
   }
 
   protected run(args: readonly Column[], nrows: number, groupOffsets: Uint32Array | null): Column {
