@@ -1,9 +1,13 @@
 /**
  * Source -> sink passthrough through the host, rows of ~100 B and ~1 KB.
- *   native  random (burst, JSON text) -> bounded native queue -> JS, one crossing per batch, rows
- *           parsed -> filesink (JSON lines encoded in JS, written by its native worker thread)
- *   js      a pure-JS source building the same rows -> a pure-JS JSON-lines file sink (64 KB buffer)
- *   floor   native random -> JS (rows parsed) -> discarded
+ *   native  random (burst, JSON text) -> bounded native queue -> JS, one crossing per batch, the
+ *           batch still encoded (one Buffer of JSON lines, never parsed) -> filesink (the same bytes
+ *           handed to its native worker thread)
+ *   js      a pure-JS source building the same rows -> a pure-JS JSON-lines file sink (JSON.stringify
+ *           per row, 1 MB buffer)
+ *   floor   native random -> JS (encoded batches) -> discarded
+ *   rule    native random -> the rules service (stream, `SELECT * FROM s`, filesink action): the
+ *           same fast path through SourceHub, RunningRule and SinkRunner (rule start/stop included)
  * Prints rows/s and CPU µs per row (process CPU: every thread, native ones included), median of
  * RUNS runs; targets are printed, never asserted. `node dist/bench/passthrough.js [--json]`.
  */
@@ -11,12 +15,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createSink, createSource } from '../src/connectors/index.js';
-import type { Row } from '../src/connectors/types.js';
+import type { EncodedBatch, Row } from '../src/connectors/types.js';
 import { PluginRegistry } from '../src/plugins/index.js';
+import { createRuleService } from '../src/rules/index.js';
+import { openStore } from '../src/store/index.js';
 import type { NativeSinkConnector, NativeSourceConnector } from '../src/plugins/native-io.js';
 import { samplesDir } from '../test/helpers/paths.js';
 
-const RUNS = 3;
+const RUNS = 5;
 const json = process.argv.includes('--json');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamplug-bench-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -64,11 +70,18 @@ async function native(pad: number, rows: number, toSink: boolean): Promise<void>
   let pending: Promise<void> = Promise.resolve();
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
-  await src.start((batch) => {
+  const onRows = (batch: Row[]) => {
     n += batch.length;
     if (sink) pending = pending.then(() => sink.collect(batch));
     if (n >= rows) done();
-  }, () => undefined);
+  };
+  // The fast path: batches arrive as JSON lines and go to the sink as they are.
+  const onEncoded = (batch: EncodedBatch) => {
+    n += batch.count;
+    if (sink) pending = pending.then(() => sink.collectEncoded!(batch));
+    if (n >= rows) done();
+  };
+  await src.start(onRows, () => undefined, onEncoded);
   await finished;
   await pending;
   await src.stop();
@@ -106,6 +119,25 @@ async function pureJs(pad: number, rows: number): Promise<void> {
 const registry = new PluginRegistry({ onLog: () => undefined });
 registry.load(path.join(samplesDir, 'random.so'));
 registry.load(path.join(samplesDir, 'filesink.so'));
+const store = openStore(path.join(tmp, 'data'));
+const service = createRuleService({ dataDir: path.join(tmp, 'data'), store, functions: registry });
+let ruleRuns = 0;
+
+/** The same through a rule: CREATE STREAM (random) + SELECT * -> filesink, until every row went out. */
+async function rule(pad: number, rows: number): Promise<void> {
+  const id = `r${++ruleRuns}`;
+  const file = path.join(tmp, 'rule.jsonl');
+  fs.rmSync(file, { force: true });
+  const config = JSON.stringify({ burst: true, seed: 10, pattern: { count: 50 }, pad, count: rows });
+  service.createStream(`CREATE STREAM ${id} () WITH (TYPE="random", CONFIG='${config}', BUFFER_LENGTH="8192", BATCH_SIZE="2048")`);
+  await service.createRule({ id, sql: `SELECT * FROM ${id}`, actions: [{ filesink: { path: file, bufferBytes: 1 << 20, queueLength: 8 } }] });
+  while ((service.ruleStatus(id).sinks[0]?.recordsOut ?? 0) < rows) await new Promise((r) => setTimeout(r, 1));
+  await service.stopRule(id); // flushes the file
+  const st = service.ruleStatus(id);
+  if (st.fastPath?.rows !== rows) throw new Error(`rule ${id} took the fast path for ${st.fastPath?.rows} of ${rows} rows`);
+  await service.deleteRule(id);
+  service.dropStream(id);
+}
 
 const out: { name: string; value: number; unit: string }[] = [];
 const table: string[][] = [];
@@ -113,21 +145,25 @@ for (const { label, pad, rows } of SIZES) {
   const n = await timed(rows, () => native(pad, rows, true));
   const j = await timed(rows, () => pureJs(pad, rows));
   const f = await timed(rows, () => native(pad, rows, false));
+  const r = await timed(rows, () => rule(pad, rows));
   out.push({ name: `native@${label}`, value: Math.round(n.rowsPerSec), unit: 'rows/s' });
   out.push({ name: `js@${label}`, value: Math.round(j.rowsPerSec), unit: 'rows/s' });
   out.push({ name: `floor@${label}`, value: Math.round(f.rowsPerSec), unit: 'rows/s' });
-  const fmt = (r: Result) => [Math.round(r.rowsPerSec).toLocaleString('en'), r.cpuUsPerRow.toFixed(2)];
-  table.push([label, ...fmt(n), ...fmt(j), ...fmt(f), (n.rowsPerSec / j.rowsPerSec).toFixed(2)]);
+  out.push({ name: `rule@${label}`, value: Math.round(r.rowsPerSec), unit: 'rows/s' });
+  const fmt = (x: Result) => [Math.round(x.rowsPerSec).toLocaleString('en'), x.cpuUsPerRow.toFixed(2)];
+  table.push([label, ...fmt(n), ...fmt(j), ...fmt(f), ...fmt(r), (n.rowsPerSec / j.rowsPerSec).toFixed(2)]);
 }
+await service.close();
+store.close();
 registry.unloadAll();
 
 if (json) {
   console.log(JSON.stringify(out));
 } else {
-  console.log('passthrough: native random -> host -> filesink vs pure JS (median of 3 runs; CPU = all threads)');
-  console.log('row    native rows/s  µs CPU/row   js rows/s  µs CPU/row   floor rows/s  µs CPU/row   native/js');
+  console.log(`passthrough: native random -> host -> filesink vs pure JS (median of ${RUNS} runs; CPU = all threads)`);
+  console.log('row    native rows/s  µs CPU/row   js rows/s  µs CPU/row   floor rows/s  µs CPU/row   rule rows/s  µs CPU/row   native/js');
   for (const r of table) {
-    console.log(`${r[0].padEnd(6)} ${r[1].padStart(13)} ${r[2].padStart(11)} ${r[3].padStart(11)} ${r[4].padStart(11)} ${r[5].padStart(14)} ${r[6].padStart(11)} ${r[7].padStart(11)}`);
+    console.log(`${r[0].padEnd(6)} ${r[1].padStart(13)} ${r[2].padStart(11)} ${r[3].padStart(11)} ${r[4].padStart(11)} ${r[5].padStart(14)} ${r[6].padStart(11)} ${r[7].padStart(12)} ${r[8].padStart(11)} ${r[9].padStart(11)}`);
   }
   const n100 = out.find((o) => o.name === 'native@100B')!.value;
   const ratio = n100 / out.find((o) => o.name === 'js@100B')!.value;

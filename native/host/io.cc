@@ -1,8 +1,14 @@
 // Sources and sinks: queues, threads, retry and the contract 1.1 host routines (see io.h).
 #include "io.h"
 
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace streamplug {
 
@@ -51,7 +57,8 @@ void IoBase::SetWake(std::function<void()> wake) {
 void IoBase::DetachWake() { SetWake(nullptr); }
 
 void IoBase::Wake() {
-  if (wake_pending_.exchange(true)) return;  // one wake in flight is enough: JS drains everything
+  // A plain load first: producers pushing while a wake is pending do not write the shared line.
+  if (wake_pending_.load(std::memory_order_relaxed) || wake_pending_.exchange(true)) return;  // one wake in flight is enough: JS drains everything
   std::lock_guard<std::mutex> lock(wake_mutex_);
   if (wake_) wake_();
 }
@@ -90,9 +97,9 @@ void IoBase::Finish() {
 // ---- Source ------------------------------------------------------------------------------------
 
 Source::Source(std::shared_ptr<Library> lib, int index, const std::string &rule, std::string config, size_t capacity,
-               Overflow overflow)
+               Overflow overflow, bool lines, size_t segment_items)
     : IoBase(std::move(lib), index, 1, rule, std::move(config)), capacity_(capacity == 0 ? 1 : capacity),
-      overflow_(overflow) {}
+      overflow_(overflow), lines_(lines), segment_items_(segment_items == 0 ? 1 : segment_items) {}
 
 void Source::Start(std::shared_ptr<Source> self) {
   lib_->io_busy.fetch_add(1);
@@ -132,48 +139,89 @@ void Source::Run() {
   Finish();
 }
 
-sp_status Source::Push(uint8_t kind, std::string &&bytes) {
+void Source::DropOldest() {
+  SourceSegment &front = queue_.front();
+  ++front.head;
+  if (front.size() == 0) queue_.pop_front();
+  --count_;
+}
+
+sp_status Source::Push(uint8_t kind, const char *data, size_t length) {
+  // The check runs on the producer's thread, before the lock: it costs the JS thread nothing.
+  if (kind == kRawMessage && lines_ && CanonicalJsonObject(data, length)) kind = kJsonLine;
+  const size_t stored = length + (kind == kJsonLine ? 1 : 0);
+  if (stored > 0xFFFFFFFFu) return SP_ERROR;
   std::unique_lock<std::mutex> lock(mutex_);
   if (stopping_.load()) return SP_ERROR;
-  while (queue_.size() >= capacity_) {
+  while (count_ >= capacity_) {
     if (overflow_ == Overflow::kDropNewest) {
       counters.dropped.fetch_add(1);
       return SP_OK;
     }
     if (overflow_ == Overflow::kDropOldest) {
-      queue_.pop_front();
+      DropOldest();
       counters.dropped.fetch_add(1);
       break;
     }
     not_full_.wait(lock);
     if (stopping_.load()) return SP_ERROR;
   }
-  queue_.push_back(SourceItem{kind, std::move(bytes), NowNs()});
-  counters.in.fetch_add(1);
+  SourceSegment *tail = queue_.empty() ? nullptr : &queue_.back();
+  // A new segment for another kind, a full one, or one whose offsets would overflow 32 bits.
+  if (tail == nullptr || tail->kind != kind || tail->ends.size() >= segment_items_ ||
+      tail->data.size() + stored > 0xFFFFFFFFu) {
+    queue_.emplace_back();
+    tail = &queue_.back();
+    tail->kind = kind;
+    tail->enqueued_ns = NowNs();
+    tail->data.reserve(std::min<size_t>(16 * stored, 64 << 10));
+    tail->ends.reserve(std::min<size_t>(segment_items_, 64));
+  }
+  tail->data.append(data, length);
+  if (kind == kJsonLine) tail->data.push_back('\n');
+  tail->ends.push_back(static_cast<uint32_t>(tail->data.size()));
+  ++count_;
+  counters.in.store(counters.in.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // one writer: mutex_ held
   lock.unlock();
   Wake();
   return SP_OK;
 }
 
-size_t Source::Drain(std::vector<SourceItem> *out, size_t max) {
+size_t Source::Drain(std::vector<SourceSegment> *out, size_t max) {
   std::lock_guard<std::mutex> lock(mutex_);
-  const size_t n = std::min(max, queue_.size());
-  if (n > 0) {
-    counters.Latency(NowNs() - queue_.front().enqueued_ns);
-    out->reserve(out->size() + n);
-    for (size_t i = 0; i < n; ++i) {
-      out->push_back(std::move(queue_.front()));
+  size_t n = 0;
+  if (!queue_.empty()) counters.Latency(NowNs() - queue_.front().enqueued_ns);
+  while (!queue_.empty() && n < max) {
+    SourceSegment &front = queue_.front();
+    const size_t take = std::min(front.size(), max - n);
+    if (take == front.size()) {
+      out->push_back(std::move(front));
       queue_.pop_front();
+    } else {  // the first `take` items, copied; the rest stays queued
+      SourceSegment part;
+      part.kind = front.kind;
+      part.enqueued_ns = front.enqueued_ns;
+      const size_t base = front.start(front.head);
+      const size_t end = front.ends[front.head + take - 1];
+      part.data.assign(front.data, base, end - base);
+      part.ends.reserve(take);
+      for (size_t i = 0; i < take; ++i) part.ends.push_back(static_cast<uint32_t>(front.ends[front.head + i] - base));
+      front.head += take;
+      out->push_back(std::move(part));
     }
+    n += take;
+  }
+  if (n > 0) {
+    count_ -= n;
     counters.out.fetch_add(n);
     not_full_.notify_all();
   }
-  return queue_.size();
+  return count_;
 }
 
 size_t Source::Depth() {
   std::lock_guard<std::mutex> lock(mutex_);
-  return queue_.size();
+  return count_;
 }
 
 void Source::Stop() {
@@ -243,7 +291,18 @@ sp_status Sink::Deliver(SinkBatch *b) {
   batch.nrows = b->nrows;
   std::vector<const char *> names;
   if (def().flags & SP_SINK_ENCODED) {
-    batch.data = b->data.data();
+    if (b->shared != nullptr) {
+      const SharedLines &l = *b->shared;
+      const size_t base = l.base();
+      if (b->offsets.empty()) {  // on this thread, not the JS one
+        b->offsets.reserve(b->nrows + 1);
+        b->offsets.push_back(0);
+        for (size_t i = l.head; i < l.ends.size(); ++i) b->offsets.push_back(static_cast<uint32_t>(l.ends[i] - base));
+      }
+      batch.data = l.data.data() + base;
+    } else {
+      batch.data = b->data.data();
+    }
     batch.offsets = b->offsets.data();
   } else {
     for (const auto &n : b->names) names.push_back(n.c_str());
@@ -401,7 +460,7 @@ void RowField(sp_row *row, RowType type, const char *field, const void *value, s
 sp_status IoSourcePush(sp_ctx *ctx, const void *data, size_t length) {
   Source *source = SourceOf(ctx);
   if (source == nullptr || (data == nullptr && length > 0)) return SP_ERROR;
-  return source->Push(0, std::string(static_cast<const char *>(data), length));
+  return source->Push(kRawMessage, static_cast<const char *>(data), length);
 }
 
 sp_row *IoRowBegin(sp_ctx *ctx) {
@@ -424,7 +483,7 @@ void IoRowNull(sp_row *row, const char *field) { RowField(row, kNull, field, nul
 sp_status IoRowPush(sp_row *row) {
   if (row == nullptr) return SP_ERROR;
   Source *source = SourceOf(row->ctx);
-  const sp_status status = source != nullptr ? source->Push(1, std::move(row->bytes)) : SP_ERROR;
+  const sp_status status = source != nullptr ? source->Push(kStructuredRow, row->bytes.data(), row->bytes.size()) : SP_ERROR;
   delete row;
   return status;
 }
@@ -443,6 +502,246 @@ void IoSetStatus(sp_ctx *ctx, int state, const char *message) {
   if (state == SP_IO_ERROR) io->counters.Error(text);
   io->counters.Status(state, text);
   io->NotifyStatus();
+}
+
+
+// ---- canonical JSON (see io.h) ------------------------------------------------------------------
+
+namespace {
+
+class CanonicalScanner {
+ public:
+  CanonicalScanner(const char *text, size_t length)
+      : p_(reinterpret_cast<const unsigned char *>(text)), e_(p_ + length) {}
+
+  bool TopObject() { return p_ < e_ && *p_ == '{' && Object(0) && p_ == e_; }
+
+ private:
+  static constexpr int kMaxDepth = 64;
+  static constexpr size_t kMaxKeys = 64;  // duplicate check is quadratic: bigger objects go the slow way
+
+  bool Value(int depth) {
+    if (p_ >= e_) return false;
+    switch (*p_) {
+      case '{': return Object(depth + 1);
+      case '[': return Array(depth + 1);
+      case '"': return String(nullptr, nullptr);
+      case 't': return Literal("true", 4);
+      case 'f': return Literal("false", 5);
+      case 'n': return Literal("null", 4);
+      default: return Number();
+    }
+  }
+
+  bool Literal(const char *word, size_t n) {
+    if (static_cast<size_t>(e_ - p_) < n || std::memcmp(p_, word, n) != 0) return false;
+    p_ += n;
+    return true;
+  }
+
+  bool Object(int depth) {
+    if (depth > kMaxDepth) return false;
+    ++p_;  // '{'
+    if (p_ < e_ && *p_ == '}') {
+      ++p_;
+      return true;
+    }
+    const unsigned char *key_start[kMaxKeys];
+    size_t key_length[kMaxKeys];
+    size_t nkeys = 0;
+    for (;;) {
+      const unsigned char *k;
+      size_t kn;
+      if (p_ >= e_ || *p_ != '"' || !String(&k, &kn)) return false;
+      if (nkeys == kMaxKeys || !GoodKey(k, kn)) return false;
+      for (size_t i = 0; i < nkeys; ++i)  // canonical escapes are unique: equal text <=> equal key
+        if (key_length[i] == kn && std::memcmp(key_start[i], k, kn) == 0) return false;
+      key_start[nkeys] = k;
+      key_length[nkeys++] = kn;
+      if (p_ >= e_ || *p_ != ':') return false;
+      ++p_;
+      if (!Value(depth)) return false;
+      if (p_ >= e_) return false;
+      if (*p_ == ',') {
+        ++p_;
+        continue;
+      }
+      if (*p_ != '}') return false;
+      ++p_;
+      return true;
+    }
+  }
+
+  // JS puts array-index keys ("0", "17") first and Object.assign treats __proto__ specially.
+  static bool GoodKey(const unsigned char *k, size_t n) {
+    if (n == 9 && std::memcmp(k, "__proto__", 9) == 0) return false;
+    if (n == 0) return true;
+    for (size_t i = 0; i < n; ++i)
+      if (k[i] < '0' || k[i] > '9') return true;
+    return false;
+  }
+
+  bool Array(int depth) {
+    if (depth > kMaxDepth) return false;
+    ++p_;  // '['
+    if (p_ < e_ && *p_ == ']') {
+      ++p_;
+      return true;
+    }
+    for (;;) {
+      if (!Value(depth)) return false;
+      if (p_ >= e_) return false;
+      if (*p_ == ',') {
+        ++p_;
+        continue;
+      }
+      if (*p_ != ']') return false;
+      ++p_;
+      return true;
+    }
+  }
+
+  // No byte of x is '"', '\\', a control character or non-ASCII (exact for "any", SWAR).
+  static bool PlainWord(uint64_t x) {
+    constexpr uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    const uint64_t ctrl = (x - ones * 0x20) & ~x & highs;
+    const uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    return ((x & highs) | ctrl | ((q - ones) & ~q & highs) | ((b - ones) & ~b & highs)) == 0;
+  }
+
+  static int Hex(unsigned char c) {  // lowercase only: JSON.stringify writes \u001f, not \u001F
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  }
+
+  bool String(const unsigned char **start, size_t *length) {
+    ++p_;  // '"'
+    const unsigned char *s = p_;
+    while (p_ < e_) {
+#if defined(__SSE2__)
+      while (e_ - p_ >= 16) {  // plain ASCII runs (padding, names) 16 bytes at a time
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p_));
+        // signed compare: bytes >= 0x80 are negative, so "< 0x20" also catches non-ASCII
+        const __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                                         _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+        if (_mm_movemask_epi8(bad) != 0) break;
+        p_ += 16;
+      }
+#endif
+      while (e_ - p_ >= 8) {  // the same, 8 bytes at a time
+        uint64_t x;
+        std::memcpy(&x, p_, 8);
+        if (!PlainWord(x)) break;
+        p_ += 8;
+      }
+      if (p_ >= e_) break;
+      const unsigned char c = *p_;
+      if (c == '"') {
+        if (start != nullptr) {
+          *start = s;
+          *length = static_cast<size_t>(p_ - s);
+        }
+        ++p_;
+        return true;
+      }
+      if (c < 0x20) return false;
+      if (c == '\\') {
+        if (e_ - p_ < 2) return false;
+        const unsigned char d = p_[1];
+        if (d == '"' || d == '\\' || d == 'b' || d == 'f' || d == 'n' || d == 'r' || d == 't') {
+          p_ += 2;
+          continue;
+        }
+        // \u00XX only for the control characters without a short escape; surrogates go the slow way
+        if (d != 'u' || e_ - p_ < 6 || p_[2] != '0' || p_[3] != '0') return false;
+        const int hi = Hex(p_[4]), lo = Hex(p_[5]);
+        if (hi < 0 || lo < 0) return false;
+        const int code = hi * 16 + lo;
+        if (code >= 0x20 || code == 0x08 || code == 0x09 || code == 0x0a || code == 0x0c || code == 0x0d) return false;
+        p_ += 6;
+        continue;
+      }
+      if (c < 0x80) {
+        ++p_;
+        continue;
+      }
+      if (!Utf8()) return false;
+    }
+    return false;
+  }
+
+  // One well-formed UTF-8 sequence (no overlongs, no surrogates, <= U+10FFFF).
+  bool Utf8() {
+    const unsigned char c = *p_;
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) n = 1;
+    else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (static_cast<size_t>(e_ - p_) < n + 1) return false;
+    if (p_[1] < lo || p_[1] > hi) return false;
+    for (size_t i = 2; i <= n; ++i)
+      if (p_[i] < 0x80 || p_[i] > 0xBF) return false;
+    p_ += n + 1;
+    return true;
+  }
+
+  // Integers up to 15 digits (exact in a double), and fractions that are the shortest round trip
+  // in fixed notation (what JS prints for 1e-6 <= |x| < 1e21). Exponents, -0 and trailing zeros: no.
+  bool Number() {
+    const unsigned char *s = p_;
+    if (p_ < e_ && *p_ == '-') ++p_;
+    const unsigned char *int_start = p_;
+    if (p_ >= e_ || *p_ < '0' || *p_ > '9') return false;
+    if (*p_ == '0') {
+      ++p_;
+      if (p_ < e_ && *p_ >= '0' && *p_ <= '9') return false;
+    } else {
+      while (p_ < e_ && *p_ >= '0' && *p_ <= '9') ++p_;
+    }
+    const size_t int_digits = static_cast<size_t>(p_ - int_start);
+    bool fraction = false;
+    if (p_ < e_ && *p_ == '.') {
+      fraction = true;
+      ++p_;
+      const unsigned char *f = p_;
+      while (p_ < e_ && *p_ >= '0' && *p_ <= '9') ++p_;
+      if (p_ == f || p_[-1] == '0') return false;
+    }
+    if (p_ < e_ && (*p_ == 'e' || *p_ == 'E')) return false;
+    const size_t n = static_cast<size_t>(p_ - s);
+    if (!fraction) return int_digits <= 15 && !(n == 2 && s[0] == '-' && s[1] == '0');
+    if (n > 40) return false;
+    double v = 0;
+    const char *first = reinterpret_cast<const char *>(s);
+    const auto parsed = std::from_chars(first, first + n, v);
+    if (parsed.ec != std::errc() || parsed.ptr != first + n) return false;
+    const double a = std::fabs(v);
+    if (!(a >= 1e-6 && a < 1e21)) return false;
+    char buf[64];
+    const auto printed = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed);
+    return printed.ec == std::errc() && static_cast<size_t>(printed.ptr - buf) == n && std::memcmp(buf, first, n) == 0;
+  }
+
+  const unsigned char *p_;
+  const unsigned char *e_;
+};
+
+}  // namespace
+
+bool CanonicalJsonObject(const char *text, size_t length) {
+  if (text == nullptr || length < 2) return false;
+  return CanonicalScanner(text, length).TopObject();
 }
 
 }  // namespace streamplug

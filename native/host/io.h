@@ -47,13 +47,30 @@ struct IoCounters {
   void Latency(int64_t ns);
 };
 
-// One queued item of a source: a raw message (kind 0) or a structured row (kind 1, the binary
-// encoding of RowBuilder: [u8 type][u16 name length][name][value]...).
-struct SourceItem {
-  uint8_t kind;
-  std::string bytes;
-  int64_t enqueued_ns;
+// What a source queues. kLine is a raw message the host found to be one JSON object exactly as
+// JSON.stringify would write it (CanonicalJsonObject): such messages are kept as JSON lines and can
+// reach an encoded sink without ever being parsed.
+enum SourceKind : uint8_t { kRawMessage = 0, kStructuredRow = 1, kJsonLine = 2 };
+
+// Consecutive queued items of one kind, stored back to back (no allocation per item).
+//   kRawMessage / kJsonLine: the message bytes (kJsonLine: each followed by '\n');
+//   kStructuredRow: the binary encoding of RowBuilder: [u8 type][u16 name length][name][value]...
+// Item i (i >= head) is data[start(i) .. ends[i]); items before head were dropped (drop-oldest).
+struct SourceSegment {
+  uint8_t kind = kRawMessage;
+  std::string data;
+  std::vector<uint32_t> ends;
+  size_t head = 0;
+  int64_t enqueued_ns = 0;  // of the segment's first item
+  size_t size() const { return ends.size() - head; }
+  size_t start(size_t i) const { return i == 0 ? 0 : ends[i - 1]; }
 };
+
+// True when `text` is one JSON object that JSON.stringify(JSON.parse(text)) gives back byte for
+// byte: no whitespace, canonical escapes and numbers, valid UTF-8, no duplicate, index-like or
+// __proto__ keys. Conservative: false for some canonical texts (e.g. exponents), never true for
+// a text that is not.
+bool CanonicalJsonObject(const char *text, size_t length);
 
 class IoBase {
  public:
@@ -101,33 +118,50 @@ class IoBase {
 
 class Source : public IoBase {
  public:
+  // `lines`: recognise canonical JSON objects (kJsonLine); `segment_items`: most items per segment,
+  // the JS side's batch size, so a drain takes whole segments.
   Source(std::shared_ptr<Library> lib, int index, const std::string &rule, std::string config, size_t capacity,
-         Overflow overflow);
+         Overflow overflow, bool lines, size_t segment_items);
   const sp_source_def &def() const { return lib_->desc->sources[index_]; }
   // Starts the control thread. `self` keeps the instance alive while the thread runs.
   void Start(std::shared_ptr<Source> self);
-  sp_status Push(uint8_t kind, std::string &&bytes);
-  // Moves up to `max` items out; returns the number left queued.
-  size_t Drain(std::vector<SourceItem> *out, size_t max);
+  sp_status Push(uint8_t kind, const char *data, size_t length);
+  // Moves up to `max` items out, in segments; returns the number left queued.
+  size_t Drain(std::vector<SourceSegment> *out, size_t max);
   size_t Depth();
+  bool lines() const { return lines_; }
   // Asks the source to stop: pushes fail from now on, the control thread runs close.
   void Stop();
 
  private:
   void Run();
+  void DropOldest();  // mutex_ held
   size_t capacity_;
   Overflow overflow_;
+  bool lines_;
+  size_t segment_items_;
   std::mutex mutex_;
   std::condition_variable not_full_;
   std::condition_variable stop_cv_;
-  std::deque<SourceItem> queue_;
+  std::deque<SourceSegment> queue_;
+  size_t count_ = 0;  // items queued
+};
+
+// JSON lines drained from a source, lent to JS as a Buffer; a sink handed that Buffer shares them
+// instead of copying (the pass-through fast path).
+struct SharedLines {
+  std::string data;
+  std::vector<uint32_t> ends;  // item ends in data
+  size_t head = 0;             // first item
+  size_t base() const { return head == 0 ? 0 : ends[head - 1]; }
 };
 
 // One batch for a sink, owned by the queue: encoded JSON lines or typed columns.
 struct SinkBatch {
   size_t nrows = 0;
   std::string data;                // encoded: JSON lines
-  std::vector<uint32_t> offsets;   // encoded: nrows + 1
+  std::shared_ptr<const SharedLines> shared;  // encoded, instead of data: lines drained from a source
+  std::vector<uint32_t> offsets;   // encoded: nrows + 1 (shared: filled by the worker)
   std::vector<std::string> names;  // typed
   std::vector<sp_column> columns;  // typed: pointers into the storage below
   std::vector<std::string> storage;

@@ -17,6 +17,29 @@ namespace streamplug {
 
 namespace {
 
+// Lines lent to JS by a source's drain, by the Buffer's data pointer (see SharedLines).
+std::mutex &LentMutex() {
+  static std::mutex m;
+  return m;
+}
+std::unordered_map<const char *, std::weak_ptr<SharedLines>> &Lent() {
+  static auto *lent = new std::unordered_map<const char *, std::weak_ptr<SharedLines>>();  // never destroyed: finalizers may run late
+  return *lent;
+}
+
+// The lines behind a Buffer a source's drain made, when `data`/`length` is exactly that Buffer.
+std::shared_ptr<const SharedLines> FindLent(const char *data, size_t length, size_t nrows) {
+  std::lock_guard<std::mutex> lock(LentMutex());
+  auto it = Lent().find(data);
+  if (it == Lent().end()) return nullptr;
+  std::shared_ptr<SharedLines> lines = it->second.lock();
+  if (lines == nullptr || lines->ends.empty() || lines->ends.back() - lines->base() != length ||
+      lines->ends.size() - lines->head != nrows) {
+    return nullptr;
+  }
+  return lines;
+}
+
 const char *StateName(int state) {
   switch (state) {
     case SP_IO_CONNECTED: return "connected";
@@ -158,7 +181,10 @@ class SourceWrap : public Napi::ObjectWrap<SourceWrap> {
       Throw(env, "E_CONNECTOR_CONFIG", "queue capacity is " + std::to_string(capacity) + ", expected at least 1");
       return;
     }
-    source_ = std::make_shared<Source>(lib, index, StringArg(info[2]), StringArg(info[3]), static_cast<size_t>(capacity), policy);
+    const bool lines = opts.Get("lines").ToBoolean().Value();
+    const int64_t batch = std::max<int64_t>(1, NumberOption(opts, "batch", 1024));
+    source_ = std::make_shared<Source>(lib, index, StringArg(info[2]), StringArg(info[3]), static_cast<size_t>(capacity), policy,
+                                       lines, static_cast<size_t>(batch));
     if (!MakeWake(env, info[5], source_, &wake_)) {
       source_.reset();
       return;
@@ -178,38 +204,44 @@ class SourceWrap : public Napi::ObjectWrap<SourceWrap> {
   }
 
  private:
-  // drain(max) -> { segments, left }: segments in queue order; a raw segment is
-  // { kind: 0, bytes: Buffer "[m0,m1,...]", starts, ends } (message i = bytes[starts[i], ends[i])),
-  // a row segment { kind: 1, rows: object[] }.
+  // drain(max) -> { segments, left }: segments in queue order;
+  //   raw messages  { kind: 0, bytes: Buffer "[m0,m1,...]", length, starts, ends } (message i = bytes[starts[i], ends[i]));
+  //   rows          { kind: 1, rows: object[] };
+  //   JSON lines    { kind: 2, bytes: Buffer "m0\nm1\n...", count }: canonical JSON objects, handed
+  //                 over without a copy (the buffer owns the queue's storage).
   Napi::Value Drain(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (source_ == nullptr) return env.Null();
     const size_t max = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 1024;
-    items_.clear();
-    const size_t left = source_->Drain(&items_, max == 0 ? 1 : max);
-    Napi::Array segments = Napi::Array::New(env);
-    uint32_t nseg = 0;
-    size_t i = 0;
-    while (i < items_.size()) {
-      size_t j = i;
-      while (j < items_.size() && items_[j].kind == items_[i].kind) ++j;
+    segments_.clear();
+    const size_t left = source_->Drain(&segments_, max == 0 ? 1 : max);
+    Napi::Array segments = Napi::Array::New(env, segments_.size());
+    for (size_t s = 0; s < segments_.size(); ++s) {
+      SourceSegment &g = segments_[s];
+      const size_t n = g.size();
       Napi::Object seg = Napi::Object::New(env);
-      seg.Set("kind", items_[i].kind);
-      if (items_[i].kind == 0) {
+      seg.Set("kind", g.kind);
+      if (g.kind == kJsonLine) {
+        const size_t base = g.start(g.head);
+        const size_t length = g.ends.back() - base;
+        seg.Set("bytes", LendLines(env, std::move(g), base, length));
+        seg.Set("count", static_cast<double>(n));
+      } else if (g.kind == kRawMessage) {
         size_t total = 2;
-        for (size_t k = i; k < j; ++k) total += items_[k].bytes.size() + 1;
+        for (size_t k = g.head; k < g.ends.size(); ++k) total += g.ends[k] - g.start(k) + 1;
         Napi::Buffer<char> bytes = Napi::Buffer<char>::New(env, total);
-        Napi::Uint32Array starts = Napi::Uint32Array::New(env, j - i);
-        Napi::Uint32Array ends = Napi::Uint32Array::New(env, j - i);
+        Napi::Uint32Array starts = Napi::Uint32Array::New(env, n);
+        Napi::Uint32Array ends = Napi::Uint32Array::New(env, n);
         char *p = bytes.Data();
         size_t at = 0;
         p[at++] = '[';
-        for (size_t k = i; k < j; ++k) {
-          if (k > i) p[at++] = ',';
-          starts[k - i] = static_cast<uint32_t>(at);
-          std::memcpy(p + at, items_[k].bytes.data(), items_[k].bytes.size());
-          at += items_[k].bytes.size();
-          ends[k - i] = static_cast<uint32_t>(at);
+        for (size_t k = g.head; k < g.ends.size(); ++k) {
+          if (k > g.head) p[at++] = ',';
+          const size_t from = g.start(k), len = g.ends[k] - from;
+          starts[k - g.head] = static_cast<uint32_t>(at);
+          std::memcpy(p + at, g.data.data() + from, len);
+          at += len;
+          ends[k - g.head] = static_cast<uint32_t>(at);
         }
         p[at++] = ']';
         seg.Set("bytes", bytes);
@@ -217,26 +249,53 @@ class SourceWrap : public Napi::ObjectWrap<SourceWrap> {
         seg.Set("starts", starts);
         seg.Set("ends", ends);
       } else {
-        Napi::Array rows = Napi::Array::New(env, j - i);
+        Napi::Array rows = Napi::Array::New(env, n);
         std::unordered_map<std::string, napi_value> keys;
-        for (size_t k = i; k < j; ++k) rows.Set(static_cast<uint32_t>(k - i), DecodeRow(env, items_[k].bytes, &keys));
+        for (size_t k = g.head; k < g.ends.size(); ++k) {
+          const size_t from = g.start(k);
+          rows.Set(static_cast<uint32_t>(k - g.head), DecodeRow(env, g.data.data() + from, g.ends[k] - from, &keys));
+        }
         seg.Set("rows", rows);
       }
-      segments.Set(nseg++, seg);
-      i = j;
+      segments.Set(static_cast<uint32_t>(s), seg);
     }
-    items_.clear();
+    segments_.clear();
     Napi::Object o = Napi::Object::New(env);
     o.Set("segments", segments);
     o.Set("left", static_cast<double>(left));
     return o;
   }
 
-  static napi_value DecodeRow(Napi::Env env, const std::string &bytes, std::unordered_map<std::string, napi_value> *keys) {
+  // A Buffer over the segment's lines, without a copy; registered so a sink can share them.
+  static Napi::Value LendLines(Napi::Env env, SourceSegment &&g, size_t base, size_t length) {
+    auto lines = std::make_shared<SharedLines>();
+    lines->data = std::move(g.data);
+    lines->ends = std::move(g.ends);
+    lines->head = g.head;
+    char *start = &lines->data[0] + base;
+    auto *hint = new std::shared_ptr<SharedLines>(lines);
+    // Tell V8 what the buffer holds, so a fast producer makes the GC collect spent batches.
+    const int64_t held = static_cast<int64_t>(lines->data.capacity() + lines->ends.capacity() * 4);
+    Napi::MemoryManagement::AdjustExternalMemory(env, held);
+    {
+      std::lock_guard<std::mutex> lock(LentMutex());
+      Lent()[start] = lines;
+    }
+    return Napi::Buffer<char>::New(env, start, length, [held](Napi::Env e, char *data, std::shared_ptr<SharedLines> *h) {
+      {
+        std::lock_guard<std::mutex> lock(LentMutex());
+        Lent().erase(data);
+      }
+      Napi::MemoryManagement::AdjustExternalMemory(e, -held);
+      delete h;
+    }, hint);
+  }
+
+  static napi_value DecodeRow(Napi::Env env, const char *bytes, size_t size, std::unordered_map<std::string, napi_value> *keys) {
     napi_value row;
     napi_create_object(env, &row);
-    const char *p = bytes.data();
-    const char *end = p + bytes.size();
+    const char *p = bytes;
+    const char *end = p + size;
     while (p + 3 <= end) {
       const uint8_t type = static_cast<uint8_t>(*p);
       uint16_t nlen;
@@ -308,7 +367,7 @@ class SourceWrap : public Napi::ObjectWrap<SourceWrap> {
 
   std::shared_ptr<Source> source_;
   WakeFn wake_;
-  std::vector<SourceItem> items_;
+  std::vector<SourceSegment> segments_;
 };
 
 // ---- NativeSink --------------------------------------------------------------------------------
@@ -364,19 +423,33 @@ class SinkWrap : public Napi::ObjectWrap<SinkWrap> {
   }
 
   // pushEncoded(text, nrows) -> 0 taken, 1 queue full (wait for a wake), 2 stopped for good.
-  // `text` is nrows JSON objects, each followed by "\n".
+  // `text` (a string, or a Buffer/Uint8Array of UTF-8) is nrows JSON objects, each followed by "\n".
   Napi::Value PushEncoded(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (sink_ == nullptr) return Napi::Number::New(env, 2);
-    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
-      return Throw(env, "E_USAGE", "pushEncoded(text: string, nrows: number)");
+    if (info.Length() < 2 || !(info[0].IsString() || info[0].IsTypedArray()) || !info[1].IsNumber()) {
+      return Throw(env, "E_USAGE", "pushEncoded(text: string | Uint8Array, nrows: number)");
     }
     auto batch = std::make_unique<SinkBatch>();
     size_t length = 0;
-    napi_get_value_string_utf8(env, info[0], nullptr, 0, &length);
-    batch->data.resize(length + 1);
-    napi_get_value_string_utf8(env, info[0], &batch->data[0], length + 1, &length);
-    batch->data.resize(length);
+    if (info[0].IsString()) {
+      napi_get_value_string_utf8(env, info[0], nullptr, 0, &length);
+      batch->data.resize(length + 1);
+      napi_get_value_string_utf8(env, info[0], &batch->data[0], length + 1, &length);
+      batch->data.resize(length);
+    } else {
+      Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
+      if (ta.TypedArrayType() != napi_uint8_array) return Throw(env, "E_USAGE", "pushEncoded: expected a Uint8Array or Buffer");
+      length = ta.ByteLength();
+      const char *bytes = static_cast<const char *>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+      const size_t nrows = info[1].As<Napi::Number>().Uint32Value();
+      // A source's batch passed on whole: share its storage, its line ends are known.
+      if ((batch->shared = FindLent(bytes, length, nrows)) != nullptr) {
+        batch->nrows = nrows;
+        return Result(env, batch);
+      }
+      batch->data.assign(bytes, length);
+    }
     batch->nrows = info[1].As<Napi::Number>().Uint32Value();
     batch->offsets.reserve(batch->nrows + 1);
     batch->offsets.push_back(0);
@@ -559,6 +632,21 @@ Napi::Value ValidateIo(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// canonicalJson(text: string | Uint8Array) -> boolean: the check a source's messages get (tests).
+Napi::Value CanonicalJson(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string text;
+  if (info.Length() > 0 && info[0].IsString()) {
+    text = info[0].As<Napi::String>().Utf8Value();
+  } else if (info.Length() > 0 && info[0].IsTypedArray()) {
+    Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
+    text.assign(static_cast<const char *>(ta.ArrayBuffer().Data()) + ta.ByteOffset(), ta.ByteLength());
+  } else {
+    return Throw(env, "E_USAGE", "canonicalJson(text: string | Uint8Array)");
+  }
+  return Napi::Boolean::New(env, CanonicalJsonObject(text.data(), text.size()));
+}
+
 }  // namespace
 
 void InitIo(Napi::Env env, Napi::Object exports) {
@@ -566,6 +654,7 @@ void InitIo(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeSink", SinkWrap::Define(env));
   exports.Set("describeIo", Napi::Function::New(env, DescribeIo, "describeIo"));
   exports.Set("validateIo", Napi::Function::New(env, ValidateIo, "validateIo"));
+  exports.Set("canonicalJson", Napi::Function::New(env, CanonicalJson, "canonicalJson"));
 }
 
 }  // namespace streamplug

@@ -12,6 +12,8 @@
  *   count        stop after this many rows (default 0: no limit)
  *   sequence     true: add "seq": 0, 1, 2, ... (ordering checks)
  *   pad          add "pad": a string of this many 'x' (row size for benchmarks)
+ *   rng_seed     > 0: start the generator from this state, so a run is reproducible (default: the
+ *                clock). Stream property RNG_SEED, or "rng_seed" in CONFIG.
  *
  * The host runs `run` on a thread of its own; it produces until host->stopping() or count.
  */
@@ -30,7 +32,7 @@
 #define MAX_DEDUP 4096
 
 typedef struct config {
-  long long interval, seed, deduplicate, count, pad;
+  long long interval, seed, deduplicate, count, pad, rng_seed;
   int burst, rows, sequence;
   int nfields;
   char names[MAX_FIELDS][MAX_NAME];
@@ -179,6 +181,8 @@ static int parse_config(sp_ctx *ctx, const char *text, size_t length, config *c)
       else if (key[0] == 'd') c->deduplicate = n;
       else if (key[0] == 'c') c->count = n;
       else c->pad = n;
+    } else if (strcmp(key, "rng_seed") == 0) {
+      if (!read_integer(v, e, &c->rng_seed) || c->rng_seed <= 0) return fail(ctx, "rng_seed must be an integer > 0");
     } else if (strcmp(key, "burst") == 0 || strcmp(key, "sequence") == 0) {
       int b = (size_t)(e - v) >= 4 && strncmp(v, "true", 4) == 0;
       if (key[0] == 'b') c->burst = b;
@@ -208,6 +212,26 @@ static unsigned long long next_random(random_source *s) {
   return s->state * 2685821657736338717ULL;
 }
 
+/* Decimal text of v at p; returns its length. snprintf costs more than the rest of a row. */
+static size_t put_int(char *p, long long v) {
+  char tmp[24];
+  size_t n = 0, i;
+  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  do {
+    tmp[n++] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  i = 0;
+  if (v < 0) p[i++] = '-';
+  while (n) p[i++] = tmp[--n];
+  return i;
+}
+
+static size_t put(char *p, const char *text, size_t length) {
+  memcpy(p, text, length);
+  return length;
+}
+
 static sp_status validate(sp_ctx *ctx, const char *text, size_t length) {
   config c;
   return parse_config(ctx, text, length, &c) ? SP_OK : SP_ERROR;
@@ -223,7 +247,9 @@ static sp_status open_source(sp_ctx *ctx, const char *text, size_t length, void 
     free(s);
     return SP_ERROR;
   }
-  s->state = 0x9E3779B97F4A7C15ULL ^ (unsigned long long)time(NULL) ^ (unsigned long long)(size_t)s;
+  s->state = s->c.rng_seed > 0 ? (unsigned long long)s->c.rng_seed * 0x9E3779B97F4A7C15ULL
+                                : 0x9E3779B97F4A7C15ULL ^ (unsigned long long)time(NULL) ^ (unsigned long long)(size_t)s;
+  if (s->state == 0) s->state = 1;
   if (s->c.pad > 0) {
     s->padding = (char *)malloc((size_t)s->c.pad + 1);
     memset(s->padding, 'x', (size_t)s->c.pad);
@@ -274,12 +300,27 @@ static void run(sp_ctx *ctx, void *instance) {
       if (c->pad) host->row_string(row, "pad", s->padding, (size_t)c->pad);
       if (host->row_push(row) != SP_OK) break;
     } else {
-      n += (size_t)snprintf(text + n, cap - n, "{");
-      if (c->sequence) n += (size_t)snprintf(text + n, cap - n, "\"seq\":%lld,", seq);
-      for (i = 0; i < c->nfields; i++)
-        n += (size_t)snprintf(text + n, cap - n, "%s\"%s\":%lld", i ? "," : "", c->names[i], values[i]);
-      if (c->pad) n += (size_t)snprintf(text + n, cap - n, ",\"pad\":\"%s\"", s->padding);
-      n += (size_t)snprintf(text + n, cap - n, "}");
+      text[n++] = '{';
+      if (c->sequence) {
+        n += put(text + n, "\"seq\":", 6);
+        n += put_int(text + n, seq);
+        text[n++] = ',';
+      }
+      for (i = 0; i < c->nfields; i++) {
+        if (i) text[n++] = ',';
+        text[n++] = '"';
+        n += put(text + n, c->names[i], strlen(c->names[i]));
+        text[n++] = '"';
+        text[n++] = ':';
+        n += put_int(text + n, values[i]);
+      }
+      if (c->pad) {
+        n += put(text + n, ",\"pad\":\"", 8);
+        n += put(text + n, s->padding, (size_t)c->pad);
+        text[n++] = '"';
+      }
+      text[n++] = '}';
+      text[n] = '\0';
       if (s->nrecent == 0 || !seen_recently(s, text)) {
         if (host->source_push(ctx, text, n) != SP_OK) break;
       } else {

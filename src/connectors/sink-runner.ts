@@ -10,13 +10,16 @@
  * the whole message again, so a receiver sees the rows of a failed attempt and then the same rows
  * again; rows of earlier, delivered messages are never re-sent. A message that still fails after its
  * retries (or cannot be rendered) is dropped and counted; failures never throw out of collect().
+ *
+ * collectEncoded() takes a batch still encoded as JSON lines; when acceptsEncoded() (the sink has
+ * collectEncoded, no sendSingle, no dataTemplate) it is one message forwarded as it is, never decoded.
  */
 import type { Logger } from 'pino';
 import { StreamplugError } from '../errors.js';
 import { PropReader } from './props.js';
 import { decodeJson } from './decode.js';
 import { compileTemplate, type Template } from './template.js';
-import type { Props, Row, SinkConnector, SinkMessage } from './types.js';
+import type { EncodedBatch, Props, Row, SinkConnector, SinkMessage } from './types.js';
 
 export interface SinkCommonOptions {
   sendSingle: boolean;
@@ -60,6 +63,8 @@ export interface SinkMetrics {
 interface Pending {
   data: Row | Row[];
   rows: number;
+  /** Set instead of data for a batch forwarded still encoded. */
+  encoded?: EncodedBatch;
 }
 
 export class SinkRunner {
@@ -103,12 +108,27 @@ export class SinkRunner {
     const msgs: Pending[] = sendSingle
       ? rows.filter((r) => !omitIfEmpty || Object.keys(r).length > 0).map((r) => ({ data: r, rows: 1 }))
       : omitIfEmpty && rows.length === 0 ? [] : [{ data: rows, rows: rows.length }];
-    for (const msg of msgs) {
-      while (this.queue.length >= this.options.bufferLength) await new Promise<void>((r) => this.spaceWaiters.push(r));
-      this.queue.push(msg);
-      this.m.buffered = this.queue.length;
-      this.kick();
-    }
+    for (const msg of msgs) await this.enqueue(msg);
+  }
+
+  /** The sink writes JSON lines as they are and no option reshapes the messages. */
+  acceptsEncoded(): boolean {
+    return typeof this.sink.collectEncoded === 'function' && !this.options.sendSingle && this.options.dataTemplate === undefined;
+  }
+
+  /** Like collect() for a batch still encoded: one message, never decoded when acceptsEncoded(). */
+  async collectEncoded(batch: EncodedBatch): Promise<void> {
+    if (!this.acceptsEncoded()) return this.collect(batch.rows());
+    if (this.closing) throw new StreamplugError('E_SINK_FAILED', `${this.opts.name ?? 'sink'} is closed; rows cannot be collected after close()`);
+    this.m.recordsIn += batch.count;
+    if (batch.count > 0) await this.enqueue({ data: [], rows: batch.count, encoded: batch });
+  }
+
+  private async enqueue(msg: Pending): Promise<void> {
+    while (this.queue.length >= this.options.bufferLength) await new Promise<void>((r) => this.spaceWaiters.push(r));
+    this.queue.push(msg);
+    this.m.buffered = this.queue.length;
+    this.kick();
   }
 
   /** Resolves when every buffered message was delivered or dropped. */
@@ -153,7 +173,7 @@ export class SinkRunner {
   private async deliver(msg: Pending): Promise<void> {
     let out: SinkMessage;
     try {
-      out = { data: msg.data, text: this.template?.render(msg.data) };
+      out = { data: msg.data, text: msg.encoded ? undefined : this.template?.render(msg.data) };
     } catch (e) {
       this.noteError(e);
       this.drop(msg);
@@ -162,7 +182,7 @@ export class SinkRunner {
     for (let attempt = 0; ; attempt++) {
       this.m.lastInvocation = Date.now();
       try {
-        await this.sendOnce(out);
+        await (msg.encoded ? this.sink.collectEncoded!(msg.encoded) : this.sendOnce(out));
         this.m.messagesOut++;
         this.m.recordsOut += msg.rows;
         return;

@@ -20,6 +20,19 @@ export interface EmitMeta {
 export type EmitFn = (rows: Row[], meta?: EmitMeta) => void;
 export type StatusFn = (s: ConnectorStatus) => void;
 
+/**
+ * Rows still in their encoded form (the pass-through fast path): `count` JSON objects, each exactly
+ * as JSON.stringify writes it and followed by "\n". A consumer that needs no field access forwards
+ * `lines` as they are; anything else calls rows(), which decodes once and caches.
+ */
+export interface EncodedBatch {
+  readonly count: number;
+  readonly lines: Uint8Array;
+  rows(): Row[];
+}
+
+export type EncodedEmitFn = (batch: EncodedBatch, meta?: EmitMeta) => void;
+
 export interface SourceMetrics {
   messagesIn: number;
   rowsOut: number;
@@ -29,8 +42,11 @@ export interface SourceMetrics {
 }
 
 export interface SourceConnector {
-  /** Resolves once the source is receiving, or once its first connection attempt failed (it keeps retrying). */
-  start(emit: EmitFn, onStatus: StatusFn): Promise<void>;
+  /**
+   * Resolves once the source is receiving, or once its first connection attempt failed (it keeps retrying).
+   * `emitEncoded`, when given, may receive batches still encoded instead of `emit` (same counters).
+   */
+  start(emit: EmitFn, onStatus: StatusFn, emitEncoded?: EncodedEmitFn): Promise<void>;
   stop(): Promise<void>;
   metrics?(): SourceMetrics;
 }
@@ -54,6 +70,8 @@ export interface SinkConnector {
    * receives `collect([row])` for single rows, and templated text parsed as JSON.
    */
   send?(msg: SinkMessage): Promise<void>;
+  /** Optional: present on sinks that write JSON lines as they are (EncodedBatch), no decoding. */
+  collectEncoded?(batch: EncodedBatch): Promise<void>;
 }
 
 /** Named connection configs, eKuiper style: `{ default: {...}, other: {...} }`. */

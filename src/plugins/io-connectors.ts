@@ -114,6 +114,8 @@ function track<T extends SourceConnector | SinkConnector>(io: PluginIo, c: T, on
   return c;
 }
 
+const SP_SINK_ENCODED = 0x1; // plugin.h
+
 /** Connector factories for a `.so` plugin's sources and sinks (describeIo). */
 export function registerNativeIo(plugin: string, file: string): PluginIo {
   const io = new PluginIo(plugin);
@@ -152,6 +154,7 @@ export function registerNativeIo(plugin: string, file: string): PluginIo {
         maxBackoffMs: Math.max(1, p.count('maxBackoff', 5000)),
         closeTimeoutMs: p.count('closeTimeout', 5000),
         ruleId: ctx.ruleId,
+        encoded: (k.flags & SP_SINK_ENCODED) !== 0,
       });
       return track(io, sink, 'close');
     },

@@ -7,13 +7,18 @@
  * Sink: each batch is encoded (JSON lines, or typed columns) and queued for the sink's native
  * worker thread, which calls the plugin, retries SP_RETRY with backoff and never runs on the JS
  * thread. collect() waits only while the native queue is full.
+ * Pass-through: a JSON message that is one object exactly as JSON.stringify writes it (checked on the
+ * producer's thread) is queued as a JSON line. Runs of them cross to JS as one Buffer, without a
+ * copy, and go to `emitEncoded` when the consumer gave one (JsonLines: decoded only if rows() is
+ * called); an encoded sink takes that Buffer as it is (collectEncoded). Everything else takes the
+ * row path, and the output is the same bytes either way.
  * Closing: source stop -> plugin close -> the queue drained into emit; sink: queued batches
  * delivered -> close (flush). A plugin that does not finish within closeTimeoutMs is abandoned:
  * E_CLOSE_TIMEOUT, and its library stays mapped while the hook still runs.
  */
 import { decode, type Format } from '../connectors/decode.js';
 import { toJson } from '../connectors/template.js';
-import type { ConnectorStatus, EmitFn, Row, SinkConnector, SourceConnector, SourceMetrics, StatusFn } from '../connectors/types.js';
+import type { ConnectorStatus, EmitFn, EncodedBatch, EncodedEmitFn, Row, SinkConnector, SourceConnector, SourceMetrics, StatusFn } from '../connectors/types.js';
 import { StreamplugError } from '../errors.js';
 import { hostAddon } from './native-addon.js';
 
@@ -43,9 +48,31 @@ export interface IoStats {
 
 type RawSegment = { kind: 0; bytes: Buffer; length: number; starts: Uint32Array; ends: Uint32Array };
 type RowSegment = { kind: 1; rows: Row[] };
+type LinesSegment = { kind: 2; bytes: Buffer; count: number };
+type Segment = RawSegment | RowSegment | LinesSegment;
+
+/** An EncodedBatch over a Buffer of canonical JSON lines; rows() parses once, on demand. */
+export class JsonLines implements EncodedBatch {
+  private decoded?: Row[];
+  constructor(
+    readonly lines: Buffer,
+    readonly count: number,
+  ) {}
+
+  rows(): Row[] {
+    if (!this.decoded) {
+      // Canonical lines hold no raw newline inside a value: newlines become commas of one array.
+      const text = this.lines.toString('utf8', 0, this.lines.length - 1);
+      const rows = JSON.parse('[' + text.replaceAll('\n', ',') + ']') as Row[];
+      if (rows.length !== this.count) throw new StreamplugError('E_INTERNAL', `an encoded batch holds ${rows.length} rows, expected ${this.count}`);
+      this.decoded = rows;
+    }
+    return this.decoded;
+  }
+}
 
 interface AddonSource {
-  drain(max: number): { segments: (RawSegment | RowSegment)[]; left: number } | null;
+  drain(max: number): { segments: Segment[]; left: number } | null;
   stats(): IoStats;
   stop(): void;
   dispose(): void;
@@ -53,7 +80,7 @@ interface AddonSource {
 
 interface AddonSink {
   readonly encoded: boolean;
-  pushEncoded(text: string, nrows: number): 0 | 1 | 2;
+  pushEncoded(text: string | Uint8Array, nrows: number): 0 | 1 | 2;
   pushColumns(nrows: number, names: string[], types: number[], values: unknown[], nulls: (Uint8Array | undefined)[]): 0 | 1 | 2;
   stats(): IoStats;
   stop(): void;
@@ -71,6 +98,8 @@ interface IoAddon {
   NativeSink: new (file: string, index: number, ruleId: string, config: string, opts: object, onWake: () => void) => AddonSink;
   describeIo(file: string): IoDescription;
   validateIo(file: string, kind: 'source' | 'sink', index: number, config: string): void;
+  /** Whether a message would be queued as a JSON line (pass-through): the producer-side check. */
+  canonicalJson(text: string | Uint8Array): boolean;
 }
 
 export function ioAddon(): IoAddon {
@@ -127,6 +156,7 @@ function timeout(ms: number): { promise: Promise<'timeout'>; cancel: () => void 
 export class NativeSourceConnector implements SourceConnector {
   private handle?: AddonSource;
   private emitFn?: EmitFn;
+  private emitEncodedFn?: EncodedEmitFn;
   private statusFn?: StatusFn;
   private lastStatus = '';
   private pumping = false;
@@ -153,13 +183,15 @@ export class NativeSourceConnector implements SourceConnector {
   }
 
   /** Resolves once the plugin's open succeeded; rejects (E_SOURCE_FAILED) when it failed. */
-  async start(emit: EmitFn, onStatus: StatusFn): Promise<void> {
+  async start(emit: EmitFn, onStatus: StatusFn, emitEncoded?: EncodedEmitFn): Promise<void> {
     if (this.handle) return;
     this.emitFn = emit;
+    this.emitEncodedFn = emitEncoded;
     this.statusFn = onStatus;
     const { file, index } = this.target;
-    const { capacity, overflow } = this.options;
-    this.handle = new (ioAddon().NativeSource)(file, index, this.options.ruleId, this.config, { capacity, overflow }, () => this.wake());
+    const { capacity, overflow, batchSize } = this.options;
+    const lines = this.options.format === 'json';
+    this.handle = new (ioAddon().NativeSource)(file, index, this.options.ruleId, this.config, { capacity, overflow, lines, batch: batchSize }, () => this.wake());
     for (;;) {
       const s = this.handle.stats();
       if (s.opened) return;
@@ -249,8 +281,16 @@ export class NativeSourceConnector implements SourceConnector {
     }
   }
 
-  private emitSegment(seg: RawSegment | RowSegment): void {
+  private emitSegment(seg: Segment): void {
     const emit = this.emitFn!;
+    if (seg.kind === 2) {
+      this.m.messagesIn += seg.count;
+      this.m.rowsOut += seg.count;
+      const batch = new JsonLines(seg.bytes, seg.count);
+      if (this.emitEncodedFn) this.emitEncodedFn(batch, { ts: Date.now() });
+      else emit(batch.rows(), { ts: Date.now() });
+      return;
+    }
     if (seg.kind === 1) {
       this.m.messagesIn += seg.rows.length;
       this.m.rowsOut += seg.rows.length;
@@ -297,6 +337,8 @@ export interface NativeSinkOptions {
   maxBackoffMs?: number;
   closeTimeoutMs?: number;
   ruleId?: string;
+  /** The sink takes JSON lines (SP_SINK_ENCODED): it then gets collectEncoded. */
+  encoded?: boolean;
 }
 
 const SP_TYPE = { bool: 1, int64: 2, float64: 3, string: 4 } as const;
@@ -364,13 +406,16 @@ export class NativeSinkConnector implements SinkConnector {
   private readonly waiters = new Waiters();
   private closed?: Promise<void>;
   closeTimedOut = false;
-  readonly options: Required<Omit<NativeSinkOptions, 'ruleId'>> & { ruleId: string };
+  readonly options: Required<Omit<NativeSinkOptions, 'ruleId' | 'encoded'>> & { ruleId: string };
+  /** Present when the plugin takes JSON lines: the batch's bytes go to its worker as they are. */
+  readonly collectEncoded?: (batch: EncodedBatch) => Promise<void>;
 
   constructor(
     readonly target: IoTarget,
     readonly config: string,
     opts: NativeSinkOptions = {},
   ) {
+    if (opts.encoded) this.collectEncoded = (batch) => this.push(batch.lines, batch.count);
     this.options = {
       capacity: opts.capacity ?? 16,
       maxRetries: opts.maxRetries ?? 5,
@@ -406,10 +451,21 @@ export class NativeSinkConnector implements SinkConnector {
     const h = this.handle;
     if (!h) throw new StreamplugError('E_SINK_FAILED', `sink ${this.target.name} is not open; call open() first`);
     if (rows.length === 0) return;
-    const text = h.encoded ? toJsonLines(rows) : undefined;
-    const cols = text === undefined ? toColumns(rows) : undefined;
+    if (h.encoded) return this.push(toJsonLines(rows), rows.length);
+    const cols = toColumns(rows);
+    return this.push(cols, rows.length);
+  }
+
+  /** Queues JSON lines (text or bytes) or typed columns; waits only while the native queue is full. */
+  private async push(data: string | Uint8Array | ReturnType<typeof toColumns>, nrows: number): Promise<void> {
+    const h = this.handle;
+    if (!h) throw new StreamplugError('E_SINK_FAILED', `sink ${this.target.name} is not open; call open() first`);
+    if (nrows === 0) return;
     for (;;) {
-      const code = text !== undefined ? h.pushEncoded(text, rows.length) : h.pushColumns(rows.length, cols!.names, cols!.types, cols!.values, cols!.nulls);
+      const code =
+        typeof data === 'string' || data instanceof Uint8Array
+          ? h.pushEncoded(data, nrows)
+          : h.pushColumns(nrows, data.names, data.types, data.values, data.nulls);
       if (code === 0) return;
       if (code === 2) {
         const s = h.stats();

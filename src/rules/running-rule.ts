@@ -1,10 +1,15 @@
 /**
  * One started rule: its compiled runtime, its sinks (each behind F's SinkRunner) and the timer that
  * closes time windows when no row arrives. Rows come from a SourceHub via push().
+ *
+ * Fast path: a rule that passes rows through untouched (`SELECT *` with no WHERE, window, grouping,
+ * ordering or limit) and whose sinks all take JSON lines as they are accepts batches still encoded
+ * (pushEncoded): they go to the sinks without being decoded. The engine's source and project
+ * counters include those rows (metrics()), and fastPath counts them.
  */
 import type { Logger } from 'pino';
-import type { RuleRuntime } from '../engine/index.js';
-import type { Row, SinkRunner } from '../connectors/index.js';
+import type { OperatorMetrics, RuleRuntime, SelectStatement } from '../engine/index.js';
+import type { EncodedBatch, Row, SinkRunner } from '../connectors/index.js';
 import type { Subscriber } from './source-hub.js';
 
 export interface SinkSlot {
@@ -18,7 +23,23 @@ export interface SinkSlot {
  * window, as eKuiper sends them, however the source batched the rows.
  */
 function takesBatches(s: SinkSlot): boolean {
-  return s.type.toLowerCase() === 'file' && s.runner.options.dataTemplate === undefined;
+  return (s.type.toLowerCase() === 'file' && s.runner.options.dataTemplate === undefined) || s.runner.acceptsEncoded();
+}
+
+/** `SELECT * FROM s` and nothing else: every row leaves as it came. */
+export function passesRowsThrough(s: SelectStatement): boolean {
+  return (
+    s.fields.length === 1 && s.fields[0].expr.kind === 'star' && s.where === undefined && s.groupBy.length === 0 &&
+    s.window === undefined && s.having === undefined && s.orderBy.length === 0 && s.limit === undefined
+  );
+}
+
+export interface FastPathStatus {
+  /** The rule takes encoded batches now (pass-through SQL, every sink takes JSON lines). */
+  eligible: boolean;
+  /** Rows and batches that went from the source to the sinks still encoded. */
+  rows: number;
+  batches: number;
 }
 
 const ignore = () => undefined;
@@ -28,6 +49,9 @@ export class RunningRule implements Subscriber {
   private timerAt?: number;
   /** Errors thrown out of the runtime itself (it counts its own stage errors). */
   pushErrors = 0;
+  private readonly passthrough: boolean;
+  private fastRows = 0;
+  private fastBatches = 0;
 
   constructor(
     readonly runtime: RuleRuntime,
@@ -37,6 +61,7 @@ export class RunningRule implements Subscriber {
   ) {
     // A window's result is one message; without a window each row is its own message.
     this.whole = sinks.map((s) => runtime.windowed || takesBatches(s));
+    this.passthrough = passesRowsThrough(runtime.statement);
     runtime.onResult = (rows) => this.deliver(rows);
   }
 
@@ -61,6 +86,35 @@ export class RunningRule implements Subscriber {
       this.log?.warn({ rule: rt.id, err: (e as Error).message }, 'rule push failed');
     }
     if (rt.windowed) this.schedule();
+  }
+
+  acceptsEncoded(): boolean {
+    return this.passthrough && !this.runtime.closed && this.sinks.every((s) => s.runner.acceptsEncoded());
+  }
+
+  pushEncoded(batch: EncodedBatch, ts: number): void {
+    if (this.runtime.closed) return;
+    if (!this.acceptsEncoded()) return this.push(batch.rows(), ts);
+    this.fastRows += batch.count;
+    this.fastBatches++;
+    for (const s of this.sinks) s.runner.collectEncoded(batch).catch(ignore);
+  }
+
+  fastPath(): FastPathStatus {
+    return { eligible: this.acceptsEncoded(), rows: this.fastRows, batches: this.fastBatches };
+  }
+
+  /** The engine's operator counters, with the rows of the fast path in source and project. */
+  metrics(): OperatorMetrics[] {
+    const ops = this.runtime.metrics();
+    if (this.fastBatches === 0) return ops;
+    for (const op of ops) {
+      if (op.name !== 'source' && op.name !== 'project') continue;
+      op.recordsIn += this.fastRows;
+      op.recordsOut += this.fastRows;
+      op.calls += this.fastBatches;
+    }
+    return ops;
   }
 
   /** Arms the timer for the runtime's next window deadline, if it moved. */

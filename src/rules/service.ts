@@ -535,7 +535,7 @@ class Service implements RuleService {
   ruleStatus(id: string): RuleStatus {
     const e = this.entry(id);
     const run = e.running ?? e.last;
-    const operators = run ? run.runtime.metrics() : [];
+    const operators = run ? run.metrics() : [];
     const sinks = run ? run.sinks.map((s, action) => ({ action, type: s.type, ...s.runner.metrics() })) : [];
     return {
       id,
@@ -543,6 +543,7 @@ class Service implements RuleService {
       ...(e.error ? { message: e.error.message, error: { ...e.error } } : {}),
       ...(e.running && e.startedAt ? { startedAt: e.startedAt } : {}),
       ...(e.running && e.hub ? { source: e.hub.report() } : {}),
+      ...(run ? { fastPath: run.fastPath() } : {}),
       operators,
       sinks,
       metrics: flatMetrics(e.stream, operators, sinks),

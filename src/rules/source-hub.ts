@@ -7,12 +7,19 @@
  * pushed as one batch, at the end of that turn (setImmediate): the engine and native functions then
  * work on columns of many rows instead of one row per call. No timer is involved, so no latency is
  * added beyond the turn; a batch is also cut at MAX_BATCH rows.
+ *
+ * A source may also hand over batches still encoded (EncodedBatch, the pass-through fast path): each
+ * goes at once, after any rows pending before it, to the subscribers that accept it as it is; the
+ * others get its rows, decoded once for all of them.
  */
 import type { StreamDef } from '../engine/index.js';
-import type { ConnectorStatus, Row, SourceConnector, SourceMetrics } from '../connectors/index.js';
+import type { ConnectorStatus, EncodedBatch, Row, SourceConnector, SourceMetrics } from '../connectors/index.js';
 
 export interface Subscriber {
   push(rows: Row[], ts: number): void;
+  /** Optional: takes a batch still encoded when acceptsEncoded() says so at that moment. */
+  acceptsEncoded?(): boolean;
+  pushEncoded?(batch: EncodedBatch, ts: number): void;
 }
 
 export interface SourceReport extends Partial<SourceMetrics> {
@@ -25,6 +32,8 @@ export interface SourceReport extends Partial<SourceMetrics> {
   rules: number;
   /** Batches pushed into the rules (messages of one event-loop turn go together). */
   batches: number;
+  /** Of those, batches the source handed over still encoded (JSON lines). */
+  encodedBatches: number;
 }
 
 /** Rows per pushed batch at most. */
@@ -54,6 +63,18 @@ export class SourceHub {
   private flushArmed = false;
   /** Batches pushed, for the status (rows per batch = rowsOut / batches). */
   private batches = 0;
+  private encodedBatches = 0;
+
+  private readonly emitEncoded = (batch: EncodedBatch, meta?: { ts: number }): void => {
+    this.flush(); // rows that came first go first
+    const ts = meta?.ts ?? Date.now();
+    this.batches++;
+    this.encodedBatches++;
+    for (const s of this.subscribers) {
+      if (s.pushEncoded && s.acceptsEncoded?.()) s.pushEncoded(batch, ts);
+      else s.push(batch.rows(), ts);
+    }
+  };
 
   private readonly emit = (rows: Row[], meta?: { ts: number }): void => {
     if (this.pending.length === 0) this.pendingTs = meta?.ts ?? Date.now();
@@ -77,7 +98,7 @@ export class SourceHub {
   /** Adds the subscriber and resolves once the connector is receiving (or its first attempt failed; it keeps retrying). */
   attach(sub: Subscriber): Promise<void> {
     this.subscribers.add(sub);
-    this.started ??= this.connector.start(this.emit, (s) => (this.status = s)).catch((e: unknown) => {
+    this.started ??= this.connector.start(this.emit, (s) => (this.status = s), this.emitEncoded).catch((e: unknown) => {
       this.status = { state: 'error', error: (e as Error)?.message ?? String(e) };
       throw e;
     });
@@ -110,6 +131,7 @@ export class SourceHub {
       ...(this.status.error ? { error: this.status.error } : {}),
       rules: this.subscribers.size,
       batches: this.batches,
+      encodedBatches: this.encodedBatches,
       ...(this.connector.metrics?.() ?? {}),
     };
   }

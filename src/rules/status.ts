@@ -7,6 +7,7 @@
 import type { OperatorMetrics } from '../engine/index.js';
 import type { SinkMetrics } from '../connectors/index.js';
 import type { SourceReport } from './source-hub.js';
+import type { FastPathStatus } from './running-rule.js';
 
 export type RuleState = 'running' | 'stopped' | 'failed' | 'starting';
 
@@ -31,6 +32,8 @@ export interface RuleStatus {
   startedAt?: number;
   /** The shared source connector of the rule's stream while the rule runs. */
   source?: SourceReport;
+  /** The pass-through fast path of the current (or last) run: rows that crossed still encoded. */
+  fastPath?: FastPathStatus;
   /** Engine operators of the current (or last) run, in pipeline order. */
   operators: OperatorMetrics[];
   sinks: SinkReport[];
