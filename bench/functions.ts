@@ -1,7 +1,7 @@
 /**
  * What it costs to call a native function from the engine: x * k through the `vector` sample plugin,
  * per row, by every route. `npm run bench:functions` (node dist/bench/functions.js) prints a table;
- * `--json` prints [{name, value, unit}]. Medians of RUNS runs after a warm-up; each run is sized to
+ * `--json` prints [{name, value, unit, k}] (k: how the route passes k). Medians of RUNS runs after a warm-up; each run is sized to
  * last about RUN_MS. Targets are printed PASS/MISS, never asserted: numbers depend on the machine.
  */
 import path from 'node:path';
@@ -116,6 +116,16 @@ function benchRegistry(instance: FunctionInstance, x: Float64Array): Map<string,
   (frame.args[0] as Float64Array).set(x);
   (frame.args[1] as Float64Array).fill(K);
   const result = frame.result as Float64Array;
+  // frame.argNulls stays unread: x and k have no nulls, and a mask never handed to JS is passed to
+  // the plugin as NULL without being scanned, as a caller whose columns have no nulls should do.
+  // k unmarked: the plugin streams it as a third array (x[i] * k[i]). Shown, not a target.
+  res.set(`batch-kcol@${CAPACITY}`, measure(CAPACITY, (reps) => {
+    for (let r = 0; r < reps; r++) frame.run(CAPACITY);
+    sink += result[0];
+  }));
+  // k as the engine passes a literal (`scale(x, 1.0000001)`): repeated and marked constant, so the
+  // plugin reads it once, as koffi's vector_scale_batch gets it as one double. Like for like.
+  frame.setConstant(1, true);
   for (const n of SIZES) {
     res.set(`batch@${n}`, measure(n, (reps) => {
       for (let r = 0; r < reps; r++) frame.run(n);
@@ -156,9 +166,12 @@ async function main(): Promise<void> {
     opened.instance.close();
   }
 
-  const names = ['js', 'scalar', 'koffi', ...SIZES.map((n) => `batch@${n}`), ...SIZES.map((n) => `koffi-batch@${n}`), ...FLOOR_SIZES.map((n) => `floor@${n}`)];
+  const names = ['js', 'scalar', 'koffi', ...SIZES.map((n) => `batch@${n}`), `batch-kcol@${CAPACITY}`, ...SIZES.map((n) => `koffi-batch@${n}`), ...FLOOR_SIZES.map((n) => `floor@${n}`)];
+  // How each route gets k: the frame routes mark it constant (frame.setConstant(1, true)).
+  const kAs = (name: string): string =>
+    name.startsWith('batch-kcol') ? 'column' : name.startsWith('batch') || name.startsWith('floor') ? 'constant' : name.startsWith('koffi-batch') ? 'double' : 'scalar';
   if (json) {
-    const rows = names.filter((n) => r.has(n)).map((name) => ({ name, value: Number(r.get(name)!.toFixed(3)), unit: 'ns/row' }));
+    const rows = names.filter((n) => r.has(n)).map((name) => ({ name, value: Number(r.get(name)!.toFixed(3)), unit: 'ns/row', k: kAs(name) }));
     process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     if (!('instance' in opened)) process.stderr.write(`registry figures missing: ${opened.reason}\n`);
     return;
@@ -166,14 +179,15 @@ async function main(): Promise<void> {
 
   const floorFor = (name: string): number | undefined => r.get(name.endsWith('@65536') ? 'floor@65536' : 'floor@1024');
   console.log(`x * k per row, ns (median of ${RUNS} runs; node ${process.version}, ${process.arch})`);
-  console.log('route'.padEnd(18) + 'ns/row'.padStart(10) + 'x floor'.padStart(10) + 'vs scalar'.padStart(12));
+  console.log('route'.padEnd(18) + 'ns/row'.padStart(10) + 'x floor'.padStart(10) + 'vs scalar'.padStart(12) + '  k passed as');
   for (const name of names) {
     const v = r.get(name);
     const floor = floorFor(name);
     const scalar = r.get('scalar');
     const vsScalar = v !== undefined && scalar !== undefined ? `${fmt(scalar / v, 1)}x less` : 'n/a';
-    console.log(name.padEnd(18) + fmt(v).padStart(10) + (v !== undefined && floor ? fmt(v / floor) : 'n/a').padStart(10) + vsScalar.padStart(12));
+    console.log(name.padEnd(18) + fmt(v).padStart(10) + (v !== undefined && floor ? fmt(v / floor) : 'n/a').padStart(10) + vsScalar.padStart(12) + `  ${kAs(name)}`);
   }
+  console.log('(x is always a column; "constant": a full column marked is_constant, read once by the plugin)');
   if (!('instance' in opened)) console.log(`\nregistry routes (scalar, batch, floor) not measured: ${opened.reason}`);
 
   const g = (n: string) => r.get(n);

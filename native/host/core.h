@@ -101,13 +101,30 @@ void CloseContext(sp_ctx *ctx);
 
 const sp_host_api *HostApi();
 
+// The library whose hook this thread is running (HookScope), for routines called with a NULL ctx.
+// initial-exec: the addon is dlopen'ed, so the default (global-dynamic) model costs a
+// __tls_get_addr call per access. One pointer fits the static TLS surplus glibc keeps for
+// dlopen'ed libraries. __thread, not thread_local: a C++ extern thread_local is reached through
+// a TLS wrapper call in other files, __thread (constant-initialised only) directly. Defined in
+// host_api.cc.
+extern __thread Library *current_library __attribute__((tls_model("initial-exec")));
+
 // Marks the thread as running a hook of `lib`, so routines called with a NULL ctx (log, alloc)
-// are attributed to it. Also clears the ctx's error before the hook.
+// are attributed to it. Also clears the ctx's error before the hook. Inline: it brackets every
+// plugin call, the scalar path included, where two out-of-line calls showed.
 class HookScope {
  public:
-  HookScope(Library *lib, sp_ctx *ctx);
-  ~HookScope();
+  HookScope(Library *lib, sp_ctx *ctx) : previous_(current_library) {
+    current_library = lib;
+    // Every reader of ctx->error checks error_set first: the common clean case writes nothing.
+    if (ctx != nullptr && ctx->error_set) ClearError(ctx);
+  }
+  ~HookScope() { current_library = previous_; }
+  HookScope(const HookScope &) = delete;
+  HookScope &operator=(const HookScope &) = delete;
+
  private:
+  static void ClearError(sp_ctx *ctx);  // out of line: rare, and std::string code is large
   Library *previous_;
 };
 
@@ -122,8 +139,9 @@ void SetLogSink(std::function<void(LogLine *)> sink);
 
 MemoryAccount *UnattributedMemory();
 
-// Contract 1.1 routines (source_push, row_*, stopping, set_status), implemented in io.cc.
+// Contract 1.1 routines (source_push, row_*, stopping, set_status, source_push_many), implemented in io.cc.
 sp_status IoSourcePush(sp_ctx *ctx, const void *data, size_t length);
+sp_status IoSourcePushMany(sp_ctx *ctx, const char *data, const uint32_t *offsets, size_t count, size_t *accepted);
 sp_row *IoRowBegin(sp_ctx *ctx);
 void IoRowInt64(sp_row *row, const char *field, int64_t value);
 void IoRowFloat64(sp_row *row, const char *field, double value);

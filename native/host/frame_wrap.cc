@@ -1,13 +1,17 @@
 // NativeFrame: the hot path for fixed-width signatures. Argument and result arrays are views over
 // memory allocated once; run(n) crosses with one integer, fills in lengths and calls the plugin.
 //
-// Null masks: plugin.h promises `nulls == NULL` when no value is null, and JS may have written any
-// byte of argNulls since the last run, so run(n) checks rows [0, n) of each mask with AnySet
-// (64-byte blocks, vectorised: ~9 ns per 1 KiB, one byte per argument per row beside the 8 the
-// plugin reads) and hands the plugin NULL for a clean mask, the mask itself otherwise.
+// Null masks: plugin.h promises `nulls == NULL` when no value is null. The frame zeroes every
+// mask, and JS can write one only after argNulls[i] handed it over: argNulls is an array of lazy
+// getters, and the first read of index i makes mask i's Uint8Array and marks it exposed. run(n)
+// hands the plugin NULL for a mask never exposed without reading it; an exposed mask, which JS may
+// have written anywhere since the last run, it checks over rows [0, n) with AnySet (64-byte blocks,
+// vectorised: ~9 ns per 1 KiB) and passes NULL when clean, the mask itself otherwise. An argument
+// marked constant (setConstant) has all rows alike, so only row 0 of its mask is read.
 //
-// Lifetime: the FrameCore owns the memory; the frame object, `run`, `timeNative` and every
-// ArrayBuffer each hold a reference, so a typed array or an extracted `run` never outlives it.
+// Lifetime: the FrameCore owns the memory; the frame object, `run`, `timeNative`, the argNulls
+// array and every ArrayBuffer each hold a reference, so a typed array or an extracted `run` never
+// outlives it.
 #include <time.h>
 
 #include <cstdlib>
@@ -23,6 +27,7 @@ struct FrameCore {
   size_t capacity = 0;
   std::vector<sp_column> args;
   std::vector<uint8_t *> arg_nulls;
+  std::vector<uint8_t> nulls_exposed;  // 1 once argNulls[i] was handed to JS: only then can it hold a 1
   sp_result result{};
   uint32_t group_offsets[2] = {0, 0};
   sp_call call{};
@@ -43,21 +48,30 @@ using CoreRef = std::shared_ptr<FrameCore>;
 // Finalizer of every holder: the reference travels as the finalize hint.
 void ReleaseCore(napi_env, void *, void *hint) { delete static_cast<CoreRef *>(hint); }
 
-// Zeroed, 64-byte aligned memory owned by the core, as an ArrayBuffer that keeps the core alive.
-// Adds the bytes taken to *total.
-bool NewBuffer(napi_env env, const CoreRef &core, size_t bytes, void **data, napi_value *buffer, int64_t *total) {
+// Zeroed, 64-byte aligned memory owned by the core; adds the bytes taken to *total.
+void *Allocate(FrameCore *core, size_t bytes, int64_t *total) {
   const size_t rounded = (bytes + 63) & ~static_cast<size_t>(63);
-  *data = std::aligned_alloc(64, rounded);
-  if (*data == nullptr) return false;
-  std::memset(*data, 0, rounded);
-  core->blocks.push_back(*data);
+  void *data = std::aligned_alloc(64, rounded);
+  if (data == nullptr) return nullptr;
+  std::memset(data, 0, rounded);
+  core->blocks.push_back(data);
   *total += static_cast<int64_t>(rounded);
+  return data;
+}
+
+// Core memory as an ArrayBuffer that keeps the core alive.
+bool ExposeBuffer(napi_env env, const CoreRef &core, void *data, size_t bytes, napi_value *buffer) {
   auto *hold = new CoreRef(core);
-  if (napi_create_external_arraybuffer(env, *data, bytes, ReleaseCore, hold, buffer) != napi_ok) {
+  if (napi_create_external_arraybuffer(env, data, bytes, ReleaseCore, hold, buffer) != napi_ok) {
     delete hold;
     return false;
   }
   return true;
+}
+
+bool NewBuffer(napi_env env, const CoreRef &core, size_t bytes, void **data, napi_value *buffer, int64_t *total) {
+  *data = Allocate(core.get(), bytes, total);
+  return *data != nullptr && ExposeBuffer(env, core, *data, bytes, buffer);
 }
 
 napi_value TypedOver(napi_env env, uint32_t type, size_t n, napi_value buffer) {
@@ -99,8 +113,14 @@ bool Prepare(napi_env env, FrameCore *f, napi_value nrows_value, size_t *nrows) 
   }
   *nrows = static_cast<size_t>(n);
   for (size_t i = 0; i < f->args.size(); ++i) {
-    f->args[i].length = *nrows;
-    f->args[i].nulls = AnySet(f->arg_nulls[i], *nrows) ? f->arg_nulls[i] : nullptr;
+    sp_column &col = f->args[i];
+    const uint8_t *mask = f->arg_nulls[i];
+    // A mask JS never had is still zero. A constant argument's rows are all alike, null-ness
+    // included: row 0 decides, and its mask stays out of the cache like its values do.
+    const bool any = f->nulls_exposed[i] != 0 &&
+                     (col.is_constant ? *nrows > 0 && mask[0] != 0 : AnySet(mask, *nrows));
+    col.length = *nrows;
+    col.nulls = any ? mask : nullptr;
   }
   f->call.nrows = *nrows;
   if (f->call.group_offsets != nullptr) {
@@ -169,6 +189,31 @@ napi_value TimeNative(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// setConstant(argIndex, on): the caller promises every row of that argument holds the same value,
+// so the plugin gets is_constant = 1 and may read row 0 only. Not checked: checking reads the whole
+// column, the very traffic the flag saves.
+napi_value SetConstant(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  void *data;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok) return nullptr;
+  auto *f = static_cast<FrameCore *>(data);
+  int64_t index = -1;
+  bool on = false;
+  napi_valuetype on_type = napi_undefined;
+  if (argc < 2 || napi_get_value_int64(env, argv[0], &index) != napi_ok) index = -1;
+  if (argc >= 2) napi_typeof(env, argv[1], &on_type);
+  if (index < 0 || static_cast<size_t>(index) >= f->args.size() || on_type != napi_boolean) {
+    Throw(Napi::Env(env), "E_BAD_REQUEST", "setConstant(argIndex, on): argIndex must be 0.." +
+                                               std::to_string(static_cast<int64_t>(f->args.size()) - 1) +
+                                               " (the frame's arguments) and on a boolean");
+    return nullptr;
+  }
+  napi_get_value_bool(env, argv[1], &on);
+  f->args[static_cast<size_t>(index)].is_constant = on ? 1 : 0;
+  return nullptr;
+}
+
 // A plain Node-API function over the core, holding a reference to it for as long as it lives.
 napi_value CoreFunction(napi_env env, const char *name, napi_callback cb, const CoreRef &core) {
   napi_value fn;
@@ -179,6 +224,71 @@ napi_value CoreFunction(napi_env env, const char *name, napi_callback cb, const 
     return nullptr;
   }
   return fn;
+}
+
+// Marks the argNulls arrays, so a getter taken off one (Object.getOwnPropertyDescriptor) and called
+// on another object finds no core there instead of misreading that object's wrapped pointer.
+const napi_type_tag kMasksTag = {0x73706e756c6c6d61ULL, 0x736b732d66726d31ULL};
+
+void ReleaseWrappedCore(napi_env, void *data, void *) { delete static_cast<CoreRef *>(data); }
+
+// Getter of argNulls[i] (i is the callback data) until its first read, on the argNulls array
+// (`this`, which wraps a core reference): makes the mask's Uint8Array, marks the mask exposed so
+// run() checks it from now on, and replaces itself with the array as a plain read-only element.
+napi_value MaskGetter(napi_env env, napi_callback_info info) {
+  napi_value self;
+  void *data;
+  size_t argc = 0;
+  if (napi_get_cb_info(env, info, &argc, nullptr, &self, &data) != napi_ok) return nullptr;
+  bool tagged = false;
+  void *wrapped = nullptr;
+  if (napi_check_object_type_tag(env, self, &kMasksTag, &tagged) != napi_ok || !tagged ||
+      napi_unwrap(env, self, &wrapped) != napi_ok) {
+    Throw(Napi::Env(env), "E_BAD_REQUEST", "an argNulls getter was called on something else than a frame's argNulls; read frame.argNulls[i]");
+    return nullptr;
+  }
+  const CoreRef &core = *static_cast<CoreRef *>(wrapped);
+  const auto index = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(data));
+  napi_value view = nullptr;
+  if (index >= core->args.size()) return nullptr;  // undefined, as for any missing element
+  if (core->nulls_exposed[index] != 0) {
+    napi_get_element(env, self, index, &view);  // a getter taken off earlier: the element is plain now
+    return view;
+  }
+  const std::string key = std::to_string(index);
+  napi_value buffer;
+  if (!ExposeBuffer(env, core, core->arg_nulls[index], core->capacity, &buffer) ||
+      (view = TypedOver(env, SP_TYPE_BOOL, core->capacity, buffer)) == nullptr) {
+    Throw(Napi::Env(env), "E_BAD_REQUEST", "cannot make argNulls[" + key + "] (out of memory?); retry or use a smaller frame");
+    return nullptr;
+  }
+  napi_property_descriptor element = {key.c_str(), nullptr, nullptr, nullptr, nullptr, view, napi_enumerable, nullptr};
+  if (napi_define_properties(env, self, 1, &element) != napi_ok) return nullptr;  // JS never got the view
+  core->nulls_exposed[index] = 1;
+  return view;
+}
+
+// argNulls: an array of n lazy getters (MaskGetter) that holds a reference to the core.
+napi_value LazyMasks(napi_env env, const CoreRef &core) {
+  const size_t n = core->args.size();
+  napi_value array;
+  if (napi_create_array_with_length(env, n, &array) != napi_ok) return nullptr;
+  std::vector<std::string> names(n);
+  std::vector<napi_property_descriptor> getters(n);
+  for (size_t i = 0; i < n; ++i) {
+    names[i] = std::to_string(i);
+    getters[i] = {names[i].c_str(), nullptr, nullptr, MaskGetter, nullptr, nullptr,
+                  static_cast<napi_property_attributes>(napi_enumerable | napi_configurable),
+                  reinterpret_cast<void *>(static_cast<uintptr_t>(i))};
+  }
+  if (n > 0 && napi_define_properties(env, array, n, getters.data()) != napi_ok) return nullptr;
+  if (napi_type_tag_object(env, array, &kMasksTag) != napi_ok) return nullptr;
+  auto *hold = new CoreRef(core);
+  if (napi_wrap(env, array, hold, ReleaseWrappedCore, nullptr, nullptr) != napi_ok) {
+    delete hold;
+    return nullptr;
+  }
+  return array;
 }
 
 }  // namespace
@@ -210,22 +320,21 @@ bool FrameWrap::Setup(Napi::Env env, std::shared_ptr<Instance> instance, size_t 
   core->capacity = capacity;
   core->args.resize(arg_types.size());
   core->arg_nulls.resize(arg_types.size());
+  core->nulls_exposed.assign(arg_types.size(), 0);
   const auto fail = [&env]() {
     Throw(env, "E_BAD_REQUEST", "cannot allocate the frame's buffers; use a smaller capacity");
     return false;
   };
   int64_t external = 0;
   Napi::Array args = Napi::Array::New(env, arg_types.size());
-  Napi::Array arg_nulls = Napi::Array::New(env, arg_types.size());
   for (size_t i = 0; i < arg_types.size(); ++i) {
     void *values, *nulls;
-    napi_value values_buffer, nulls_buffer;
+    napi_value values_buffer;
     if (!NewBuffer(env, core, capacity * TypeWidth(arg_types[i]), &values, &values_buffer, &external) ||
-        !NewBuffer(env, core, capacity, &nulls, &nulls_buffer, &external)) {
+        (nulls = Allocate(core.get(), capacity, &external)) == nullptr) {
       return fail();
     }
     args.Set(static_cast<uint32_t>(i), Napi::Value(env, TypedOver(env, arg_types[i], capacity, values_buffer)));
-    arg_nulls.Set(static_cast<uint32_t>(i), Napi::Value(env, TypedOver(env, SP_TYPE_BOOL, capacity, nulls_buffer)));
     sp_column &col = core->args[i];
     std::memset(&col, 0, sizeof col);
     col.size = sizeof(sp_column);
@@ -255,14 +364,17 @@ bool FrameWrap::Setup(Napi::Env env, std::shared_ptr<Instance> instance, size_t 
   core->call.result = &core->result;
   if (core->instance->def().kind == SP_FUNCTION_AGGREGATE) core->call.group_offsets = core->group_offsets;
 
+  napi_value masks = LazyMasks(env, core);
+  if (masks == nullptr) return fail();
   Napi::Object self = Value();
   self.Set("capacity", static_cast<double>(capacity));
   self.Set("args", args);
-  self.Set("argNulls", arg_nulls);
+  self.Set("argNulls", Napi::Value(env, masks));
   self.Set("result", Napi::Value(env, TypedOver(env, result_type, capacity, result_values_buffer)));
   self.Set("resultNulls", Napi::Value(env, TypedOver(env, SP_TYPE_BOOL, capacity, result_nulls_buffer)));
   self.Set("run", Napi::Value(env, CoreFunction(env, "run", Run, core)));
   self.Set("timeNative", Napi::Value(env, CoreFunction(env, "timeNative", TimeNative, core)));
+  self.Set("setConstant", Napi::Value(env, CoreFunction(env, "setConstant", SetConstant, core)));
   core_ = std::move(core);
   return !env.IsExceptionPending();
 }

@@ -7,9 +7,10 @@
 
 namespace streamplug {
 
-namespace {
+// Declared (initial-exec, with the reason) in core.h beside HookScope, which sets it inline.
+__thread Library *current_library __attribute__((tls_model("initial-exec"))) = nullptr;
 
-thread_local Library *current_library = nullptr;
+namespace {
 
 std::mutex log_mutex;
 std::function<void(LogLine *)> log_sink;
@@ -119,6 +120,7 @@ const sp_host_api host_api = {
     IoRowDiscard,
     IoStopping,
     IoSetStatus,
+    IoSourcePushMany,
 };
 
 }  // namespace
@@ -132,15 +134,10 @@ void SetLogSink(std::function<void(LogLine *)> sink) {
   log_sink = std::move(sink);
 }
 
-HookScope::HookScope(Library *lib, sp_ctx *ctx) : previous_(current_library) {
-  current_library = lib;
-  if (ctx != nullptr) {
-    ctx->error.clear();
-    ctx->error_set = false;
-  }
+void HookScope::ClearError(sp_ctx *ctx) {
+  ctx->error.clear();
+  ctx->error_set = false;
 }
-
-HookScope::~HookScope() { current_library = previous_; }
 
 sp_ctx *NewContext(Library *lib, int function, const std::string &rule_id) {
   auto *ctx = new sp_ctx();

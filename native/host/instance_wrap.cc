@@ -349,9 +349,27 @@ bool Convert(napi_env env, napi_value v, uint32_t declared, sp_column *col, Scal
   col->offsets = nullptr;
   col->data = nullptr;
   col->nulls = nullptr;
+  // A declared fixed-width type first: one Node-API call, no napi_typeof, for the usual value.
   if (declared == SP_TYPE_FLOAT64 && napi_get_value_double(env, v, &a->value.f) == napi_ok) {
-    col->type = SP_TYPE_FLOAT64;  // the common case first: one Node-API call
+    col->type = SP_TYPE_FLOAT64;
     return true;
+  }
+  if (declared == SP_TYPE_INT64) {
+    bool lossless;
+    const napi_status got = napi_get_value_bigint_int64(env, v, &a->value.i, &lossless);
+    if (got == napi_ok) {
+      col->type = SP_TYPE_INT64;
+      return lossless;  // as the bigint case below: a lossy one is the generic path's to report
+    }
+  }
+  if (declared == SP_TYPE_BOOL) {
+    bool b;
+    if (napi_get_value_bool(env, v, &b) == napi_ok) {
+      col->type = SP_TYPE_BOOL;
+      a->value.i = 0;
+      a->value.b = b ? 1 : 0;
+      return true;
+    }
   }
   a->value.i = 0;
   a->null = 0;

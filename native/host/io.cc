@@ -17,6 +17,11 @@ int64_t NowNs() {
       .count();
 }
 
+IoLive &LiveIo() {
+  static auto *live = new IoLive();  // never destroyed: detached threads may outlive static teardown
+  return *live;
+}
+
 void IoCounters::Error(const std::string &message) {
   errors.fetch_add(1);
   std::lock_guard<std::mutex> lock(mutex);
@@ -99,13 +104,24 @@ void IoBase::Finish() {
 Source::Source(std::shared_ptr<Library> lib, int index, const std::string &rule, std::string config, size_t capacity,
                Overflow overflow, bool lines, size_t segment_items)
     : IoBase(std::move(lib), index, 1, rule, std::move(config)), capacity_(capacity == 0 ? 1 : capacity),
-      overflow_(overflow), lines_(lines), segment_items_(segment_items == 0 ? 1 : segment_items) {}
+      overflow_(overflow), lines_(lines), segment_items_(segment_items == 0 ? 1 : segment_items) {
+  LiveIo().sources.fetch_add(1);
+}
+
+Source::~Source() {
+  LiveIo().queued_items.fetch_sub(static_cast<int64_t>(count_));
+  LiveIo().sources.fetch_sub(1);
+}
 
 void Source::Start(std::shared_ptr<Source> self) {
   lib_->io_busy.fetch_add(1);
+  LiveIo().threads.fetch_add(1);
   // Detached: the lambda's `self` keeps the instance alive, and a finished thread's resources go
   // at once instead of waiting for the JS object to be collected.
-  std::thread([self]() { self->Run(); }).detach();
+  std::thread([self]() {
+    self->Run();
+    LiveIo().threads.fetch_sub(1);
+  }).detach();
 }
 
 void Source::Run() {
@@ -144,6 +160,28 @@ void Source::DropOldest() {
   ++front.head;
   if (front.size() == 0) queue_.pop_front();
   --count_;
+  LiveIo().queued_items.fetch_sub(1);
+}
+
+void Source::Append(uint8_t kind, const char *data, size_t length) {
+  const size_t stored = length + (kind == kJsonLine ? 1 : 0);
+  SourceSegment *tail = queue_.empty() ? nullptr : &queue_.back();
+  // A new segment for another kind, a full one, or one whose offsets would overflow 32 bits.
+  if (tail == nullptr || tail->kind != kind || tail->ends.size() >= segment_items_ ||
+      tail->data.size() + stored > 0xFFFFFFFFu) {
+    queue_.emplace_back();
+    tail = &queue_.back();
+    tail->kind = kind;
+    tail->enqueued_ns = NowNs();
+    tail->data.reserve(std::min<size_t>(16 * stored, 64 << 10));
+    tail->ends.reserve(std::min<size_t>(segment_items_, 64));
+  }
+  tail->data.append(data, length);
+  if (kind == kJsonLine) tail->data.push_back('\n');
+  tail->ends.push_back(static_cast<uint32_t>(tail->data.size()));
+  ++count_;
+  LiveIo().queued_items.fetch_add(1, std::memory_order_relaxed);
+  counters.in.store(counters.in.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // one writer: mutex_ held
 }
 
 sp_status Source::Push(uint8_t kind, const char *data, size_t length) {
@@ -166,25 +204,62 @@ sp_status Source::Push(uint8_t kind, const char *data, size_t length) {
     not_full_.wait(lock);
     if (stopping_.load()) return SP_ERROR;
   }
-  SourceSegment *tail = queue_.empty() ? nullptr : &queue_.back();
-  // A new segment for another kind, a full one, or one whose offsets would overflow 32 bits.
-  if (tail == nullptr || tail->kind != kind || tail->ends.size() >= segment_items_ ||
-      tail->data.size() + stored > 0xFFFFFFFFu) {
-    queue_.emplace_back();
-    tail = &queue_.back();
-    tail->kind = kind;
-    tail->enqueued_ns = NowNs();
-    tail->data.reserve(std::min<size_t>(16 * stored, 64 << 10));
-    tail->ends.reserve(std::min<size_t>(segment_items_, 64));
-  }
-  tail->data.append(data, length);
-  if (kind == kJsonLine) tail->data.push_back('\n');
-  tail->ends.push_back(static_cast<uint32_t>(tail->data.size()));
-  ++count_;
-  counters.in.store(counters.in.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // one writer: mutex_ held
+  Append(kind, data, length);
   lock.unlock();
   Wake();
   return SP_OK;
+}
+
+sp_status Source::PushMany(const char *data, const uint32_t *offsets, size_t count, size_t *accepted) {
+  size_t done = 0;
+  if (accepted != nullptr) *accepted = 0;
+  if (count == 0) return stopping_.load() ? SP_ERROR : SP_OK;
+  // Kinds first, on the producer's thread and outside the lock (like Push); kept per thread so a
+  // producer pushing batch after batch allocates once.
+  thread_local std::vector<uint8_t> kinds;
+  kinds.resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    if (offsets[i + 1] < offsets[i]) return SP_ERROR;
+    const size_t length = offsets[i + 1] - offsets[i];
+    if (length >= 0xFFFFFFFFu) return SP_ERROR;  // its line (with '\n') would not fit 32-bit offsets
+    kinds[i] = lines_ && CanonicalJsonObject(data + offsets[i], length) ? kJsonLine : kRawMessage;
+  }
+  std::unique_lock<std::mutex> lock(mutex_);
+  sp_status status = SP_OK;
+  for (; done < count; ++done) {
+    if (stopping_.load()) {
+      status = SP_ERROR;
+      break;
+    }
+    bool drop = false;
+    while (count_ >= capacity_) {
+      if (overflow_ == Overflow::kDropNewest) {
+        counters.dropped.fetch_add(1);
+        drop = true;
+        break;
+      }
+      if (overflow_ == Overflow::kDropOldest) {
+        DropOldest();
+        counters.dropped.fetch_add(1);
+        break;
+      }
+      // Full: let JS see what is queued, then wait for room.
+      lock.unlock();
+      Wake();
+      lock.lock();
+      if (count_ >= capacity_ && !stopping_.load()) not_full_.wait(lock);
+      if (stopping_.load()) break;
+    }
+    if (stopping_.load()) {
+      status = SP_ERROR;
+      break;
+    }
+    if (!drop) Append(kinds[done], data + offsets[done], offsets[done + 1] - offsets[done]);
+  }
+  lock.unlock();
+  if (accepted != nullptr) *accepted = done;
+  Wake();
+  return status;
 }
 
 size_t Source::Drain(std::vector<SourceSegment> *out, size_t max) {
@@ -213,6 +288,7 @@ size_t Source::Drain(std::vector<SourceSegment> *out, size_t max) {
   }
   if (n > 0) {
     count_ -= n;
+    LiveIo().queued_items.fetch_sub(static_cast<int64_t>(n));
     counters.out.fetch_add(n);
     not_full_.notify_all();
   }
@@ -238,11 +314,18 @@ void Source::Stop() {
 Sink::Sink(std::shared_ptr<Library> lib, int index, const std::string &rule, std::string config, SinkOptions options)
     : IoBase(std::move(lib), index, 2, rule, std::move(config)), options_(options) {
   if (options_.capacity == 0) options_.capacity = 1;
+  LiveIo().sinks.fetch_add(1);
 }
+
+Sink::~Sink() { LiveIo().sinks.fetch_sub(1); }
 
 void Sink::Start(std::shared_ptr<Sink> self) {
   lib_->io_busy.fetch_add(1);
-  std::thread([self]() { self->Run(); }).detach();
+  LiveIo().threads.fetch_add(1);
+  std::thread([self]() {
+    self->Run();
+    LiveIo().threads.fetch_sub(1);
+  }).detach();
 }
 
 bool Sink::Push(std::unique_ptr<SinkBatch> &batch, bool *fatal) {
@@ -461,6 +544,15 @@ sp_status IoSourcePush(sp_ctx *ctx, const void *data, size_t length) {
   Source *source = SourceOf(ctx);
   if (source == nullptr || (data == nullptr && length > 0)) return SP_ERROR;
   return source->Push(kRawMessage, static_cast<const char *>(data), length);
+}
+
+sp_status IoSourcePushMany(sp_ctx *ctx, const char *data, const uint32_t *offsets, size_t count, size_t *accepted) {
+  Source *source = SourceOf(ctx);
+  if (accepted != nullptr) *accepted = 0;
+  if (source == nullptr || (count > 0 && (offsets == nullptr || (data == nullptr && offsets[count] > offsets[0])))) {
+    return SP_ERROR;
+  }
+  return source->PushMany(data, offsets, count, accepted);
 }
 
 sp_row *IoRowBegin(sp_ctx *ctx) {

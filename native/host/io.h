@@ -27,6 +27,19 @@ enum class Overflow { kBlock, kDropOldest, kDropNewest };
 
 int64_t NowNs();  // steady clock
 
+// What every source and sink holds, process-wide: all zero once every instance was stopped and
+// its JS object collected. Exact counts for leak checks (test/io, scripts/valgrind-io-cycles.mjs),
+// where RSS is only noise.
+struct IoLive {
+  std::atomic<int64_t> sources{0};       // Source objects
+  std::atomic<int64_t> sinks{0};         // Sink objects
+  std::atomic<int64_t> threads{0};       // control/worker threads not yet returned
+  std::atomic<int64_t> queued_items{0};  // messages/rows in source queues
+  std::atomic<int64_t> sink_batches{0};  // SinkBatch objects (queued or being delivered)
+  std::atomic<int64_t> lent_lines{0};    // SharedLines: drained JSON lines lent to JS or a sink
+};
+IoLive &LiveIo();
+
 // What every source and sink instance counts; read from the JS thread while threads write.
 struct IoCounters {
   std::atomic<uint64_t> in{0};       // source: messages/rows pushed; sink: rows enqueued
@@ -125,7 +138,12 @@ class Source : public IoBase {
   const sp_source_def &def() const { return lib_->desc->sources[index_]; }
   // Starts the control thread. `self` keeps the instance alive while the thread runs.
   void Start(std::shared_ptr<Source> self);
+  ~Source() override;
   sp_status Push(uint8_t kind, const char *data, size_t length);
+  // host->source_push_many: `count` raw messages, message i = data[offsets[i] .. offsets[i+1]),
+  // taken under one lock. *accepted (may be null): how many were taken or dropped by the policy
+  // before a stop made the call return SP_ERROR.
+  sp_status PushMany(const char *data, const uint32_t *offsets, size_t count, size_t *accepted);
   // Moves up to `max` items out, in segments; returns the number left queued.
   size_t Drain(std::vector<SourceSegment> *out, size_t max);
   size_t Depth();
@@ -136,6 +154,7 @@ class Source : public IoBase {
  private:
   void Run();
   void DropOldest();  // mutex_ held
+  void Append(uint8_t kind, const char *data, size_t length);  // mutex_ held, room checked
   size_t capacity_;
   Overflow overflow_;
   bool lines_;
@@ -150,6 +169,10 @@ class Source : public IoBase {
 // JSON lines drained from a source, lent to JS as a Buffer; a sink handed that Buffer shares them
 // instead of copying (the pass-through fast path).
 struct SharedLines {
+  SharedLines() { LiveIo().lent_lines.fetch_add(1); }
+  ~SharedLines() { LiveIo().lent_lines.fetch_sub(1); }
+  SharedLines(const SharedLines &) = delete;
+  SharedLines &operator=(const SharedLines &) = delete;
   std::string data;
   std::vector<uint32_t> ends;  // item ends in data
   size_t head = 0;             // first item
@@ -158,6 +181,10 @@ struct SharedLines {
 
 // One batch for a sink, owned by the queue: encoded JSON lines or typed columns.
 struct SinkBatch {
+  SinkBatch() { LiveIo().sink_batches.fetch_add(1); }
+  ~SinkBatch() { LiveIo().sink_batches.fetch_sub(1); }
+  SinkBatch(const SinkBatch &) = delete;
+  SinkBatch &operator=(const SinkBatch &) = delete;
   size_t nrows = 0;
   std::string data;                // encoded: JSON lines
   std::shared_ptr<const SharedLines> shared;  // encoded, instead of data: lines drained from a source
@@ -179,6 +206,7 @@ struct SinkOptions {
 class Sink : public IoBase {
  public:
   Sink(std::shared_ptr<Library> lib, int index, const std::string &rule, std::string config, SinkOptions options);
+  ~Sink() override;
   const sp_sink_def &def() const { return lib_->desc->sinks[index_]; }
   void Start(std::shared_ptr<Sink> self);
   // Takes the batch when there is room; false when the queue is full (wait for a wake). Fails

@@ -1,4 +1,4 @@
-// JS classes over io.h: NativeSource and NativeSink, plus describeIo / validateIo.
+// JS classes over io.h: NativeSource and NativeSink, plus describeIo / validateIo / ioLive.
 //
 //   new NativeSource(libraryPath, index, ruleId, configJson, { capacity, overflow }, onWake)
 //   new NativeSink(libraryPath, index, ruleId, configJson, { capacity, maxRetries, backoffMs, maxBackoffMs }, onWake)
@@ -647,6 +647,21 @@ Napi::Value CanonicalJson(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(env, CanonicalJsonObject(text.data(), text.size()));
 }
 
+// ioLive() -> { sources, sinks, threads, queuedItems, sinkBatches, lentLines }: what every source
+// and sink instance of the process holds (io.h, IoLive); all 0 once each was stopped and collected.
+Napi::Value IoLiveJs(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  IoLive &live = LiveIo();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("sources", static_cast<double>(live.sources.load()));
+  o.Set("sinks", static_cast<double>(live.sinks.load()));
+  o.Set("threads", static_cast<double>(live.threads.load()));
+  o.Set("queuedItems", static_cast<double>(live.queued_items.load()));
+  o.Set("sinkBatches", static_cast<double>(live.sink_batches.load()));
+  o.Set("lentLines", static_cast<double>(live.lent_lines.load()));
+  return o;
+}
+
 }  // namespace
 
 void InitIo(Napi::Env env, Napi::Object exports) {
@@ -655,6 +670,7 @@ void InitIo(Napi::Env env, Napi::Object exports) {
   exports.Set("describeIo", Napi::Function::New(env, DescribeIo, "describeIo"));
   exports.Set("validateIo", Napi::Function::New(env, ValidateIo, "validateIo"));
   exports.Set("canonicalJson", Napi::Function::New(env, CanonicalJson, "canonicalJson"));
+  exports.Set("ioLive", Napi::Function::New(env, IoLiveJs, "ioLive"));
 }
 
 }  // namespace streamplug

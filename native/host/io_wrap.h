@@ -6,7 +6,7 @@
 
 namespace streamplug {
 
-// Adds NativeSource, NativeSink, describeIo and validateIo to the addon's exports.
+// Adds NativeSource, NativeSink, describeIo, validateIo, canonicalJson and ioLive to the addon's exports.
 void InitIo(Napi::Env env, Napi::Object exports);
 
 }  // namespace streamplug

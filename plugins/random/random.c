@@ -6,7 +6,8 @@
  *   seed         > 0 (default 1): each row is, per pattern field, value + a random integer in [0, seed)
  *   pattern      object of integers (default {"count": 50})
  *   deduplicate  0 off (default); N > 0 skips a row equal to one of the last N emitted; < 0 all (up to 4096)
- *   burst        true: emit as fast as the host takes rows (benchmarks)
+ *   burst        true: emit as fast as the host takes rows (benchmarks); JSON text then goes in
+ *                blocks of up to 256 rows, one host->source_push_many per block
  *   mode         "json" (default: raw JSON text, decoded by the host) or "rows" (structured rows
  *                through host->row_*, no text)
  *   count        stop after this many rows (default 0: no limit)
@@ -281,18 +282,86 @@ static void sleep_ms(long long ms) {
   nanosleep(&ts, NULL);
 }
 
+/* One row as JSON text at `text` (room: row_capacity); returns its length. */
+static size_t format_row(random_source *s, const long long *values, long long seq, char *text) {
+  const config *c = &s->c;
+  size_t n = 0;
+  int i;
+  text[n++] = '{';
+  if (c->sequence) {
+    n += put(text + n, "\"seq\":", 6);
+    n += put_int(text + n, seq);
+    text[n++] = ',';
+  }
+  for (i = 0; i < c->nfields; i++) {
+    if (i) text[n++] = ',';
+    text[n++] = '"';
+    n += put(text + n, c->names[i], strlen(c->names[i]));
+    text[n++] = '"';
+    text[n++] = ':';
+    n += put_int(text + n, values[i]);
+  }
+  if (c->pad) {
+    n += put(text + n, ",\"pad\":\"", 8);
+    n += put(text + n, s->padding, (size_t)c->pad);
+    text[n++] = '"';
+  }
+  text[n++] = '}';
+  return n;
+}
+
+static size_t row_capacity(const config *c) { return 256 + (size_t)c->pad + (size_t)c->nfields * (MAX_NAME + 24); }
+
+static void next_values(random_source *s, long long *values) {
+  int i;
+  for (i = 0; i < s->c.nfields; i++) values[i] = s->c.values[i] + (long long)(next_random(s) % (unsigned long long)s->c.seed);
+}
+
+/* Burst of JSON text: rows are built into a block of up to BLOCK_ROWS rows / BLOCK_BYTES bytes and
+ * handed over with one source_push_many (one lock of the host's queue per block, not per row). */
+#define BLOCK_ROWS 256
+#define BLOCK_BYTES (64 * 1024)
+
+static void run_blocks(sp_ctx *ctx, random_source *s) {
+  const config *c = &s->c;
+  const size_t cap = row_capacity(c);
+  const size_t room = cap > BLOCK_BYTES ? cap : BLOCK_BYTES;
+  char *block = (char *)malloc(room + cap);
+  uint32_t offsets[BLOCK_ROWS + 1];
+  long long values[MAX_FIELDS];
+  long long emitted = 0;
+  if (!block) return;
+  while (!host->stopping(ctx) && (c->count == 0 || emitted < c->count)) {
+    size_t n = 0, at = 0, accepted = 0;
+    offsets[0] = 0;
+    while (n < BLOCK_ROWS && at < room && (c->count == 0 || emitted + (long long)n < c->count)) {
+      next_values(s, values);
+      at += format_row(s, values, emitted + (long long)n, block + at);
+      offsets[++n] = (uint32_t)at;
+    }
+    if (host->source_push_many(ctx, block, offsets, n, &accepted) != SP_OK) break;
+    emitted += (long long)n;
+  }
+  free(block);
+}
+
 static void run(sp_ctx *ctx, void *instance) {
   random_source *s = (random_source *)instance;
   const config *c = &s->c;
-  size_t cap = 256 + (size_t)c->pad + (size_t)c->nfields * (MAX_NAME + 24);
-  char *text = (char *)malloc(cap);
+  char *text;
   long long values[MAX_FIELDS];
   long long emitted = 0, seq = 0;
-  int i;
+  if (c->burst && !c->rows && s->nrecent == 0 && SP_HAS_FIELD(host, sp_host_api, source_push_many) &&
+      host->source_push_many != NULL) {
+    run_blocks(ctx, s);
+    return;
+  }
+  text = (char *)malloc(row_capacity(c));
   if (!text) return;
   while (!host->stopping(ctx) && (c->count == 0 || emitted < c->count)) {
-    size_t n = 0;
-    for (i = 0; i < c->nfields; i++) values[i] = c->values[i] + (long long)(next_random(s) % (unsigned long long)c->seed);
+    size_t n;
+    int i;
+    next_values(s, values);
     if (c->rows && s->nrecent == 0) {
       sp_row *row = host->row_begin(ctx);
       if (c->sequence) host->row_int64(row, "seq", seq);
@@ -300,26 +369,7 @@ static void run(sp_ctx *ctx, void *instance) {
       if (c->pad) host->row_string(row, "pad", s->padding, (size_t)c->pad);
       if (host->row_push(row) != SP_OK) break;
     } else {
-      text[n++] = '{';
-      if (c->sequence) {
-        n += put(text + n, "\"seq\":", 6);
-        n += put_int(text + n, seq);
-        text[n++] = ',';
-      }
-      for (i = 0; i < c->nfields; i++) {
-        if (i) text[n++] = ',';
-        text[n++] = '"';
-        n += put(text + n, c->names[i], strlen(c->names[i]));
-        text[n++] = '"';
-        text[n++] = ':';
-        n += put_int(text + n, values[i]);
-      }
-      if (c->pad) {
-        n += put(text + n, ",\"pad\":\"", 8);
-        n += put(text + n, s->padding, (size_t)c->pad);
-        text[n++] = '"';
-      }
-      text[n++] = '}';
+      n = format_row(s, values, seq, text);
       text[n] = '\0';
       if (s->nrecent == 0 || !seen_recently(s, text)) {
         if (host->source_push(ctx, text, n) != SP_OK) break;

@@ -4,7 +4,7 @@
  * plugin aggregates once per frame through callGroups.
  */
 import { StreamplugError } from '../errors.js';
-import type { ArgInfo, FunctionInstance, PluginFunction, Scalar, ValueType } from '../plugins/types.js';
+import type { ArgInfo, Column, FunctionInstance, PluginFunction, Scalar, ValueType } from '../plugins/types.js';
 import type { Expr, StreamField, FieldType } from './ast.js';
 import { AGGREGATES, lookupBuiltin, SCALARS, WINDOW_FUNCS, type Row } from './builtins.js';
 import type { Pos } from './lexer.js';
@@ -522,17 +522,23 @@ function compileCall(e: Extract<Expr, { kind: 'call' }>, scope: Scope): Eval {
   const instance = fn.instantiate(scope.ruleId);
   scope.instances.push(instance);
   const where = `function ${fn.name}`;
+  // A literal argument is the same value in every row: marked constant, a plugin reads row 0 only.
+  const constant = infos.map((a) => a.literal !== undefined);
+  const column = (values: unknown[], k: number): Column => {
+    const col = toColumn(values, declared[k], where);
+    return constant[k] ? { ...col, constant: true } : col;
+  };
   if (fn.kind === 'scalar') {
     return (f) => {
       if (f.n === 0) return [];
-      const cols = args.map((a, k) => toColumn(a(f), declared[k], where));
+      const cols = args.map((a, k) => column(a(f), k));
       return fromColumn(instance.callBatch(cols, f.n), f.n, where);
     };
   }
   return (f) => {
     if (f.n === 0) return [];
     const inner = innerFrame(f, e.pos);
-    const cols = args.map((a, k) => toColumn(a(inner), declared[k], where));
+    const cols = args.map((a, k) => column(a(inner), k));
     return fromColumn(instance.callGroups(cols, inner.n, f.group!.offsets), f.n, where);
   };
 }

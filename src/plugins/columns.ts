@@ -25,13 +25,14 @@ function pack(values: readonly (string | Uint8Array)[], nrows: number): { offset
   return { offsets, data };
 }
 
-export function toNative(col: Column, nrows: number): NativeColumn {
+/** The addon's tuple for `col`; `constant` (default: the column's own flag) becomes is_constant. */
+export function toNative(col: Column, nrows: number, constant = col.constant === true): NativeColumn {
   const code = typeCode(col.type);
   if (col.type === 'string' || col.type === 'bytes') {
     const { offsets, data } = pack(col.values, nrows);
-    return [code, undefined, offsets, data, col.nulls, false];
+    return [code, undefined, offsets, data, col.nulls, constant];
   }
-  return [code, col.values, undefined, undefined, col.nulls, false];
+  return [code, col.values, undefined, undefined, col.nulls, constant];
 }
 
 export function fromNative(type: Exclude<ValueType, 'any'>, result: NativeResult): Column {

@@ -107,10 +107,22 @@ export class PluginIo {
   }
 }
 
-function track<T extends SourceConnector | SinkConnector>(io: PluginIo, c: T, onEnd: keyof T): T {
+/**
+ * Keeps `c` in io.live from creation until `onEnd` (stop/close) settles, or until `onBegin`
+ * (start/open) fails: a source whose open failed is not live, and must not stay reachable until
+ * the plugin is unloaded (with its native instance behind it).
+ */
+function track<T extends SourceConnector | SinkConnector>(io: PluginIo, c: T, onBegin: keyof T, onEnd: keyof T): T {
   io.live.add(c);
+  const calls = c as Record<keyof T, unknown>;
+  const begin = c[onBegin] as unknown as (...args: unknown[]) => Promise<void>;
+  calls[onBegin] = (...args: unknown[]) =>
+    begin.apply(c, args).catch((err: unknown) => {
+      io.live.delete(c);
+      throw err;
+    });
   const end = c[onEnd] as unknown as () => Promise<void>;
-  (c as Record<keyof T, unknown>)[onEnd] = () => end.call(c).finally(() => io.live.delete(c));
+  calls[onEnd] = () => end.call(c).finally(() => io.live.delete(c));
   return c;
 }
 
@@ -138,7 +150,7 @@ export function registerNativeIo(plugin: string, file: string): PluginIo {
         format: readFormat(p),
         ruleId: ctx.ruleId,
       });
-      return track(io, source, 'stop');
+      return track(io, source, 'start', 'stop');
     },
   ]);
   const sinks: [string, SinkFactory][] = d.sinks.map((k, index) => [
@@ -156,7 +168,7 @@ export function registerNativeIo(plugin: string, file: string): PluginIo {
         ruleId: ctx.ruleId,
         encoded: (k.flags & SP_SINK_ENCODED) !== 0,
       });
-      return track(io, sink, 'close');
+      return track(io, sink, 'open', 'close');
     },
   ]);
   io.register(sources, sinks);

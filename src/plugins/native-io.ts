@@ -100,10 +100,33 @@ interface IoAddon {
   validateIo(file: string, kind: 'source' | 'sink', index: number, config: string): void;
   /** Whether a message would be queued as a JSON line (pass-through): the producer-side check. */
   canonicalJson(text: string | Uint8Array): boolean;
+  ioLive(): IoLive;
 }
 
 export function ioAddon(): IoAddon {
   return hostAddon() as unknown as IoAddon;
+}
+
+/**
+ * What the native sources and sinks of this process hold right now. Every count is back to 0 once
+ * each instance was stopped/closed and its JS object collected: an exact leak check.
+ */
+export interface IoLive {
+  /** Native Source / Sink objects alive (the JS object, its wake function or its thread holds one). */
+  sources: number;
+  sinks: number;
+  /** Control (source) and worker (sink) threads that have not returned. */
+  threads: number;
+  /** Messages/rows waiting in source queues. */
+  queuedItems: number;
+  /** Sink batches queued or being delivered. */
+  sinkBatches: number;
+  /** Blocks of drained JSON lines still lent to a Buffer or a sink batch. */
+  lentLines: number;
+}
+
+export function ioLive(): IoLive {
+  return ioAddon().ioLive();
 }
 
 /** Which native source or sink: the library file and the index in its table. */

@@ -4,7 +4,7 @@
  */
 import { fromNative, literalText, toNative } from './columns.js';
 import type { PluginHandle } from './handle.js';
-import { hostAddon, type NativeFunctionDef, type NativeInstance, type NativeLibrary } from './native-addon.js';
+import { hostAddon, type NativeFrame, type NativeFunctionDef, type NativeInstance, type NativeLibrary } from './native-addon.js';
 import { FunctionInstanceBase } from './instance-base.js';
 import { StreamplugError } from '../errors.js';
 import { argType, checkArgInfos, checkArity, coerceArgs, resolveResultType } from './signature.js';
@@ -59,14 +59,20 @@ class NativeFunction implements PluginFunction {
   }
 
   instantiate(ruleId: string): FunctionInstance {
-    const instance = new NativeFunctionInstance(this, this.lib.instance(this.index, ruleId));
+    const instance = new NativeFunctionInstance(this, this.lib.instance(this.index, ruleId) as NativeInstanceWithEntry);
     this.live.add(instance);
     return instance;
   }
 }
 
-/** The addon's instance with its scalar entry (native/host/instance_wrap.cc). */
+/** The addon's frame with setConstant (native/host/frame_wrap.cc). */
+interface NativeFrameWithConstant extends NativeFrame {
+  setConstant(argIndex: number, on: boolean): void;
+}
+
+/** The addon's instance with its scalar entry (native/host/instance_wrap.cc) and constant-aware frames. */
 interface NativeInstanceWithEntry extends NativeInstance {
+  frame(capacity: number, argTypes: number[], resultType: number): NativeFrameWithConstant;
   /**
    * FunctionInstance.call for `self` as one native function: scalars in, scalar out. Every call it
    * cannot convert exactly (errors, odd types) goes to `generic`, run on `self` (held weakly).
@@ -79,18 +85,19 @@ const genericCall = FunctionInstanceBase.prototype.call;
 class NativeFunctionInstance extends FunctionInstanceBase {
   constructor(
     protected override readonly fn: NativeFunction,
-    private readonly native: NativeInstance,
+    private readonly native: NativeInstanceWithEntry,
   ) {
     super(fn);
     // The hot scalar path: `instance.call(x, k)` is the native function itself, one crossing.
-    this.call = (native as NativeInstanceWithEntry).scalarEntry(this, genericCall);
+    this.call = native.scalarEntry(this, genericCall);
   }
 
   protected run(args: readonly Column[], nrows: number, groupOffsets: Uint32Array | null): Column {
     const cols = coerceArgs(this.fn, args, nrows);
     const type = resolveResultType(this.fn, cols);
     const result = this.native.call(
-      cols.map((c) => toNative(c, nrows)),
+      // coerceArgs may convert a column (int64 -> float64): the caller's constant flag still holds.
+      cols.map((c, i) => toNative(c, nrows, args[i].constant === true)),
       nrows,
       groupOffsets,
       typeCode(type),

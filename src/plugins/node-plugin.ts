@@ -134,7 +134,8 @@ class NodeFunctionInstance extends FunctionInstanceBase {
   protected run(args: readonly Column[], nrows: number, groups: Uint32Array | null): Column {
     if (!this.fn.loaded) throw new StreamplugError('E_PLUGIN_NOT_LOADED', `plugin ${this.fn.plugin} was unloaded; its function instances are gone`);
     if (this.closed) throw new StreamplugError('E_INSTANCE_CLOSED', `this instance of ${this.fn.name} was closed; instantiate the function again`);
-    const cols = coerceArgs(this.fn, args, nrows);
+    // coerceArgs may convert a column (int64 -> float64): keep the caller's constant flag on it.
+    const cols = coerceArgs(this.fn, args, nrows).map((c, i) => (args[i].constant && !c.constant ? { ...c, constant: true as const } : c));
     const type = resolveResultType(this.fn, cols);
     let out: unknown;
     try {

@@ -7,13 +7,18 @@
 export type ValueType = 'any' | 'bool' | 'int64' | 'float64' | 'string' | 'bytes';
 export type ResultType = Exclude<ValueType, 'any'> | 'like-arg0';
 
-/** A batch of values of one type, columnar. `nulls[i] === 1` marks row i null. */
+/**
+ * A batch of values of one type, columnar. `nulls[i] === 1` marks row i null.
+ * `constant: true` promises every row holds the same value (and the same null-ness), as for a
+ * literal argument the engine repeats: a `.so` plugin then sees `is_constant = 1` and may read
+ * row 0 only. The rows must still be there and equal: nothing checks the promise.
+ */
 export type Column =
-  | { type: 'float64'; values: Float64Array; nulls?: Uint8Array }
-  | { type: 'int64'; values: BigInt64Array; nulls?: Uint8Array }
-  | { type: 'bool'; values: Uint8Array; nulls?: Uint8Array }
-  | { type: 'string'; values: string[]; nulls?: Uint8Array }
-  | { type: 'bytes'; values: Uint8Array[]; nulls?: Uint8Array };
+  | { type: 'float64'; values: Float64Array; nulls?: Uint8Array; constant?: true }
+  | { type: 'int64'; values: BigInt64Array; nulls?: Uint8Array; constant?: true }
+  | { type: 'bool'; values: Uint8Array; nulls?: Uint8Array; constant?: true }
+  | { type: 'string'; values: string[]; nulls?: Uint8Array; constant?: true }
+  | { type: 'bytes'; values: Uint8Array[]; nulls?: Uint8Array; constant?: true };
 
 /** A scalar SQL value as the engine holds it in a row. */
 export type Scalar = null | boolean | number | bigint | string | Uint8Array;
@@ -65,7 +70,12 @@ export type FixedArray = Float64Array | BigInt64Array | Uint8Array;
 export interface BatchFrame {
   readonly capacity: number;
   readonly args: FixedArray[];
-  /** One null mask per argument (1 = null); zero by default. */
+  /**
+   * One null mask per argument (1 = null); zero by default. Lazy in `.so` frames: mask i is made on
+   * the first read of argNulls[i], and until then run() hands the plugin `nulls == NULL` for it
+   * without reading it, so leave the masks of columns that have no nulls unread. Once read, a
+   * mask is checked over [0, nrows) at every run. Elements are read-only.
+   */
   readonly argNulls: Uint8Array[];
   readonly result: FixedArray;
   readonly resultNulls: Uint8Array;
@@ -73,6 +83,13 @@ export interface BatchFrame {
   run(nrows: number): void;
   /** Benchmark floor: calls the plugin `iterations` times in a C loop, no JS crossing; returns total ns. */
   timeNative(nrows: number, iterations: number): number;
+  /**
+   * Marks argument `argIndex` constant (`on`) or not: the caller promises every row of it in
+   * [0, nrows) holds the same value at each run(), so the plugin sees `is_constant = 1` and may
+   * read row 0 only (fill the whole array anyway: a plugin may read every row). Not checked.
+   * Throws E_BAD_REQUEST for an index outside the frame's arguments.
+   */
+  setConstant(argIndex: number, on: boolean): void;
   close(): void;
 }
 

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { createSink } from '../../src/connectors/index.js';
 import { PluginRegistry } from '../../src/plugins/index.js';
 import type { NativeSinkConnector } from '../../src/plugins/native-io.js';
-import { buildIoFx, ioTmp, until } from './fixtures.js';
+import { buildIoFx, ioTmp, NOTHING_LIVE, rssMb, settledIoLive, until } from './fixtures.js';
 
 const registry = new PluginRegistry({ onLog: () => undefined });
 before(() => registry.load(buildIoFx()));
@@ -108,5 +108,28 @@ describe('native sink', () => {
     const t0 = Date.now();
     await assert.rejects(s.close(), { code: 'E_CLOSE_TIMEOUT', message: /sink fx_sink \(plugin iofx\) did not finish delivering and closing within 150 ms/ });
     assert.ok(Date.now() - t0 < 2500);
+  });
+});
+
+describe('native sink lifecycle', () => {
+  it('10,000 open/collect/close cycles leave no sink, thread or batch behind', async (t) => {
+    const file = path.join(ioTmp, 'cycles.jsonl');
+    const typedFile = path.join(ioTmp, 'cycles-typed.txt');
+    const before = await settledIoLive();
+    assert.deepEqual(before, NOTHING_LIVE, 'nothing live before the cycles');
+    const rss0 = rssMb();
+    for (let i = 0; i < 10000; i++) {
+      // Turns: JSON lines (encoded sink) and typed columns; both append to one file each.
+      const typed = i % 2 === 1;
+      const s = createSink(typed ? 'fx_typed' : 'fx_sink', { path: typed ? typedFile : file }) as NativeSinkConnector;
+      await s.open();
+      await s.collect([{ seq: i, name: `r${i}` }]);
+      await s.close();
+    }
+    const live = await settledIoLive();
+    t.diagnostic(`RSS ${rss0.toFixed(1)} -> ${rssMb().toFixed(1)} MB over 10,000 cycles (information only)`);
+    assert.deepEqual(live, NOTHING_LIVE, 'every sink, its worker thread and its batches are gone');
+    assert.deepEqual(lines(file).map((r) => (r as { seq: number }).seq), Array.from({ length: 5000 }, (_, i) => 2 * i));
+    assert.equal(fs.readFileSync(typedFile, 'utf8').split('\n').filter((l) => l.startsWith('seq:')).length, 5000);
   });
 });

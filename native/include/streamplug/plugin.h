@@ -97,8 +97,10 @@ typedef enum sp_type {
  *                      entries; strings are NOT NUL-terminated.
  *   `nulls`: NULL when no value is null; otherwise one byte per row, 1 = null (its value is
  *   unspecified).
- *   `is_constant`: 1 when the argument is a literal in the rule's SQL. The column then still has
- *   `length` rows: the host repeats the value (stride 0 is not used, to keep loops simple).
+ *   `is_constant`: 1 when every row holds the same value and null-ness (a literal in the rule's
+ *   SQL, or an argument the caller marked constant); a plugin may read row 0 only. The column
+ *   still has `length` rows, all equal (stride 0 is not used, so a plugin that ignores the flag
+ *   stays correct). 0: rows may differ; read each one.
  * OWNERSHIP: borrowed for the duration of the call.
  */
 typedef struct sp_column {
@@ -221,6 +223,19 @@ typedef struct sp_host_api {
   /* Connection state, with a message (NULL: none) shown in the rule's status; SP_IO_ERROR counts
    * as an error of the instance. The host copies `message`. THREAD: any thread. */
   void (*set_status)(sp_ctx *ctx, int state, const char *message);
+
+  /* Many raw messages at once, under one lock of the source's queue: message i is
+   * data[offsets[i] .. offsets[i+1]), so `offsets` has count+1 entries (offsets[0] need not be 0).
+   * The same as `count` source_push calls in order (same decoding, overflow policy and counters),
+   * for producers that build a block of messages: one call instead of one per message. Under the
+   * block policy the call waits whenever the queue is full, as often as needed.
+   * Returns SP_OK when every message was taken (or dropped by the policy); SP_ERROR once the host is
+   * stopping the source (stop producing and return) or when offsets decrease. *accepted (NULL: not
+   * wanted) receives how many messages, from the first, were taken or dropped before it returned.
+   * THREAD: any thread, concurrently, from the start of open until close returns. The host copies
+   * the bytes; `data` and `offsets` are borrowed for the call. */
+  sp_status (*source_push_many)(sp_ctx *ctx, const char *data, const uint32_t *offsets, size_t count,
+                                size_t *accepted);
 
   /* ---- contract 1.2 and later: append here ---- */
 } sp_host_api;
@@ -345,8 +360,9 @@ typedef struct sp_source_def {
 
 /*
  * One batch of result rows for a sink.
- *   Encoded (SP_SINK_ENCODED): row i is the JSON object text data[offsets[i] .. offsets[i+1])
- *   (no newline; offsets has nrows+1 entries). columns is NULL.
+ *   Encoded (SP_SINK_ENCODED): row i is the JSON object text followed by one newline,
+ *   data[offsets[i] .. offsets[i+1]) (offsets has nrows+1 entries), so the whole batch,
+ *   data[offsets[0] .. offsets[nrows]), is JSON Lines ready to write. columns is NULL.
  *   Typed: ncols columns of nrows rows, column c named names[c] (NUL-terminated); a row without
  *   the field is null there. Numbers arrive as FLOAT64 (INT64 for integers beyond 2^53), strings
  *   as STRING, booleans as BOOL; nested objects and arrays, and fields whose type varies within
