@@ -39,6 +39,8 @@ build_for_node() {
 }
 
 status=0
+# The baseline table, under this machine's Node, for side-by-side reading of the ones below.
+if [ "${BENCH:-0}" = 1 ]; then echo "== Node $(node -v) (bench baseline)"; node dist/bench/functions.js || status=1; fi
 for major in "${majors[@]}"; do
   dir=$(scripts/fetch-node.sh "$major")
   (
