@@ -52,7 +52,15 @@ export function demoSummary(host: Host, seeded: string[], demo?: DemoHandle, sam
   lines.push(`streamplug is running on ${host.url} (data directory ${host.dataDir})`);
   if (seeded.length) lines.push(`installed the sample plugins from ${samplesDir}: ${seeded.join(', ')}`);
   else if (!fs.existsSync(samplesDir)) lines.push(`no samples at ${samplesDir}: run \`npm run build:plugins\` to build them`);
-  for (const p of host.startup.loaded) lines.push(`  loaded   ${p.type}/${p.name}: ${p.functions.join(', ') || '(no functions)'}`);
+  for (const p of host.startup.loaded) {
+    const io = host.registry.connectors(p.name);
+    const provides = [
+      ...p.functions.map((f) => `${f}()`),
+      ...io.sources.map((n) => `source ${n}`),
+      ...io.sinks.map((n) => `sink ${n}`),
+    ];
+    lines.push(`  loaded   ${p.type}/${p.name}: ${provides.join(', ') || '(nothing declared)'}`);
+  }
   for (const p of host.startup.failed) lines.push(`  FAILED   ${p.type}/${p.name}: ${p.code} ${p.message}`);
   if (host.mqttUrl) lines.push(`MQTT broker: ${host.mqttUrl}`);
   for (const n of demo?.notes ?? []) lines.push(`demo: ${n}`);
