@@ -109,7 +109,7 @@ Source::Source(std::shared_ptr<Library> lib, int index, const std::string &rule,
 }
 
 Source::~Source() {
-  LiveIo().queued_items.fetch_sub(static_cast<int64_t>(count_));
+  LiveIo().queued_items.fetch_sub(static_cast<int64_t>(count_.load()));
   LiveIo().sources.fetch_sub(1);
 }
 
@@ -159,7 +159,7 @@ void Source::DropOldest() {
   SourceSegment &front = queue_.front();
   ++front.head;
   if (front.size() == 0) queue_.pop_front();
-  --count_;
+  count_.store(count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   LiveIo().queued_items.fetch_sub(1);
 }
 
@@ -179,9 +179,45 @@ void Source::Append(uint8_t kind, const char *data, size_t length) {
   tail->data.append(data, length);
   if (kind == kJsonLine) tail->data.push_back('\n');
   tail->ends.push_back(static_cast<uint32_t>(tail->data.size()));
-  ++count_;
-  LiveIo().queued_items.fetch_add(1, std::memory_order_relaxed);
-  counters.in.store(counters.in.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // one writer: mutex_ held
+  Counted(1);
+}
+
+void Source::Counted(size_t n) {
+  // One writer at a time (mutex_ held): plain stores, no locked read-modify-write.
+  count_.store(count_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  counters.in.store(counters.in.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  LiveIo().queued_items.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
+}
+
+void Source::AppendStaged(const uint8_t *kinds, const char *stage, const uint64_t *ends, size_t from, size_t to) {
+  for (size_t i = from; i < to;) {
+    const uint8_t kind = kinds[i];
+    const uint64_t base = i == 0 ? 0 : ends[i - 1];
+    SourceSegment *tail = queue_.empty() ? nullptr : &queue_.back();
+    // A new segment for another kind, a full one, or one whose offsets would overflow 32 bits.
+    if (tail == nullptr || tail->kind != kind || tail->ends.size() >= segment_items_ ||
+        tail->data.size() + (ends[i] - base) > 0xFFFFFFFFu) {
+      queue_.emplace_back();
+      tail = &queue_.back();
+      tail->kind = kind;
+      tail->enqueued_ns = NowNs();
+      // Grown by doubling as runs arrive (large blocks grow in place: realloc remaps them).
+      tail->data.reserve(std::min<size_t>(std::max<uint64_t>(16 * (ends[i] - base), ends[to - 1] - base), 64 << 10));
+      tail->ends.reserve(std::min<size_t>(segment_items_, 64));
+    }
+    // The run: items of this kind that fit the segment's item count and 32-bit offsets.
+    const size_t offset = tail->data.size();
+    const size_t limit = i + std::min(to - i, segment_items_ - tail->ends.size());
+    size_t j = i;
+    while (j < limit && kinds[j] == kind && offset + (ends[j] - base) <= 0xFFFFFFFFu) ++j;
+    tail->data.append(stage + base, static_cast<size_t>(ends[j - 1] - base));
+    const size_t first = tail->ends.size();
+    tail->ends.resize(first + (j - i));
+    uint32_t *out = tail->ends.data() + first;
+    for (size_t k = i; k < j; ++k) *out++ = static_cast<uint32_t>(offset + (ends[k] - base));
+    i = j;
+  }
+  Counted(to - from);
 }
 
 sp_status Source::Push(uint8_t kind, const char *data, size_t length) {
@@ -214,47 +250,68 @@ sp_status Source::PushMany(const char *data, const uint32_t *offsets, size_t cou
   size_t done = 0;
   if (accepted != nullptr) *accepted = 0;
   if (count == 0) return stopping_.load() ? SP_ERROR : SP_OK;
-  // Kinds first, on the producer's thread and outside the lock (like Push); kept per thread so a
-  // producer pushing batch after batch allocates once.
+  // On the producer's thread and outside the lock (like Push): each message's kind, and the bytes
+  // as the queue stores them. Kept per thread so a producer pushing block after block allocates once.
   thread_local std::vector<uint8_t> kinds;
+  thread_local std::vector<uint64_t> ends;
+  thread_local std::string stage;
   kinds.resize(count);
+  ends.resize(count);
   for (size_t i = 0; i < count; ++i) {
     if (offsets[i + 1] < offsets[i]) return SP_ERROR;
     const size_t length = offsets[i + 1] - offsets[i];
     if (length >= 0xFFFFFFFFu) return SP_ERROR;  // its line (with '\n') would not fit 32-bit offsets
     kinds[i] = lines_ && CanonicalJsonObject(data + offsets[i], length) ? kJsonLine : kRawMessage;
   }
+  const size_t total = offsets[count] - offsets[0];
+  if (lines_) {
+    if (stage.size() < total + count) stage.resize(total + count);
+    char *out = &stage[0];
+    size_t at = 0;
+    for (size_t i = 0; i < count; ++i) {
+      const size_t length = offsets[i + 1] - offsets[i];
+      std::memcpy(out + at, data + offsets[i], length);
+      at += length;
+      if (kinds[i] == kJsonLine) out[at++] = '\n';
+      ends[i] = at;
+    }
+  }
+  const char *bytes = lines_ ? stage.data() : data + offsets[0];
+  if (!lines_)  // raw messages only: the plugin's block is already the queue's layout
+    for (size_t i = 0; i < count; ++i) ends[i] = offsets[i + 1] - offsets[0];
+
   std::unique_lock<std::mutex> lock(mutex_);
   sp_status status = SP_OK;
-  for (; done < count; ++done) {
+  while (done < count) {
+    // stopping_ is set with mutex_ held: checked once per locked stretch.
     if (stopping_.load()) {
       status = SP_ERROR;
       break;
     }
-    bool drop = false;
-    while (count_ >= capacity_) {
-      if (overflow_ == Overflow::kDropNewest) {
-        counters.dropped.fetch_add(1);
-        drop = true;
-        break;
-      }
-      if (overflow_ == Overflow::kDropOldest) {
-        DropOldest();
-        counters.dropped.fetch_add(1);
-        break;
-      }
-      // Full: let JS see what is queued, then wait for room.
-      lock.unlock();
-      Wake();
-      lock.lock();
-      if (count_ >= capacity_ && !stopping_.load()) not_full_.wait(lock);
-      if (stopping_.load()) break;
+    const size_t queued = count_.load(std::memory_order_relaxed);
+    if (queued < capacity_) {  // the hot path: as many as there is room for, in runs
+      const size_t take = std::min(count - done, capacity_ - queued);
+      AppendStaged(kinds.data(), bytes, ends.data(), done, done + take);
+      done += take;
+      continue;
     }
-    if (stopping_.load()) {
-      status = SP_ERROR;
+    if (overflow_ == Overflow::kDropNewest) {  // nothing drains while the lock is held: the rest goes
+      counters.dropped.fetch_add(count - done);
+      done = count;
       break;
     }
-    if (!drop) Append(kinds[done], data + offsets[done], offsets[done + 1] - offsets[done]);
+    if (overflow_ == Overflow::kDropOldest) {
+      DropOldest();
+      counters.dropped.fetch_add(1);
+      AppendStaged(kinds.data(), bytes, ends.data(), done, done + 1);
+      ++done;
+      continue;
+    }
+    // Full: let JS see what is queued, then wait for room.
+    lock.unlock();
+    Wake();
+    lock.lock();
+    if (count_.load(std::memory_order_relaxed) >= capacity_ && !stopping_.load()) not_full_.wait(lock);
   }
   lock.unlock();
   if (accepted != nullptr) *accepted = done;
@@ -286,18 +343,14 @@ size_t Source::Drain(std::vector<SourceSegment> *out, size_t max) {
     }
     n += take;
   }
+  const size_t left = count_.load(std::memory_order_relaxed) - n;
   if (n > 0) {
-    count_ -= n;
+    count_.store(left, std::memory_order_relaxed);
     LiveIo().queued_items.fetch_sub(static_cast<int64_t>(n));
     counters.out.fetch_add(n);
     not_full_.notify_all();
   }
-  return count_;
-}
-
-size_t Source::Depth() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return count_;
+  return left;
 }
 
 void Source::Stop() {

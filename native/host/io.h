@@ -140,13 +140,14 @@ class Source : public IoBase {
   void Start(std::shared_ptr<Source> self);
   ~Source() override;
   sp_status Push(uint8_t kind, const char *data, size_t length);
-  // host->source_push_many: `count` raw messages, message i = data[offsets[i] .. offsets[i+1]),
-  // taken under one lock. *accepted (may be null): how many were taken or dropped by the policy
-  // before a stop made the call return SP_ERROR.
+  // host->source_push_many: `count` raw messages, message i = data[offsets[i] .. offsets[i+1]).
+  // Classified and laid out as queue bytes on the producer's thread; the lock is held only to copy
+  // runs of them into the tail segment (one memcpy per run, not per message). *accepted (may be
+  // null): how many were taken or dropped by the policy before a stop made the call return SP_ERROR.
   sp_status PushMany(const char *data, const uint32_t *offsets, size_t count, size_t *accepted);
   // Moves up to `max` items out, in segments; returns the number left queued.
   size_t Drain(std::vector<SourceSegment> *out, size_t max);
-  size_t Depth();
+  size_t Depth() const { return count_.load(std::memory_order_relaxed); }  // no lock: stats() never waits on a producer
   bool lines() const { return lines_; }
   // Asks the source to stop: pushes fail from now on, the control thread runs close.
   void Stop();
@@ -155,6 +156,10 @@ class Source : public IoBase {
   void Run();
   void DropOldest();  // mutex_ held
   void Append(uint8_t kind, const char *data, size_t length);  // mutex_ held, room checked
+  // mutex_ held, room checked: staged items [from, to) (kinds[i], bytes stage[ends[i-1] .. ends[i]),
+  // '\n' already after JSON lines) appended in runs of one kind per segment.
+  void AppendStaged(const uint8_t *kinds, const char *stage, const uint64_t *ends, size_t from, size_t to);
+  void Counted(size_t n);  // mutex_ held: n items were appended
   size_t capacity_;
   Overflow overflow_;
   bool lines_;
@@ -163,7 +168,7 @@ class Source : public IoBase {
   std::condition_variable not_full_;
   std::condition_variable stop_cv_;
   std::deque<SourceSegment> queue_;
-  size_t count_ = 0;  // items queued
+  std::atomic<size_t> count_{0};  // items queued; written with mutex_ held, read anywhere
 };
 
 // JSON lines drained from a source, lent to JS as a Buffer; a sink handed that Buffer shares them
