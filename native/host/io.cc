@@ -113,16 +113,19 @@ Source::~Source() {
   LiveIo().sources.fetch_sub(1);
 }
 
-void Source::Start(std::shared_ptr<Source> self) {
-  lib_->io_busy.fetch_add(1);
+// Runs a source's or sink's lifecycle on a thread of its own, with the library marked busy (Run
+// clears it). Detached: `run` holds the instance alive, and a finished thread's resources go at
+// once instead of waiting for the JS object to be collected.
+static void RunDetached(Library &lib, std::function<void()> run) {
+  lib.io_busy.fetch_add(1);
   LiveIo().threads.fetch_add(1);
-  // Detached: the lambda's `self` keeps the instance alive, and a finished thread's resources go
-  // at once instead of waiting for the JS object to be collected.
-  std::thread([self]() {
-    self->Run();
+  std::thread([run = std::move(run)]() {
+    run();
     LiveIo().threads.fetch_sub(1);
   }).detach();
 }
+
+void Source::Start(std::shared_ptr<Source> self) { RunDetached(*lib_, [self]() { self->Run(); }); }
 
 void Source::Run() {
   const sp_source_def &d = def();
@@ -372,14 +375,7 @@ Sink::Sink(std::shared_ptr<Library> lib, int index, const std::string &rule, std
 
 Sink::~Sink() { LiveIo().sinks.fetch_sub(1); }
 
-void Sink::Start(std::shared_ptr<Sink> self) {
-  lib_->io_busy.fetch_add(1);
-  LiveIo().threads.fetch_add(1);
-  std::thread([self]() {
-    self->Run();
-    LiveIo().threads.fetch_sub(1);
-  }).detach();
-}
+void Sink::Start(std::shared_ptr<Sink> self) { RunDetached(*lib_, [self]() { self->Run(); }); }
 
 bool Sink::Push(std::unique_ptr<SinkBatch> &batch, bool *fatal) {
   std::lock_guard<std::mutex> lock(mutex_);
