@@ -56,6 +56,8 @@ class FunctionInstanceWrap : public Napi::ObjectWrap<FunctionInstanceWrap> {
   Napi::Value Call(const Napi::CallbackInfo &info);
   Napi::Value Frame(const Napi::CallbackInfo &info);
   Napi::Value ScalarEntry(const Napi::CallbackInfo &info);
+  Napi::Value ExportState(const Napi::CallbackInfo &info);
+  Napi::Value ImportState(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
 };
 

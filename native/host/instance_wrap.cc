@@ -140,6 +140,8 @@ Napi::Function FunctionInstanceWrap::Define(Napi::Env env) {
                      {InstanceMethod<&FunctionInstanceWrap::Call>("call"),
                       InstanceMethod<&FunctionInstanceWrap::Frame>("frame"),
                       InstanceMethod<&FunctionInstanceWrap::ScalarEntry>("scalarEntry"),
+                      InstanceMethod<&FunctionInstanceWrap::ExportState>("exportState"),
+                      InstanceMethod<&FunctionInstanceWrap::ImportState>("importState"),
                       InstanceMethod<&FunctionInstanceWrap::Close>("close")});
 }
 
@@ -579,6 +581,42 @@ Napi::Value FunctionInstanceWrap::ScalarEntry(const Napi::CallbackInfo &info) {
     return Throw(env, "E_USAGE", "scalarEntry: cannot create the call function");
   }
   return Napi::Value(env, fn);
+}
+
+// exportState() -> { key: Uint8Array }: a copy of what the plugin keeps with state_put, for a checkpoint.
+Napi::Value FunctionInstanceWrap::ExportState(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!Usable(env, *instance)) return env.Undefined();
+  Napi::Object out = Napi::Object::New(env);
+  for (const auto &[key, value] : instance->ctx->state) {
+    Napi::Uint8Array bytes = Napi::Uint8Array::New(env, value.size());
+    if (!value.empty()) std::memcpy(bytes.Data(), value.data(), value.size());
+    out.Set(key, bytes);
+  }
+  return out;
+}
+
+// importState({ key: Uint8Array }): replaces the whole state, as the plugin would find it after
+// the state_put calls that made the checkpoint. Checked before anything is replaced.
+Napi::Value FunctionInstanceWrap::ImportState(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!Usable(env, *instance)) return env.Undefined();
+  if (info.Length() < 1 || !info[0].IsObject() || info[0].IsArray()) {
+    return Throw(env, "E_BAD_REQUEST", "importState expects an object of key -> Uint8Array, as exportState returns");
+  }
+  Napi::Object in = info[0].As<Napi::Object>();
+  Napi::Array keys = in.GetPropertyNames();
+  std::unordered_map<std::string, std::string> state;
+  for (uint32_t i = 0; i < keys.Length(); ++i) {
+    const std::string key = keys.Get(i).ToString().Utf8Value();
+    View v;
+    if (key.find('\0') != std::string::npos || !TypedView(env, in.Get(key), napi_uint8_array, &v)) {
+      return Throw(env, "E_BAD_REQUEST", "importState: state key " + key + " must map to a Uint8Array (and hold no NUL); pass what exportState returned");
+    }
+    state[key].assign(static_cast<const char *>(v.data), v.length);
+  }
+  instance->ctx->state = std::move(state);
+  return env.Undefined();
 }
 
 Napi::Value FunctionInstanceWrap::Close(const Napi::CallbackInfo &info) {

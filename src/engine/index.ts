@@ -25,6 +25,11 @@
  *   rule.onResult          settable result callback, called with the rows of one window or batch.
  *   rule.metrics()         per operator: recordsIn/Out, exceptions, lastError, latency (µs).
  *   rule.close()           closes plugin function instances; push/tick afterwards throw E_RULE_CLOSED.
+ *   rule.stateSites        call sites with exportable plugin state, as `<function>#<n>` (n-th call of
+ *                          that lower-cased function name in compile order: stable for the same SQL).
+ *   rule.exportState()     { site: { key: Uint8Array } }: the plugin functions' per-rule state (checkpoint).
+ *   rule.importState(s)    puts such a snapshot back → { restored, ignored }. Built-in aggregates and
+ *                          rows buffered in open windows are not checkpointed.
  *
  * Plugin functions are resolved when the rule compiles (fn.validate, then fn.instantiate(ruleId) per
  * call site) and called once per batch: callBatch for scalars, callGroups per window for aggregates.
@@ -33,7 +38,7 @@
 export { parseStatement, parseExpression } from './parser.js';
 export type { Statement, SelectStatement, CreateStreamStatement, Expr, WindowSpec, StreamField, FieldType, TimeUnit } from './ast.js';
 export { StreamCatalog, parseStreamDef, formatStreamSql, formatFieldType, type StreamDef, type CatalogResult } from './streams.js';
-export { compileRule, type CompileOptions, type RuleRuntime, type OperatorMetrics } from './rule.js';
+export { compileRule, type CompileOptions, type RuleRuntime, type OperatorMetrics, type RuleStateSnapshot } from './rule.js';
 export type { FunctionResolver } from './expr.js';
 export { SCALARS, AGGREGATES, type Row } from './builtins.js';
 export { unitMs } from './windows.js';

@@ -4,7 +4,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { StreamplugError, isStreamplugError } from '../errors.js';
-import type { FunctionInstance } from '../plugins/types.js';
+import type { FunctionInstance, PluginFunction } from '../plugins/types.js';
 import type { Expr, SelectStatement } from './ast.js';
 import type { Row } from './builtins.js';
 import { compileExpr, containsAggregate, semanticError, subFrame, type Eval, type Frame, type FunctionResolver, type Scope } from './expr.js';
@@ -52,9 +52,54 @@ export interface RuleRuntime {
   /** When tick() next has something to do, if anything; undefined when only rows can trigger output. */
   nextDeadline(): number | undefined;
   metrics(): OperatorMetrics[];
+  /**
+   * Call sites whose plugin function instance can export its state, as `<function>#<n>`: the n-th
+   * call (1-based, in compile order) of that function, lower-cased, in this rule's SQL. The same SQL
+   * gives the same ids in every process, so a checkpoint finds its call sites again.
+   */
+  readonly stateSites: readonly string[];
+  /** Plugin function state per call site, for a checkpoint. Throws what an instance throws (closed, unloaded). */
+  exportState(): RuleStateSnapshot;
+  /**
+   * Puts a snapshot's state back into the matching call sites (they continue where it stopped);
+   * returns the sites it restored and the snapshot's ids that match none (ignored). Built-in
+   * aggregates and rows buffered in open windows are not part of the state.
+   */
+  importState(state: Readonly<Record<string, unknown>>): { restored: string[]; ignored: string[] };
   readonly closed: boolean;
   /** Closes the plugin function instances and drops buffered rows. Idempotent. */
   close(): void;
+}
+
+/** Call-site id -> that instance's exported state (key -> bytes). */
+export type RuleStateSnapshot = Record<string, Record<string, Uint8Array>>;
+
+interface Site {
+  id: string;
+  instance: FunctionInstance;
+}
+
+/** The same function, recording each instance it makes under its call-site id. */
+function recordingSites(f: PluginFunction, sites: Site[]): PluginFunction {
+  return {
+    name: f.name,
+    plugin: f.plugin,
+    kind: f.kind,
+    minArgs: f.minArgs,
+    maxArgs: f.maxArgs,
+    argTypes: f.argTypes,
+    literalArgs: f.literalArgs,
+    resultType: f.resultType,
+    stateful: f.stateful,
+    validate: (args) => f.validate(args),
+    instantiate: (ruleId) => {
+      const instance = f.instantiate(ruleId);
+      const name = f.name.toLowerCase();
+      const n = sites.filter((s) => s.id.startsWith(`${name}#`)).length + 1;
+      sites.push({ id: `${name}#${n}`, instance });
+      return instance;
+    },
+  };
 }
 
 interface Output {
@@ -70,8 +115,16 @@ export function compileRule(id: string, sql: string, opts: CompileOptions): Rule
   const def = opts.streams(stmt.from.name);
   if (!def) throw semanticError(`stream ${stmt.from.name} is not defined; create it with CREATE STREAM first`, stmt.from.pos);
   const instances: FunctionInstance[] = [];
+  const sites: Site[] = [];
+  const resolver = opts.functions;
+  const functions = resolver && {
+    getFunction: (name: string) => {
+      const f = resolver.getFunction(name);
+      return f && recordingSites(f, sites);
+    },
+  };
   try {
-    return new Rule(id, sql, stmt, def, opts, instances);
+    return new Rule(id, sql, stmt, def, { ...opts, functions }, instances, sites);
   } catch (e) {
     for (const i of instances) i.close();
     throw e;
@@ -111,6 +164,7 @@ class Rule implements RuleRuntime {
     def: StreamDef,
     private readonly opts: CompileOptions,
     private readonly instances: FunctionInstance[],
+    private readonly sites: Site[],
   ) {
     this.stream = def.name;
     this.onResult = opts.onResult;
@@ -326,6 +380,40 @@ class Rule implements RuleRuntime {
       m.lastLatencyUs = us;
       m.totalLatencyUs += us;
     }
+  }
+
+  get stateSites(): string[] {
+    return this.sites.filter((s) => s.instance.exportState).map((s) => s.id);
+  }
+
+  exportState(): RuleStateSnapshot {
+    this.ensureOpen();
+    const out: RuleStateSnapshot = {};
+    for (const s of this.sites) if (s.instance.exportState) out[s.id] = s.instance.exportState();
+    return out;
+  }
+
+  importState(state: Readonly<Record<string, unknown>>): { restored: string[]; ignored: string[] } {
+    this.ensureOpen();
+    const restored: string[] = [];
+    const ignored: string[] = [];
+    for (const [id, value] of Object.entries(state)) {
+      const site = this.sites.find((s) => s.id === id);
+      if (!site?.instance.importState) {
+        ignored.push(id);
+        continue;
+      }
+      if (typeof value !== 'object' || value === null || Array.isArray(value) || !Object.values(value).every((v) => v instanceof Uint8Array))
+        throw new StreamplugError('E_BAD_REQUEST', `rule ${this.id}: the state of call site ${id} must map keys to bytes (Uint8Array), as exportState() returns; drop the checkpoint`, { rule: this.id, site: id });
+      try {
+        site.instance.importState(value as Record<string, Uint8Array>);
+      } catch (e) {
+        if (isStreamplugError(e)) throw new StreamplugError(e.code, `rule ${this.id}, call site ${id}: ${e.message}`, { ...e.details, rule: this.id, site: id });
+        throw e;
+      }
+      restored.push(id);
+    }
+    return { restored, ignored };
   }
 
   metrics(): OperatorMetrics[] {

@@ -11,6 +11,8 @@ export abstract class FunctionInstanceBase implements FunctionInstance {
   protected abstract run(args: readonly Column[], nrows: number, groupOffsets: Uint32Array | null): Column;
   abstract prepare(capacity: number): BatchFrame;
   abstract close(): void;
+  abstract exportState(): Record<string, Uint8Array>;
+  abstract importState(state: Record<string, Uint8Array>): void;
 
   callBatch(args: readonly Column[], nrows: number): Column {
     if (this.fn.kind !== 'scalar') {

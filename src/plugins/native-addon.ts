@@ -61,6 +61,9 @@ export interface NativeFrame {
 export interface NativeInstance {
   call(args: NativeColumn[], nrows: number, groupOffsets: Uint32Array | null, resultType: number): NativeResult;
   frame(capacity: number, argTypes: number[], resultType: number): NativeFrame;
+  /** The ctx's state (state_put keys -> bytes), copied out; importState replaces it as a whole. */
+  exportState(): Record<string, Uint8Array>;
+  importState(state: Record<string, Uint8Array>): void;
   close(): void;
 }
 

@@ -124,6 +124,14 @@ class NativeFunctionInstance extends FunctionInstanceBase {
     return this.native.frame(capacity, concrete.map(typeCode), typeCode(resultType));
   }
 
+  exportState(): Record<string, Uint8Array> {
+    return this.native.exportState();
+  }
+
+  importState(state: Record<string, Uint8Array>): void {
+    this.native.importState(state);
+  }
+
   close(): void {
     this.fn.live.delete(this);
     this.native.close();

@@ -43,6 +43,9 @@ export interface NodeFunctionDef {
 /** Node's arch names as plugin.h's SP_BUILD_ARCH spells them, so both flavours report alike. */
 const ARCH_NAMES: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', ia32: 'ia32', arm: 'arm', riscv64: 'riscv64' };
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
 const VALUE_TYPES = ['any', 'bool', 'int64', 'float64', 'string', 'bytes'];
 
 function badDescriptor(file: string, what: string): StreamplugError {
@@ -131,9 +134,50 @@ class NodeFunctionInstance extends FunctionInstanceBase {
     super(fn);
   }
 
-  protected run(args: readonly Column[], nrows: number, groups: Uint32Array | null): Column {
+  private ensureUsable(): void {
     if (!this.fn.loaded) throw new StreamplugError('E_PLUGIN_NOT_LOADED', `plugin ${this.fn.plugin} was unloaded; its function instances are gone`);
     if (this.closed) throw new StreamplugError('E_INSTANCE_CLOSED', `this instance of ${this.fn.name} was closed; instantiate the function again`);
+  }
+
+  /** Each ctx.state entry as UTF-8 JSON: a checkpoint keeps what JSON keeps. */
+  exportState(): Record<string, Uint8Array> {
+    this.ensureUsable();
+    const out: Record<string, Uint8Array> = {};
+    for (const [key, value] of this.ctx.state) {
+      let text: string | undefined;
+      try {
+        text = JSON.stringify(value);
+      } catch {
+        // a cycle or a bigint: reported below
+      }
+      if (text === undefined) {
+        throw new StreamplugError(
+          'E_BAD_REQUEST',
+          `${this.fn.name}() (plugin ${this.fn.plugin}, rule ${this.ctx.ruleId}) keeps state "${key}" that JSON cannot hold; a checkpoint needs JSON-able ctx.state values (no bigint, function or cycle)`,
+        );
+      }
+      out[key] = encoder.encode(text);
+    }
+    return out;
+  }
+
+  importState(state: Record<string, Uint8Array>): void {
+    this.ensureUsable();
+    const entries: [string, unknown][] = [];
+    for (const [key, bytes] of Object.entries(state ?? {})) {
+      try {
+        if (!(bytes instanceof Uint8Array)) throw new Error('not a Uint8Array');
+        entries.push([key, JSON.parse(decoder.decode(bytes))]);
+      } catch (err) {
+        throw new StreamplugError('E_BAD_REQUEST', `importState: state "${key}" of ${this.fn.name}() is not UTF-8 JSON bytes (${(err as Error).message}); pass what exportState returned`);
+      }
+    }
+    this.ctx.state.clear();
+    for (const [key, value] of entries) this.ctx.state.set(key, value);
+  }
+
+  protected run(args: readonly Column[], nrows: number, groups: Uint32Array | null): Column {
+    this.ensureUsable();
     // coerceArgs may convert a column (int64 -> float64): keep the caller's constant flag on it.
     const cols = coerceArgs(this.fn, args, nrows).map((c, i) => (args[i].constant && !c.constant ? { ...c, constant: true as const } : c));
     const type = resolveResultType(this.fn, cols);

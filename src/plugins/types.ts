@@ -61,6 +61,19 @@ export interface FunctionInstance {
    * Throws E_ARG_TYPE for string/bytes signatures.
    */
   prepare(capacity: number): BatchFrame;
+  /**
+   * A copy of the instance's per-rule state, for a checkpoint: for a `.so` function every key it
+   * stored with state_put and its bytes; for a `.node` function each `ctx.state` entry as UTF-8 JSON
+   * (its values must be JSON-able). Throws E_INSTANCE_CLOSED / E_PLUGIN_NOT_LOADED. Both plugin
+   * flavours have it; optional only so hand-made instances (tests) need not: the engine then
+   * treats the instance as stateless.
+   */
+  exportState?(): Record<string, Uint8Array>;
+  /**
+   * Replaces the state with one exportState() returned (same function, maybe another process), so
+   * the next call continues where that instance stopped. Throws E_BAD_REQUEST on a malformed state.
+   */
+  importState?(state: Record<string, Uint8Array>): void;
   /** Ends the instance: the plugin's close hook runs, state is dropped. Idempotent. */
   close(): void;
 }

@@ -70,6 +70,9 @@ export function parseRuleDef(body: unknown, pathId?: string): RuleDef {
     throw bad(`rule ${id}: "options" must be an object`, { field: 'options' });
   if (body.options?.isEventTime === true)
     throw bad(`rule ${id}: options.isEventTime is not supported; streamplug windows use processing time — remove the option`, { field: 'options.isEventTime' });
+  const interval = body.options?.checkpointInterval;
+  if (interval !== undefined && !(typeof interval === 'number' && Number.isInteger(interval) && interval >= 0))
+    throw bad(`rule ${id}: options.checkpointInterval must be a whole number of milliseconds >= 0 (0: checkpoint only when the rule stops) but found ${JSON.stringify(interval)}`, { field: 'options.checkpointInterval' });
   if (body.triggered !== undefined && typeof body.triggered !== 'boolean')
     throw bad(`rule ${id}: "triggered" must be true or false`, { field: 'triggered' });
   if (body.name !== undefined && typeof body.name !== 'string') throw bad(`rule ${id}: "name" must be a string`, { field: 'name' });
@@ -81,6 +84,15 @@ export function parseRuleDef(body: unknown, pathId?: string): RuleDef {
   if (body.name !== undefined) def.name = body.name as string;
   if (body.tags !== undefined) def.tags = body.tags as string[];
   return def;
+}
+
+/** eKuiper's option name; its default is 300000 ms, streamplug's is shorter: a restart loses less. */
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 5000;
+
+/** Milliseconds between checkpoints of the rule's plugin function state; 0: only when it stops. */
+export function checkpointIntervalOf(def: RuleDef): number {
+  const v = def.options?.checkpointInterval;
+  return typeof v === 'number' ? v : DEFAULT_CHECKPOINT_INTERVAL_MS;
 }
 
 /** [type, props] of each action. */

@@ -8,7 +8,7 @@
  * counters include those rows (metrics()), and fastPath counts them.
  */
 import type { Logger } from 'pino';
-import type { OperatorMetrics, RuleRuntime, SelectStatement } from '../engine/index.js';
+import type { OperatorMetrics, RuleRuntime, RuleStateSnapshot, SelectStatement } from '../engine/index.js';
 import type { EncodedBatch, Row, SinkRunner } from '../connectors/index.js';
 import type { Subscriber } from './source-hub.js';
 
@@ -34,6 +34,28 @@ export function passesRowsThrough(s: SelectStatement): boolean {
   );
 }
 
+/** Where and how often a rule's plugin function state is checkpointed. */
+export interface CheckpointOptions {
+  /** Milliseconds between checkpoints while running; 0: only when the rule stops. */
+  intervalMs: number;
+  save(state: RuleStateSnapshot): void;
+}
+
+/** Same call sites, keys and bytes. */
+function sameState(a: RuleStateSnapshot, b: RuleStateSnapshot): boolean {
+  const sites = Object.keys(a);
+  if (sites.length !== Object.keys(b).length) return false;
+  return sites.every((site) => {
+    const x = a[site];
+    const y = b[site];
+    if (!y || Object.keys(x).length !== Object.keys(y).length) return false;
+    return Object.entries(x).every(([k, v]) => {
+      const w = y[k];
+      return w !== undefined && w.length === v.length && Buffer.compare(Buffer.from(v.buffer, v.byteOffset, v.length), Buffer.from(w.buffer, w.byteOffset, w.length)) === 0;
+    });
+  });
+}
+
 export interface FastPathStatus {
   /** The rule takes encoded batches now (pass-through SQL, every sink takes JSON lines). */
   eligible: boolean;
@@ -52,12 +74,17 @@ export class RunningRule implements Subscriber {
   private readonly passthrough: boolean;
   private fastRows = 0;
   private fastBatches = 0;
+  private checkpointTimer?: NodeJS.Timeout;
+  private checkpointing = false;
+  /** What was last saved (or restored): an unchanged state is not written again. */
+  private savedState?: RuleStateSnapshot;
 
   constructor(
     readonly runtime: RuleRuntime,
     readonly sinks: SinkSlot[],
     private readonly now: () => number,
     private readonly log?: Logger,
+    private readonly checkpoint?: CheckpointOptions,
   ) {
     // A window's result is one message; without a window each row is its own message.
     this.whole = sinks.map((s) => runtime.windowed || takesBatches(s));
@@ -66,6 +93,36 @@ export class RunningRule implements Subscriber {
   }
 
   private readonly whole: boolean[];
+
+  /**
+   * Starts the periodic checkpoints (when the rule has plugin state at all). `restored` is the state
+   * the runtime was given at start, so an unchanged state is not saved again.
+   */
+  startCheckpoints(restored?: RuleStateSnapshot): void {
+    const cp = this.checkpoint;
+    if (!cp || this.runtime.stateSites.length === 0) return;
+    this.checkpointing = true;
+    this.savedState = restored;
+    if (cp.intervalMs > 0 && !this.checkpointTimer) {
+      this.checkpointTimer = setInterval(() => this.saveCheckpoint(), cp.intervalMs);
+      this.checkpointTimer.unref();
+    }
+  }
+
+  /** Saves the plugin function state if it changed; a failure is logged and the last checkpoint kept. */
+  saveCheckpoint(): void {
+    const cp = this.checkpoint;
+    const rt = this.runtime;
+    if (!cp || !this.checkpointing || rt.closed) return;
+    try {
+      const state = rt.exportState();
+      if (this.savedState && sameState(state, this.savedState)) return;
+      cp.save(state);
+      this.savedState = state;
+    } catch (e) {
+      this.log?.warn({ rule: rt.id, err: (e as Error).message }, 'rule checkpoint failed; the last one is kept');
+    }
+  }
 
   private deliver(rows: Row[]): void {
     // The runner counts and reports its own failures; after close it refuses, which is fine.
@@ -148,9 +205,12 @@ export class RunningRule implements Subscriber {
     this.timerAt = undefined;
   }
 
-  /** Stops the timer, closes the runtime (plugin instances), then drains and closes the sinks. */
+  /** Stops the timers, checkpoints the state, closes the runtime (plugin instances), then drains and closes the sinks. */
   async close(): Promise<void> {
     this.clearTimer();
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+    this.checkpointTimer = undefined;
+    this.saveCheckpoint();
     this.runtime.close();
     await Promise.all(this.sinks.map((s) => s.runner.close().catch((e: unknown) => this.log?.warn({ rule: this.runtime.id, sink: s.type, err: (e as Error).message }, 'sink close failed'))));
   }

@@ -12,7 +12,17 @@
  */
 import type { Logger } from 'pino';
 import { StreamplugError, isStreamplugError, type ErrorCode } from '../errors.js';
-import { compileRule, parseStatement, parseStreamDef, SCALARS, AGGREGATES, type FunctionResolver, type StreamDef } from '../engine/index.js';
+import {
+  compileRule,
+  parseStatement,
+  parseStreamDef,
+  SCALARS,
+  AGGREGATES,
+  type FunctionResolver,
+  type RuleRuntime,
+  type RuleStateSnapshot,
+  type StreamDef,
+} from '../engine/index.js';
 import {
   createSinkRunner,
   createSource,
@@ -26,7 +36,7 @@ import {
 import type { Store } from '../store/index.js';
 import type { PluginFunction } from '../plugins/types.js';
 import type { PluginUsage } from '../manager/types.js';
-import { actionEntries, checkName, parseRuleDef, type RuleDef } from './definition.js';
+import { actionEntries, checkName, checkpointIntervalOf, parseRuleDef, type RuleDef } from './definition.js';
 import { SourceHub } from './source-hub.js';
 import { RunningRule, type SinkSlot } from './running-rule.js';
 import { flatMetrics, type RuleError, type RuleState, type RuleStatus } from './status.js';
@@ -377,6 +387,7 @@ class Service implements RuleService {
       }
       e.plugins = plugins;
       this.savePlugins(id, plugins);
+      const restored = this.restoreState(id, runtime);
       let sinks: SinkSlot[];
       try {
         sinks = this.makeSinks(e.def);
@@ -384,7 +395,10 @@ class Service implements RuleService {
         runtime.close();
         throw err;
       }
-      running = new RunningRule(runtime, sinks, this.now, this.log);
+      running = new RunningRule(runtime, sinks, this.now, this.log, {
+        intervalMs: checkpointIntervalOf(e.def),
+        save: (state) => this.store.saveCheckpoint(id, state),
+      });
       for (const [i, s] of sinks.entries()) {
         try {
           await s.runner.open();
@@ -405,6 +419,7 @@ class Service implements RuleService {
       } catch (err) {
         throw within(`rule ${id} cannot start: source of stream ${e.stream}`, err);
       }
+      running.startCheckpoints(restored);
       e.running = running;
       e.last = running;
       e.hub = hub;
@@ -424,6 +439,25 @@ class Service implements RuleService {
       throw err;
     } finally {
       this.saveStatus(e);
+    }
+  }
+
+  /**
+   * Gives a starting rule's plugin functions the state of its last checkpoint, and returns that
+   * state as restored. A checkpoint that does not fit is logged and the rule starts afresh.
+   */
+  private restoreState(id: string, runtime: RuleRuntime): RuleStateSnapshot | undefined {
+    if (runtime.stateSites.length === 0) return undefined;
+    try {
+      const saved = this.store.loadCheckpoint(id);
+      if (Object.keys(saved).length === 0) return undefined;
+      const { restored, ignored } = runtime.importState(saved);
+      if (ignored.length) this.log?.info({ rule: id, ignored }, `rule ${id}: checkpoint call sites without a match were ignored`);
+      if (restored.length) this.log?.info({ rule: id, restored }, `rule ${id}: plugin function state restored from its checkpoint`);
+      return runtime.exportState();
+    } catch (err) {
+      this.log?.warn({ rule: id, err: (err as Error).message }, `rule ${id}: its checkpoint cannot be restored; plugin functions start with no state`);
+      return undefined;
     }
   }
 
@@ -459,6 +493,7 @@ class Service implements RuleService {
     const v = this.validate(def);
     const desired = def.triggered === false ? 'stopped' : 'running';
     this.store.putRule(def.id, def, { desired });
+    this.store.saveCheckpoint(def.id, {}); // a new rule starts with no state, whatever was left under its id
     this.savePlugins(def.id, v.plugins);
     const e: Entry = { def, ...v, state: 'stopped', queue: Promise.resolve() };
     this.rules.set(def.id, e);
@@ -476,6 +511,8 @@ class Service implements RuleService {
       const desired = def.triggered === false ? 'stopped' : (this.store.getRule(id)?.desired ?? 'running');
       await this.doStop(e);
       this.store.putRule(id, def, { desired, replace: true });
+      // New SQL means new call sites: its functions start afresh. Same SQL (new actions, options) keeps the state.
+      if (def.sql !== e.def.sql) this.store.saveCheckpoint(id, {});
       this.savePlugins(id, v.plugins);
       Object.assign(e, { def, ...v });
       if (desired === 'running') await this.doStart(e).catch(() => undefined);
