@@ -90,3 +90,34 @@ function(streamplug_add_plugin)
     target_link_options(${SP_NAME} PRIVATE "LINKER:--no-undefined" "LINKER:--as-needed")
   endif()
 endfunction()
+
+# streamplug_add_node_plugin(NAME <name> SOURCES <file>... [OUTPUT_DIR <dir>])
+# A `.node` plugin: a Node-API addon (NAPI_VERSION 8, so one build loads in every Node from 18 on).
+# Configure through cmake-js, which provides CMAKE_JS_INC / CMAKE_JS_SRC / CMAKE_JS_LIB.
+function(streamplug_add_node_plugin)
+  cmake_parse_arguments(SP "" "NAME;OUTPUT_DIR" "SOURCES" ${ARGN})
+  if(NOT SP_NAME OR NOT SP_SOURCES)
+    message(FATAL_ERROR "streamplug_add_node_plugin: NAME and SOURCES are required")
+  endif()
+  if(NOT CMAKE_JS_INC)
+    message(FATAL_ERROR "streamplug_add_node_plugin(${SP_NAME}): configure through cmake-js, which provides the Node-API headers")
+  endif()
+  if(NOT SP_OUTPUT_DIR)
+    set(SP_OUTPUT_DIR "${STREAMPLUG_PLUGIN_OUTPUT_DIR}")
+  endif()
+  add_library(${SP_NAME} SHARED ${SP_SOURCES} ${CMAKE_JS_SRC})
+  target_include_directories(${SP_NAME} PRIVATE ${CMAKE_JS_INC} "${STREAMPLUG_INCLUDE_DIR}")
+  target_compile_definitions(${SP_NAME} PRIVATE NAPI_VERSION=8 BUILDING_NODE_EXTENSION)
+  target_link_libraries(${SP_NAME} PRIVATE ${CMAKE_JS_LIB})
+  set_target_properties(${SP_NAME} PROPERTIES
+    PREFIX ""
+    SUFFIX ".node"
+    LIBRARY_OUTPUT_DIRECTORY "${SP_OUTPUT_DIR}"
+    LIBRARY_OUTPUT_DIRECTORY_DEBUG "${SP_OUTPUT_DIR}"
+    LIBRARY_OUTPUT_DIRECTORY_RELEASE "${SP_OUTPUT_DIR}"
+    POSITION_INDEPENDENT_CODE ON
+    C_STANDARD 99
+    C_STANDARD_REQUIRED ON
+    C_VISIBILITY_PRESET hidden)
+  target_compile_options(${SP_NAME} PRIVATE -Wall -Wextra -Werror)
+endfunction()
