@@ -127,6 +127,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unattributedMemory", Napi::Function::New(env, UnattributedMemoryJs, "unattributedMemory"));
   exports.Set("isMapped", Napi::Function::New(env, IsMappedJs, "isMapped"));
   InitIo(env, exports);
+  InitChannel(env, exports);  // channel_wrap.cc: isolated workers
   return exports;
 }
 

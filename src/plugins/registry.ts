@@ -13,6 +13,7 @@ import { loadNativePlugin } from './native-plugin.js';
 import { loadNodePlugin } from './node-plugin.js';
 import { registerNativeIo, type PluginIo } from './io-connectors.js';
 import { nodeIoExtensions, registerNodeIo } from './node-io.js';
+import { loadIsolatedPlugin, type IsolationOptions, type PluginCrashEvent } from './isolated/index.js';
 import type { LoadedPluginInfo, PluginFunction } from './types.js';
 
 /** Reads a file without loading it and says whether it may be loaded (src/check). */
@@ -23,7 +24,13 @@ export interface RegistryOptions {
   check?: PreloadCheck;
   /** Plugin log lines (host->log), on the JS thread. Default: one line each on stderr. */
   onLog?: (line: PluginLogLine) => void;
+  /** A plugin crashed; with `quarantine: true` it must not be loaded again until fixed. */
+  onCrash?: (e: PluginCrashEvent) => void;
+  /** Limits and supervision of isolated workers (isolation "process"). */
+  isolation?: IsolationOptions;
 }
+
+export type { PluginCrashEvent };
 
 export interface PluginStatus extends LoadedPluginInfo {
   /** What the plugin holds through host->alloc (`.so` only). */
@@ -101,6 +108,44 @@ export class PluginRegistry {
       throw err;
     }
     if (io.sources.length + io.sinks.length > 0) this.io.set(handle.info.name, io);
+    this.plugins.set(handle.info.name, handle);
+    for (const f of handle.functions) this.byFunction.set(f.name.toLowerCase(), f);
+    return handle.info;
+  }
+
+  /**
+   * Checks `file`, then runs it in a worker process of its own (isolation "process"): the same
+   * pre-load check and the same descriptor validation (in the worker), the same functions to the
+   * engine. A crash of the worker leaves this process up (see src/plugins/isolated). `.so` only.
+   */
+  async loadIsolated(file: string, options: IsolationOptions = {}): Promise<LoadedPluginInfo> {
+    const absolute = path.resolve(file);
+    const report = (this.options.check ?? checkPluginFile)(absolute);
+    if (!report.loadable) throw refusal(report);
+    if (report.flavour === 'node' || absolute.endsWith('.node')) {
+      throw new StreamplugError('E_ISOLATION', `${absolute}: .node plugins run inside Node only; install it with isolation "in-process"`, { file: absolute });
+    }
+    const manifest = report.manifest;
+    if (manifest && this.plugins.has(manifest.name)) throw this.alreadyLoaded(manifest.name, absolute);
+    const admit = (name: string, functions: readonly string[]): void => {
+      if (this.plugins.has(name)) throw this.alreadyLoaded(name, absolute);
+      for (const f of functions) {
+        const other = this.byFunction.get(f.toLowerCase());
+        if (other) {
+          throw new StreamplugError('E_DUPLICATE_FUNCTION', `${absolute}: function ${f} is already provided by plugin ${other.plugin}; unload ${other.plugin} or rename the function`, { file: absolute, function: f, plugin: other.plugin });
+        }
+      }
+    };
+    const handle = await loadIsolatedPlugin(absolute, admit, { ...this.options.isolation, ...options }, {
+      onLog: this.options.onLog ?? logToStderr,
+      onCrash: this.options.onCrash,
+    });
+    try {
+      admit(handle.info.name, handle.info.functions); // again: another load may have finished meanwhile
+    } catch (err) {
+      handle.unload();
+      throw err;
+    }
     this.plugins.set(handle.info.name, handle);
     for (const f of handle.functions) this.byFunction.set(f.name.toLowerCase(), f);
     return handle.info;
