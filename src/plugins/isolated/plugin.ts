@@ -95,6 +95,13 @@ class IsolatedInstance extends FunctionInstanceBase {
   constructor(protected override readonly fn: IsolatedFunction, readonly id: number, readonly rule: string) {
     super(fn);
     this.ctx = { hook: `call (${fn.name})`, rule };
+    // As in-process, `instance.call` works detached from the instance.
+    const generic = FunctionInstanceBase.prototype.call;
+    this.call = (...args) => generic.apply(this, args);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   private usable(): IsolatedWorker {
@@ -242,7 +249,7 @@ class IsolatedInstance extends FunctionInstanceBase {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > 0xffffffff) {
       throw new StreamplugError('E_BAD_REQUEST', `frame capacity must be 1..${0xffffffff}, got ${capacity}`);
     }
-    return new IsolatedFrame(this.fn, w, this.id, this.ctx, capacity, concrete, resultType);
+    return new IsolatedFrame(this.fn, w, this, this.ctx, capacity, concrete, resultType);
   }
 
   exportState(): Record<string, Uint8Array> {
@@ -333,7 +340,7 @@ class IsolatedFrame implements BatchFrame {
   constructor(
     private readonly fn: IsolatedFunction,
     private readonly worker: IsolatedWorker,
-    private readonly id: number,
+    private readonly instance: IsolatedInstance,
     private readonly ctx: { hook: string; rule: string },
     readonly capacity: number,
     argTypes: readonly string[],
@@ -360,15 +367,22 @@ class IsolatedFrame implements BatchFrame {
       at += pad(WIDTH[t] * capacity);
       // Lazy, as in-process frames: until JS reads argNulls[i] the worker gets offset 0 and hands
       // the plugin NULL without scanning the mask; once read, it checks the mask at every run.
+      // After the first read the element is a plain read-only value, as in-process.
       const nullsAt = at;
-      let mask: Uint8Array | undefined;
-      Object.defineProperty(this.argNulls, i, {
+      const words = this.words;
+      const masks = this.argNulls;
+      Object.defineProperty(masks, i, {
         enumerable: true,
-        get: () => {
-          if (!mask) {
-            mask = new Uint8Array(buf, nullsAt, capacity);
-            this.words[ref + CR.nulls] = nullsAt;
+        configurable: true,
+        get(this: unknown) {
+          if (this !== masks) {
+            throw new StreamplugError('E_BAD_REQUEST', "an argNulls getter was called on something else than a frame's argNulls; read frame.argNulls[i]");
           }
+          const made = Object.getOwnPropertyDescriptor(masks, i)?.value as Uint8Array | undefined;
+          if (made) return made;
+          const mask = new Uint8Array(buf, nullsAt, capacity);
+          words[ref + CR.nulls] = nullsAt;
+          Object.defineProperty(masks, i, { value: mask, enumerable: true, writable: false, configurable: false });
           return mask;
         },
       });
@@ -379,12 +393,16 @@ class IsolatedFrame implements BatchFrame {
     at += pad(WIDTH[resultType] * capacity);
     this.words[CB.resultNulls] = at;
     this.resultNulls = new Uint8Array(buf, at, capacity);
+    this.run = this.run.bind(this); // works extracted from the frame, as in-process
   }
 
   run(nrows: number): void {
-    if (this.block < 0) throw new StreamplugError('E_INSTANCE_CLOSED', `this frame of ${this.fn.name} was closed`);
-    if (!(nrows >= 0 && nrows <= this.capacity)) throw new StreamplugError('E_BAD_REQUEST', `run(${nrows}): the frame holds 1..${this.capacity} rows`);
-    const status = this.worker.call(this.id, this.block, nrows, this.ctx);
+    if (this.block < 0) throw new StreamplugError('E_INSTANCE_CLOSED', 'this frame was closed; prepare a new one');
+    if (this.instance.isClosed) throw new StreamplugError('E_INSTANCE_CLOSED', `the instance of ${this.fn.name} behind this frame was closed`);
+    if (!Number.isInteger(nrows) || nrows < 0 || nrows > this.capacity) {
+      throw new StreamplugError('E_BAD_REQUEST', `run(nrows): nrows must be 0..${this.capacity} (the frame's capacity)`);
+    }
+    const status = this.worker.call(this.instance.id, this.block, nrows, this.ctx);
     if (status !== STATUS.ok) throwStatus(this.worker, status, 'E_FUNCTION_FAILED');
   }
 
@@ -396,8 +414,8 @@ class IsolatedFrame implements BatchFrame {
   }
 
   setConstant(argIndex: number, on: boolean): void {
-    if (!Number.isInteger(argIndex) || argIndex < 0 || argIndex >= this.args.length) {
-      throw new StreamplugError('E_BAD_REQUEST', `setConstant(${argIndex}): the frame has ${this.args.length} argument(s)`);
+    if (!Number.isInteger(argIndex) || argIndex < 0 || argIndex >= this.args.length || typeof on !== 'boolean') {
+      throw new StreamplugError('E_BAD_REQUEST', `setConstant(argIndex, on): argIndex must be 0..${this.args.length - 1} (the frame's arguments) and on a boolean`);
     }
     this.words[CALL_BLOCK_WORDS + COLUMN_REF_WORDS * argIndex + CR.isConstant] = on ? 1 : 0;
   }

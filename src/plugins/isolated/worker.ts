@@ -313,7 +313,9 @@ export class IsolatedWorker {
   }
 
   message(): string {
-    return Buffer.from(this.channel.buffer, MESSAGE_OFFSET, this.slots[SLOT.messageLength]).toString('utf8');
+    // Clamped: the plugin shares this memory and may have scribbled over the slot.
+    const length = Math.min(this.slots[SLOT.messageLength], HEADER_BYTES - MESSAGE_OFFSET);
+    return Buffer.from(this.channel.buffer, MESSAGE_OFFSET, length).toString('utf8');
   }
 
   private ready(ctx: { hook: string; rule?: string }): void {
