@@ -354,8 +354,8 @@ void DoImportState(uint32_t id, uint32_t offset, uint32_t length) {
   Respond(iso::kStatusOk);
 }
 
-void Serve() {
-  uint32_t seen = Load(Slot(iso::kSlotReqSeq));
+// `seen`: req_seq as read before the ready line went out; the host's first request comes after it.
+void Serve(uint32_t seen) {
   const int64_t spin_ns = std::getenv("STREAMPLUG_ISOLATED_SPIN_NS") ? std::atoll(std::getenv("STREAMPLUG_ISOLATED_SPIN_NS")) : 0;
   for (;;) {
     uint32_t seq;
@@ -525,6 +525,7 @@ int main(int argc, char **argv) {
   if (f.failed()) Refuse(f.code, f.message, 1);
   f = InitLibrary(lib.get());
   if (f.failed()) Refuse(f.code, f.message, 1);
+  const uint32_t seen = Load(Slot(iso::kSlotReqSeq));  // before "ready": requests start after it
   Describe();
-  Serve();
+  Serve(seen);
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { checkPluginFile } from '../check/index.js';
 import type { CheckReport } from '../check/types.js';
 import { StreamplugError } from '../errors.js';
-import type { PluginHandle, UnloadResult } from './handle.js';
+import type { IsolatedWorkerStatus, PluginHandle, UnloadResult } from './handle.js';
 import { hostAddon, type MemoryUse, type PluginLogLine } from './native-addon.js';
 import { loadNativePlugin } from './native-plugin.js';
 import { loadNodePlugin } from './node-plugin.js';
@@ -39,6 +39,9 @@ export interface PluginStatus extends LoadedPluginInfo {
   /** Source / sink types the plugin registered in the connector registry, when it has any. */
   sources?: string[];
   sinks?: string[];
+  /** Set for a plugin running in a worker process of its own. */
+  isolation?: 'process';
+  worker?: IsolatedWorkerStatus;
 }
 
 const LEVELS: Record<number, string> = { 20: 'debug', 30: 'info', 40: 'warn', 50: 'error' };
@@ -205,6 +208,7 @@ export class PluginRegistry {
       memory: handle.memory(),
       openInstances: handle.openInstances() + (io?.live.size ?? 0),
       ...(io && { sources: [...io.sources], sinks: [...io.sinks] }),
+      ...(handle.worker && { isolation: 'process' as const, worker: handle.worker() }),
     };
   }
 

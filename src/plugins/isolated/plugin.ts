@@ -215,7 +215,7 @@ class IsolatedInstance extends FunctionInstanceBase {
       const nulls = mask.some((b) => b !== 0) ? mask.slice() : undefined;
       if (!strings) {
         const values = fixedView(buf, type, base + resultAt, nout).slice();
-        return { type, values, nulls } as Column;
+        return (nulls ? { type, values, nulls } : { type, values }) as Column;
       }
       const offsets = new Uint32Array(buf, out, nout + 1);
       const dataAt = out + 4 * (nout + 1);
@@ -224,7 +224,7 @@ class IsolatedInstance extends FunctionInstanceBase {
         type === 'string'
           ? Array.from({ length: nout }, (_, r) => all.toString('utf8', dataAt + offsets[r], dataAt + offsets[r + 1]))
           : Array.from({ length: nout }, (_, r) => Buffer.from(all.subarray(dataAt + offsets[r], dataAt + offsets[r + 1])));
-      return { type, values, nulls } as Column;
+      return (nulls ? { type, values, nulls } : { type, values }) as Column;
     } finally {
       if (extra >= 0) w.arena.release(extra);
     }
@@ -436,7 +436,7 @@ export async function loadIsolatedPlugin(
   admit: (name: string, functions: readonly string[]) => void,
   options: IsolationOptions,
   hooks: WorkerHooks,
-): Promise<PluginHandle & { worker: IsolatedWorker }> {
+): Promise<PluginHandle & { isolated: IsolatedWorker }> {
   const worker = await IsolatedWorker.start(file, options, hooks);
   const d = worker.description;
   try {
@@ -466,8 +466,9 @@ export async function loadIsolatedPlugin(
   return {
     info,
     functions,
-    worker,
+    isolated: worker,
     memory: () => undefined,
+    worker: () => worker.status(),
     openInstances: () => functions.reduce((n, f) => n + f.live.size, 0),
     unload: () => {
       const closedInstances = functions.reduce((n, f) => n + f.live.size, 0);

@@ -11,6 +11,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { StreamplugError, type ErrorCode } from '../../errors.js';
 import { addonPath, hostAddon, type PluginLogLine } from '../native-addon.js';
+import type { IsolatedWorkerStatus } from '../handle.js';
 import { Arena, HEADER_BYTES, MESSAGE_OFFSET, OP, SLOT, STATUS, TRIP, type NativeChannel } from './protocol.js';
 
 /** What the registry hears about a crash (the manager quarantines when `quarantine` is true). */
@@ -41,13 +42,13 @@ export interface IsolationOptions {
   arenaBytes?: number;
   /** Marks this host's workers, so a later host can find leftovers (reapLeftoverWorkers). */
   tag?: string;
+  /** Where crash, restart and quarantine lines go (one line each). Default: stderr. */
+  report?: (line: string) => void;
 }
 
 export interface WorkerHooks {
   onLog: (line: PluginLogLine) => void;
   onCrash?: (e: PluginCrashEvent) => void;
-  /** One line per crash, restart and quarantine. Default: stderr. */
-  report?: (line: string) => void;
 }
 
 /** The ready line: what the worker's OpenLibrary + InitLibrary found (native/worker/worker.cc). */
@@ -69,7 +70,7 @@ export interface WorkerDescription {
   sinks: string[];
 }
 
-type State = 'ready' | 'restarting' | 'quarantined' | 'stopped';
+type State = IsolatedWorkerStatus['state'];
 const STDERR_LINES = 20;
 
 /** Where the worker executable is: beside the addon (binding.gyp builds both). */
@@ -91,7 +92,7 @@ export class IsolatedWorker {
   private restartTimer?: NodeJS.Timeout;
   /** Instances to make again after a restart: id -> [function index, rule]. */
   readonly instances = new Map<number, [number, string]>();
-  private readonly opts: Required<Omit<IsolationOptions, 'memoryLimitBytes' | 'tag'>> & Pick<IsolationOptions, 'memoryLimitBytes' | 'tag'>;
+  private readonly opts: Required<Omit<IsolationOptions, 'memoryLimitBytes' | 'tag' | 'report'>> & Pick<IsolationOptions, 'memoryLimitBytes' | 'tag' | 'report'>;
 
   private constructor(readonly file: string, options: IsolationOptions, private readonly hooks: WorkerHooks) {
     this.opts = {
@@ -104,6 +105,7 @@ export class IsolatedWorker {
       maxBackoffMs: options.maxBackoffMs ?? 10_000,
       arenaBytes: options.arenaBytes ?? 256 * 1024 * 1024,
       tag: options.tag,
+      report: options.report,
     };
     this.channel = (hostAddon() as unknown as { openChannel(bytes: number): NativeChannel }).openChannel(this.opts.arenaBytes);
     this.arena = new Arena(HEADER_BYTES, this.channel.buffer.byteLength);
@@ -131,7 +133,7 @@ export class IsolatedWorker {
     return this.child?.pid;
   }
 
-  status(): { state: State; pid?: number; restarts: number; recentCrashes: number; arenaBytesInUse: number } {
+  status(): IsolatedWorkerStatus {
     return { state: this.state, pid: this.pid, restarts: this.restarts, recentCrashes: this.recentCrashes(), arenaBytesInUse: this.arena.inUse() };
   }
 
@@ -202,7 +204,7 @@ export class IsolatedWorker {
   }
 
   private report(line: string): void {
-    (this.hooks.report ?? ((l: string) => process.stderr.write(`${l}\n`)))(line);
+    (this.opts.report ?? ((l: string) => process.stderr.write(`${l}\n`)))(line);
   }
 
   /** The worker exited on its own (crash, exit(), OOM kill) or was killed for a timeout. */
