@@ -6,11 +6,23 @@
  * entry point, `streamplug_plugin_v1`, made by STREAMPLUG_PLUGIN() below. The same `.so` loads in
  * every host whose contract major is 1, whatever its Node version.
  *
- * TRUST MODEL. A plugin runs inside the host process with the host's rights. The host checks the
- * file before mapping it (ELF class, machine, libc, symbol versions, needed libraries, the manifest
- * note below, the contract version) and validates the descriptor after `dlopen`, but nothing stops
- * code that runs inside the plugin — constructors, init, callbacks — from crashing the host. Keep
- * constructors empty; do the work in init and report failure through the host routines.
+ * TRUST MODEL. The host checks the file before mapping it (ELF class, machine, libc, symbol
+ * versions, needed libraries, the manifest note below, the contract version) and validates the
+ * descriptor after `dlopen`. What runs inside the plugin — constructors, init, callbacks — is then
+ * trusted, in one of two isolation modes the operator picks per plugin; the same `.so` runs in both:
+ *   "in-process" (default): the plugin runs in the host process with the host's rights. Fastest
+ *     (a batch is one function call), but a crash in the plugin ends the host.
+ *   "process": the plugin runs in a worker process of its own (streamplug_worker), which opens and
+ *     validates it with the same code. Arguments, results and frames live in shared memory, so a
+ *     batch costs one round trip between the processes (microseconds) and no copy per row. A crash,
+ *     exit(), abort, OOM kill or a call past the host's callTimeoutMs ends only the worker: the
+ *     host reports it by plugin, hook, rule and signal, fails the batch in flight, restarts the
+ *     worker (function state starts empty) and quarantines the plugin after repeated crashes.
+ *     It does not contain a plugin that is hostile: the worker runs with the host's user rights.
+ *     Sources and sinks do not run isolated yet. See docs/operators.md, "Fault containment".
+ * Either way: keep constructors empty; do the work in init and report failure through the host
+ * routines. Code must not rely on sharing memory with the host (in isolated mode, host->alloc
+ * memory and plugin_data live in the worker; host->log lines reach the host after the call).
  *
  * NAMES. Types are `sp_*`; macros `SP_*` / `STREAMPLUG_*`; hooks the plugin implements are fields
  * of the `*_def` structs; routines the host implements are fields of `sp_host_api`.
