@@ -420,9 +420,9 @@ void Serve(uint32_t seen) {
       }
       case iso::kOpPing: Respond(iso::kStatusOk); break;
       case iso::kOpShutdown: {
-        for (auto &kv : instances) delete kv.second;  // CloseLibrary below runs their close hooks
+        CloseLibrary(lib.get(), nullptr);  // close hooks of every live ctx, then deinit
+        for (auto &kv : instances) delete kv.second;
         instances.clear();
-        CloseLibrary(lib.get(), nullptr);
         Respond(iso::kStatusOk);
         exit_after = true;
         break;

@@ -11,7 +11,7 @@ import { literalText } from '../columns.js';
 import { argType, checkArgInfos, checkArity, coerceArgs, resolveResultType } from '../signature.js';
 import { SP_ARG_LITERAL, SP_FUNCTION_STATEFUL, kindName, resultTypeName, typeCode, valueTypeName } from '../sp-types.js';
 import type { ArgInfo, BatchFrame, Column, FixedArray, FunctionInstance, FunctionKind, LoadedPluginInfo, PluginFunction, ResultType, ValueType } from '../types.js';
-import { CALL_BLOCK_WORDS, CB, COLUMN_REF_WORDS, CR, OP, STATUS } from './protocol.js';
+import { CALL_BLOCK_WORDS, CB, COLUMN_REF_WORDS, CR, OP, SLOT, STATUS } from './protocol.js';
 import { IsolatedWorker, type IsolationOptions, type WorkerDescription, type WorkerHooks } from './worker.js';
 
 type Def = WorkerDescription['functions'][number];
@@ -204,7 +204,7 @@ class IsolatedInstance extends FunctionInstanceBase {
     let extra = -1;
     try {
       if (status === STATUS.needSpace) {
-        const need = w.slots[65];
+        const need = w.slots[SLOT.r0];
         extra = w.temp(need);
         out = extra;
         status = w.request(OP.fetchResult, 0, [extra, need], this.ctx);
@@ -260,11 +260,11 @@ class IsolatedInstance extends FunctionInstanceBase {
       try {
         const status = w.request(OP.exportState, this.id, [at, capacity], { hook: 'exportState', rule: this.rule });
         if (status === STATUS.needSpace) {
-          capacity = w.slots[65];
+          capacity = w.slots[SLOT.r0];
           continue;
         }
         throwStatus(w, status, 'E_FUNCTION_FAILED');
-        const view = new DataView(w.channel.buffer, at, w.slots[65]);
+        const view = new DataView(w.channel.buffer, at, w.slots[SLOT.r0]);
         const out: Record<string, Uint8Array> = {};
         let p = 4;
         const n = view.getUint32(0, true);

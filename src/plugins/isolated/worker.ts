@@ -183,7 +183,9 @@ export class IsolatedWorker {
         }
       });
       child.on('error', (err) => settle(new StreamplugError('E_ISOLATION', `${this.file}: cannot start the worker ${workerPath}: ${err.message}`)));
-      child.on('exit', (code, signal) => {
+      // 'close', not 'exit': it comes once stdout and stderr are read to the end, so a refusal the
+      // worker printed before exiting, and its last stderr lines, are in hand.
+      child.on('close', (code, signal) => {
         if (!settled) {
           // Died while loading: a constructor that aborts or exits, or a crash in init.
           settle(new StreamplugError('E_PLUGIN_CRASHED', `${this.file}: the isolated worker died while loading the plugin (${signal ?? `exit ${code}`})${this.tailText()}`, { file: this.file, signal: signal ?? undefined }));
