@@ -88,6 +88,7 @@ class IsolatedFunction implements PluginFunction {
 
 class IsolatedInstance extends FunctionInstanceBase {
   private scratch = -1;
+  private fast?: { dispose(): void };
   private scratchBytes = 0;
   private closed = false;
   private readonly ctx: { hook: string; rule: string };
@@ -97,7 +98,49 @@ class IsolatedInstance extends FunctionInstanceBase {
     this.ctx = { hook: `call (${fn.name})`, rule };
     // As in-process, `instance.call` works detached from the instance.
     const generic = FunctionInstanceBase.prototype.call;
-    this.call = (...args) => generic.apply(this, args);
+    const fast = (this.fast = this.scalarFastPath());
+    this.call = fast
+      ? (...args) => {
+          if (args.length === fast.args.length && args.every((a) => typeof a === 'number')) {
+            for (let i = 0; i < args.length; i++) fast.args[i][0] = args[i] as number;
+            fast.run(1);
+            return fast.nulls[0] !== 0 ? null : fast.result[0];
+          }
+          return generic.apply(this, args);
+        }
+      : (...args) => generic.apply(this, args);
+  }
+
+  /**
+   * The one-row hot path for a scalar function over float64 arguments and a float64 result (the
+   * common numeric case): a one-row frame in the arena, made at the first call, so `call(x, k)`
+   * writes two doubles and rings once instead of laying out columns. Every other call (other
+   * types, nulls, arity errors) takes the generic path, which gives the same answers.
+   */
+  private scalarFastPath(): { args: Float64Array[]; result: Float64Array; nulls: Uint8Array; run(n: number): void; dispose(): void } | undefined {
+    const fn = this.fn;
+    if (fn.kind !== 'scalar' || fn.minArgs < 1 || fn.minArgs !== fn.maxArgs) return undefined;
+    for (let i = 0; i < fn.minArgs; i++) {
+      const t = argType(fn, i);
+      if (t !== 'float64' && t !== 'any') return undefined;
+    }
+    const result = resolveResultType(fn, Array.from({ length: fn.minArgs }, () => ({ type: 'float64' as const })));
+    if (result !== 'float64') return undefined;
+    let frame: BatchFrame | undefined;
+    const get = (): BatchFrame => (frame ??= this.prepare(1, Array.from({ length: fn.minArgs }, () => 'float64' as const)));
+    return {
+      get args() {
+        return get().args as Float64Array[];
+      },
+      get result() {
+        return get().result as Float64Array;
+      },
+      get nulls() {
+        return get().resultNulls;
+      },
+      run: (n) => get().run(n),
+      dispose: () => frame?.close(),
+    };
   }
 
   get isClosed(): boolean {
@@ -320,6 +363,7 @@ class IsolatedInstance extends FunctionInstanceBase {
     w.instances.delete(this.id);
     if (this.scratch >= 0) w.arena.release(this.scratch);
     this.scratch = -1;
+    this.fast?.dispose();
     try {
       if (w.status().state === 'ready') w.request(OP.close, this.id, [], { hook: `close (${this.fn.name})`, rule: this.rule });
     } catch {
