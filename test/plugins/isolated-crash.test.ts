@@ -241,6 +241,37 @@ describe('no orphans', () => {
   });
 });
 
+describe('leftover workers', () => {
+  it('reapLeftoverWorkers(tag) kills the workers of its tag that another process runs, and only those', async () => {
+    const tag = `reap-test-${process.pid}`;
+    const h = host({ tag });
+    const other = host({ tag: `${tag}-other` });
+    try {
+      await h.registry.loadIsolated(buildCrash('EXIT'));
+      await other.registry.loadIsolated(buildCrash('SEGV'));
+      const mine = workerOf(h, 'fxcrash_exit').pid!;
+      const theirs = workerOf(other, 'fxcrash_segv').pid!;
+      // From this process, nothing is a leftover: these workers' host (us) is alive.
+      const { reapLeftoverWorkers } = await import('../../src/plugins/isolated/index.js');
+      assert.deepEqual(reapLeftoverWorkers(tag), []);
+      // A new host on the same data directory (another process) finds them and kills them.
+      const reaper = path.join(repoRoot, 'dist/src/plugins/isolated/index.js');
+      const child = spawn(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(reaper)}); console.log(JSON.stringify(m.reapLeftoverWorkers(${JSON.stringify(tag)})));`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      await new Promise((r) => child.on('close', r));
+      assert.deepEqual(JSON.parse(out), [mine]);
+      await waitFor('the reaped worker reported', () => h.crashes.length === 1);
+      assert.equal(h.crashes[0].signal, 'SIGKILL');
+      assert.equal(workerOf(other, 'fxcrash_segv').pid, theirs, 'another tag is left alone');
+      assert.equal(other.crashes.length, 0);
+    } finally {
+      h.registry.unloadAll();
+      other.registry.unloadAll();
+    }
+  });
+});
+
 function readStatus(pid: number): string {
   try {
     return fs.readFileSync(`/proc/${pid}/status`, 'utf8');
