@@ -48,7 +48,7 @@ struct ChannelCore {
   }
 };
 
-int64_t NowNs() {
+int64_t MonotonicNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
@@ -115,9 +115,9 @@ Napi::Value RoundTrip(const Napi::CallbackInfo &info) {
   Store(req, seq);
   if (Load(core->slot(iso::kSlotWorkerSleeping)) != 0) FutexWake(req);
 
-  const int64_t start = NowNs();
+  const int64_t start = MonotonicNs();
   const int64_t deadline = start + static_cast<int64_t>(timeout_ms * 1e6);
-  while (NowNs() - start < core->spin_ns) {
+  while (MonotonicNs() - start < core->spin_ns) {
     if (Load(resp) == seq) return done(0, info.Env());
 #if defined(__x86_64__)
     __builtin_ia32_pause();
@@ -135,7 +135,7 @@ Napi::Value RoundTrip(const Napi::CallbackInfo &info) {
       if (Load(resp) == seq) break;
       return done(1, info.Env());
     }
-    if (NowNs() > deadline) {
+    if (MonotonicNs() > deadline) {
       KillWorker(core);
       return done(2, info.Env());
     }
