@@ -44,6 +44,8 @@ export interface IsolationOptions {
   tag?: string;
   /** Where crash, restart and quarantine lines go (one line each). Default: stderr. */
   report?: (line: string) => void;
+  /** The worker executable (or a wrapper that execs it, e.g. under valgrind). Default: workerPath. */
+  workerPath?: string;
 }
 
 export interface WorkerHooks {
@@ -93,6 +95,7 @@ export class IsolatedWorker {
   /** Instances to make again after a restart: id -> [function index, rule]. */
   readonly instances = new Map<number, [number, string]>();
   private readonly opts: Required<Omit<IsolationOptions, 'memoryLimitBytes' | 'tag' | 'report'>> & Pick<IsolationOptions, 'memoryLimitBytes' | 'tag' | 'report'>;
+  private readonly executable: string;
 
   private constructor(readonly file: string, options: IsolationOptions, private readonly hooks: WorkerHooks) {
     this.opts = {
@@ -106,7 +109,9 @@ export class IsolatedWorker {
       arenaBytes: options.arenaBytes ?? 256 * 1024 * 1024,
       tag: options.tag,
       report: options.report,
+      workerPath: options.workerPath ?? workerPath,
     };
+    this.executable = this.opts.workerPath;
     this.channel = (hostAddon() as unknown as { openChannel(bytes: number): NativeChannel }).openChannel(this.opts.arenaBytes);
     this.arena = new Arena(HEADER_BYTES, this.channel.buffer.byteLength);
     this.slots = new Uint32Array(this.channel.buffer, 0, HEADER_BYTES / 4);
@@ -115,8 +120,9 @@ export class IsolatedWorker {
 
   /** Spawns the worker and waits for its ready line. Throws the worker's refusal (same codes as in-process) or E_LOAD_TIMEOUT. */
   static async start(file: string, options: IsolationOptions, hooks: WorkerHooks): Promise<IsolatedWorker> {
-    if (!fs.existsSync(workerPath)) {
-      throw new StreamplugError('E_ISOLATION', `the worker executable ${workerPath} is missing; build it with \`npm run build:addon\``, { file: workerPath });
+    const executable = options.workerPath ?? workerPath;
+    if (!fs.existsSync(executable)) {
+      throw new StreamplugError('E_ISOLATION', `the worker executable ${executable} is missing; build it with \`npm run build:addon\``, { file: executable });
     }
     const worker = new IsolatedWorker(file, options, hooks);
     try {
@@ -143,7 +149,7 @@ export class IsolatedWorker {
     if (this.opts.tag) args.push('--tag', this.opts.tag);
     // Spawned from the JS thread, which lives as long as the host: PR_SET_PDEATHSIG in the worker
     // is tied to the thread that forked it. stdin is the lifeline, fd 3 the channel.
-    const child = spawn(workerPath, args, { stdio: ['pipe', 'pipe', 'pipe', this.channel.fd] });
+    const child = spawn(this.executable, args, { stdio: ['pipe', 'pipe', 'pipe', this.channel.fd] });
     this.child = child;
     this.stderrTail = [];
     child.stdin!.on('error', () => undefined);
@@ -182,7 +188,7 @@ export class IsolatedWorker {
           this.hooks.onLog({ plugin: msg.plugin ?? '?', rule: msg.rule ?? '', level: msg.level ?? 30, message: msg.message ?? '' });
         }
       });
-      child.on('error', (err) => settle(new StreamplugError('E_ISOLATION', `${this.file}: cannot start the worker ${workerPath}: ${err.message}`)));
+      child.on('error', (err) => settle(new StreamplugError('E_ISOLATION', `${this.file}: cannot start the worker ${this.executable}: ${err.message}`)));
       // 'close', not 'exit': it comes once stdout and stderr are read to the end, so a refusal the
       // worker printed before exiting, and its last stderr lines, are in hand.
       child.on('close', (code, signal) => {
@@ -357,9 +363,11 @@ export class IsolatedWorker {
     if (wasReady) {
       const s = this.slots;
       s[SLOT.op] = OP.shutdown;
-      this.channel.roundTrip(Math.min(this.opts.callTimeoutMs, 2000));
+      // Close hooks and deinit, bounded like any call (a timeout kills the worker). Answered: the
+      // worker exits by itself, so let it finish (no kill by close() below).
+      if (this.channel.roundTrip(this.opts.callTimeoutMs) === TRIP.answered) this.channel.detach();
     }
-    this.child?.stdin?.end();
+    this.child?.stdin?.end(); // the lifeline: a worker not yet exiting does so now
     this.channel.close();
     this.instances.clear();
   }
