@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { HostProcess } from '../helpers/host-process.js';
+import { spawnSync } from 'node:child_process';
+import { cliPath, type HostProcess } from '../helpers/host-process.js';
 import { crashPlugin, goodRule, install, readRows, ruleReady, startHost, testBroker, tmp, waitUntil, zipOf } from './helpers.js';
 
 let broker: Awaited<ReturnType<typeof testBroker>>;
@@ -87,6 +88,20 @@ describe('in-process mode: a plugin that crashes the host is named, quarantined,
         host = await startHost(data, broker.url);
         assert.equal((await host.api('GET', `/plugins/functions/${c.plugin}`)).body.state, 'quarantined');
         assert.equal((await host.api('GET', '/rules/bad/status')).body.status, 'stopped');
+
+        if (c.plugin === 'segv_call') {
+          // The CLI lifts it too, on the data directory of a stopped host.
+          await host.stop();
+          host = undefined;
+          const cli = spawnSync(process.execPath, [cliPath, 'plugin', 'enable', 'functions', c.plugin, '--data', data], { encoding: 'utf8' });
+          assert.equal(cli.status, 0, cli.stderr);
+          assert.match(cli.stdout, /function plugin segv_call is enabled and loaded/);
+          assert.match(cli.stderr, /functions\/segv_call is quarantined: plugin segv_call crashed the host/);
+          const rec = JSON.parse(fs.readFileSync(path.join(data, 'plugins', 'records', 'functions.segv_call.json'), 'utf8'));
+          assert.equal(rec.quarantine, undefined);
+          const usage = spawnSync(process.execPath, [cliPath, 'plugin', 'enable', 'functions'], { encoding: 'utf8' });
+          assert.equal(usage.status, 2, usage.stderr);
+        }
       } finally {
         await stop(host);
       }
