@@ -11,6 +11,9 @@
         "native/host/frame_wrap.cc",
         "native/host/io.cc",
         "native/host/io_wrap.cc",
+        "native/host/journal.cc",
+        "native/host/journal_wrap.cc",
+        "native/host/async_load.cc",
         "native/host/channel_wrap.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native/include"],
@@ -28,7 +31,8 @@
         "native/worker/worker.cc",
         "native/host/library.cc",
         "native/host/host_api.cc",
-        "native/host/io.cc"
+        "native/host/io.cc",
+        "native/host/journal.cc"
       ],
       "include_dirs": ["native/include"],
       "cflags!": ["-fno-exceptions"],

@@ -311,8 +311,10 @@ bool IsMapped(const std::string &path) {
   return true;
 }
 
-Failure OpenLibrary(const std::string &path, Library *lib) {
+Failure OpenLibrary(const std::string &path, Library *lib, const std::string &label) {
   lib->path = path;
+  // In the journal before any of its code runs: a constructor that crashes names this file.
+  lib->journal_id = JournalRegisterPlugin(label.empty() ? path.substr(path.rfind('/') + 1) : label, path);
   if (IsMapped(path)) {
     // dlopen would hand back the old mapping, old code and all.
     return Fail("E_PLUGIN_LOADED", path + " is still mapped in this process from an earlier load (a library with "
@@ -322,7 +324,15 @@ Failure OpenLibrary(const std::string &path, Library *lib) {
   dlerror();
   // RTLD_NOW: an undefined symbol fails here, not as a crash at the first call.
   // RTLD_LOCAL: two plugins' symbols never interpose.
-  void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  void *handle = nullptr;
+  try {
+    JournalScope scope(lib->journal_id, Hook::kDlopen, 0);
+    handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  } catch (const std::exception &e) {
+    return Fail("E_DLOPEN", ThrownText(lib, Hook::kDlopen, e.what()) + " (a static constructor threw); fix the plugin");
+  } catch (...) {
+    return Fail("E_DLOPEN", ThrownText(lib, Hook::kDlopen, "unknown exception") + " (a static constructor threw); fix the plugin");
+  }
   if (handle == nullptr) {
     std::string err = DlError();
     const bool undefined = err.find("undefined symbol") != std::string::npos;
@@ -338,7 +348,13 @@ Failure OpenLibrary(const std::string &path, Library *lib) {
     return Fail("E_NO_ENTRY", path + ": no exported symbol " STREAMPLUG_ENTRY_NAME
                                      "; a plugin defines it with STREAMPLUG_PLUGIN() from plugin.h and exports it");
   }
-  const sp_plugin_descriptor *d = entry();
+  const sp_plugin_descriptor *d = nullptr;
+  try {
+    JournalScope scope(lib->journal_id, Hook::kDescribe, 0);
+    d = entry();
+  } catch (...) {
+    return Fail("E_BAD_DESCRIPTOR", ThrownText(lib, Hook::kDescribe, "from " STREAMPLUG_ENTRY_NAME "()") + "; fix the plugin");
+  }
   Failure f = CheckDescriptor(path, d);
   if (f.failed()) return f;
   lib->desc = d;
@@ -355,6 +371,7 @@ Failure OpenLibrary(const std::string &path, Library *lib) {
                                         "plugin with STREAMPLUG_PLUGIN() and keep the .note.streamplug section when linking");
   }
   lib->manifest = search.text;
+  JournalNamePlugin(lib->journal_id, d->name, map->l_addr);
   f = CheckManifest(path, d, search.text);
   if (!f.failed()) {
     std::lock_guard<std::mutex> lock(registry_mutex);
@@ -369,11 +386,8 @@ Failure InitLibrary(Library *lib) {
     lib->initialized = true;
     return {};
   }
-  sp_status status;
-  {
-    HookScope scope(lib, &lib->plugin_ctx);
-    status = lib->desc->init(HostApi(), &lib->plugin_ctx, &lib->plugin_data);
-  }
+  const sp_status status =
+      RunHook(lib, &lib->plugin_ctx, Hook::kInit, [&]() { return lib->desc->init(HostApi(), &lib->plugin_ctx, &lib->plugin_data); });
   if (status != SP_OK) {
     const std::string reason = lib->plugin_ctx.error_set ? lib->plugin_ctx.error : "no reason given (set_error was not called)";
     return Fail("E_INIT_FAILED", lib->path + ": plugin " + lib->name + " refused to start: " + reason +
@@ -393,8 +407,7 @@ bool CloseLibrary(Library *lib, size_t *closed_instances) {
       ++closed;
     }
     if (lib->initialized && lib->desc->deinit != nullptr) {
-      HookScope scope(lib, nullptr);
-      lib->desc->deinit(lib->plugin_data);
+      RunVoidHook(lib, nullptr, Hook::kDeinit, [&]() { lib->desc->deinit(lib->plugin_data); });
     }
     lib->initialized = false;
     {

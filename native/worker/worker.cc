@@ -252,11 +252,8 @@ void DoCall(uint32_t id, uint32_t block_offset, uint32_t nrows) {
   call.ngroups = ngroups;
   call.group_offsets = groups;
   call.result = &result;
-  sp_status status;
-  {
-    HookScope scope(lib.get(), ctx);
-    status = def.call(&call);
-  }
+  // As in the host: a C++ exception escaping the hook fails the call (SP_ERROR, named), no abort.
+  const sp_status status = RunHook(lib.get(), ctx, Hook::kCall, [&]() { return def.call(&call); });
   if (status != SP_OK) return Respond(iso::kStatusPluginError, FailureText(ctx, "call", status));
   if (!strings) return Respond(iso::kStatusOk);
   uint32_t needed = 0;
@@ -295,11 +292,7 @@ void DoValidate(uint32_t function, uint32_t offset, uint32_t length) {
   sp_ctx probe;
   probe.lib = lib.get();
   probe.function = static_cast<int>(function);
-  sp_status status;
-  {
-    HookScope scope(lib.get(), &probe);
-    status = def.validate(&probe, infos.data(), n);
-  }
+  const sp_status status = RunHook(lib.get(), &probe, Hook::kValidate, [&]() { return def.validate(&probe, infos.data(), n); });
   if (status != SP_OK) {
     const std::string reason = probe.error_set ? probe.error : "returned status " + std::to_string(static_cast<int>(status)) + " without calling set_error";
     return Respond(iso::kStatusPluginError, std::string("function ") + def.name + " (plugin " + lib->name + ") validate failed: " + reason);

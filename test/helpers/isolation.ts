@@ -3,11 +3,11 @@
  * ISOLATION_MODES and load through loadIn, so one test body covers both modes.
  */
 import type { PluginRegistry } from '../../src/plugins/registry.js';
-import type { LoadedPluginInfo } from '../../src/plugins/types.js';
+import type { Isolation, LoadedPluginInfo } from '../../src/plugins/types.js';
 
-export type IsolationMode = 'in-process' | 'process';
+export type IsolationMode = Isolation;
 export const ISOLATION_MODES: readonly IsolationMode[] = ['in-process', 'process'];
 
-export async function loadIn(registry: PluginRegistry, file: string, mode: IsolationMode): Promise<LoadedPluginInfo> {
-  return mode === 'process' ? registry.loadIsolated(file) : registry.load(file);
+export function loadIn(registry: PluginRegistry, file: string, mode: IsolationMode): Promise<LoadedPluginInfo> {
+  return registry.load(file, { isolation: mode });
 }

@@ -1,7 +1,7 @@
 /**
  * Isolation "process" under attack: plugins that segfault, exit, throw, overrun the heap or the
  * stack in a call, abort in a constructor, never return from init, sleep in a call or flood the
- * log. The host (this test process) must stay up, keep other plugins answering exactly, report
+ * log, and one that throws a C++ exception (a failed call, as in-process). The host (this test process) must stay up, keep other plugins answering exactly, report
  * each crash by plugin, hook, rule and signal, restart the worker, quarantine a plugin after 3
  * crashes, kill a call past callTimeoutMs, and leave no worker behind when it dies itself.
  */
@@ -11,7 +11,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { IsolationOptions } from '../../src/plugins/isolated/index.js';
-import { PluginRegistry, type PluginCrashEvent } from '../../src/plugins/registry.js';
+import { PluginRegistry } from '../../src/plugins/registry.js';
+import type { PluginCrashEvent } from '../../src/plugins/types.js';
 import type { Column, FunctionInstance } from '../../src/plugins/types.js';
 import { repoRoot, samplesDir } from '../helpers/paths.js';
 import { waitFor } from '../connectors/helpers.js';
@@ -50,7 +51,6 @@ function assertExact(scale: FunctionInstance): void {
 const CALL_CRASHES: [variant: string, how: RegExp][] = [
   ['SEGV', /signal=SIGSEGV/],
   ['EXIT', /exit=3/],
-  ['THROW', /signal=SIGABRT/], // an uncaught C++ exception: std::terminate, abort
   ['HEAP', /signal=SIGSEGV/],
   ['STACK', /signal=SIGSEGV/],
 ];
@@ -93,6 +93,21 @@ describe('a crash in a call', () => {
     });
   }
 
+  it('a C++ exception thrown from a call fails that call, as in-process: no crash, the worker stays', async () => {
+    const h = host();
+    await h.registry.loadIsolated(buildCrash('THROW'));
+    const fn = h.registry.requireFunction('crash_me').instantiate('r');
+    try {
+      const pid = workerOf(h, 'fxcrash_throw').pid;
+      assert.throws(() => fn.callBatch([f64(-1)], 1), { code: 'E_FUNCTION_FAILED', message: /fxcrash_throw threw a C\+\+ exception in hook call: fxcrash threw on purpose/ });
+      assert.deepEqual(Array.from(fn.callBatch([f64(4)], 1).values as Float64Array), [8]);
+      assert.equal(workerOf(h, 'fxcrash_throw').pid, pid);
+      assert.equal(h.crashes.length, 0);
+    } finally {
+      h.registry.unloadAll();
+    }
+  });
+
   it('three crashes within the window quarantine the plugin; its calls are refused, others go on', async () => {
     const h = host();
     const scale = await bystander(h);
@@ -106,10 +121,10 @@ describe('a crash in a call', () => {
       }
       assert.deepEqual(h.crashes.map((e) => e.quarantine), [false, false, true]);
       assert.equal(workerOf(h, 'fxcrash_segv').state, 'quarantined');
-      assert.ok(h.reports.some((l) => /^E_PLUGIN_QUARANTINED plugin=fxcrash_segv: 3 crashes within 300 s/.test(l)));
+      assert.ok(h.reports.some((l) => /^E_QUARANTINED plugin=fxcrash_segv: 3 crashes within 300 s/.test(l)));
       await new Promise((r) => setTimeout(r, 200)); // no restart comes
       assert.equal(workerOf(h, 'fxcrash_segv').state, 'quarantined');
-      assert.throws(() => fn.callBatch([f64(1)], 1), { code: 'E_PLUGIN_QUARANTINED', message: /plugin fxcrash_segv is quarantined/ });
+      assert.throws(() => fn.callBatch([f64(1)], 1), { code: 'E_QUARANTINED', message: /plugin fxcrash_segv is quarantined/ });
       assertExact(scale);
     } finally {
       h.registry.unloadAll();

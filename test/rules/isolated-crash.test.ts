@@ -6,7 +6,8 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { PluginRegistry, type PluginCrashEvent } from '../../src/plugins/registry.js';
+import { PluginRegistry } from '../../src/plugins/registry.js';
+import type { PluginCrashEvent } from '../../src/plugins/types.js';
 import { collect, openService, publish, tempDir, waitFor } from './helpers.js';
 import { samplesDir } from '../helpers/paths.js';
 import { buildCrash } from '../plugins/fixtures.js';

@@ -12,18 +12,8 @@ import readline from 'node:readline';
 import { StreamplugError, type ErrorCode } from '../../errors.js';
 import { addonPath, hostAddon, type PluginLogLine } from '../native-addon.js';
 import type { IsolatedWorkerStatus } from '../handle.js';
+import type { PluginCrashEvent } from '../types.js';
 import { Arena, HEADER_BYTES, MESSAGE_OFFSET, OP, SLOT, STATUS, TRIP, type NativeChannel } from './protocol.js';
-
-/** What the registry hears about a crash (the manager quarantines when `quarantine` is true). */
-export interface PluginCrashEvent {
-  plugin: string;
-  type?: string;
-  hook?: string;
-  rule?: string;
-  signal?: string;
-  detail: string;
-  quarantine: boolean;
-}
 
 export interface IsolationOptions {
   /** A call (or validate, instantiate, close) running longer than this kills the worker. Default 5000. */
@@ -232,7 +222,7 @@ export class IsolatedWorker {
     this.report(`E_PLUGIN_CRASHED plugin=${name} hook=${ctx?.hook ?? '-'} rule=${ctx?.rule || '-'} signal=${signal ?? '-'} exit=${code ?? '-'}: ${detail}`);
     if (quarantine) {
       this.state = 'quarantined';
-      this.report(`E_PLUGIN_QUARANTINED plugin=${name}: ${count} crashes within ${Math.round(this.opts.crashWindowMs / 1000)} s; not restarted. Fix the plugin, then update or enable it`);
+      this.report(`E_QUARANTINED plugin=${name}: ${count} crashes within ${Math.round(this.opts.crashWindowMs / 1000)} s; not restarted. Fix the plugin, then update or enable it`);
     } else {
       this.state = 'restarting';
       const delay = Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** (count - 1));
@@ -292,7 +282,7 @@ export class IsolatedWorker {
   }
 
   /**
-   * One synchronous request. Throws E_PLUGIN_RESTARTING / E_PLUGIN_QUARANTINED when no worker
+   * One synchronous request. Throws E_PLUGIN_RESTARTING / E_QUARANTINED when no worker
    * serves, E_PLUGIN_CRASHED when it died during the request, E_CALL_TIMEOUT when it ran over
    * (the worker is killed). Returns the response status.
    */
@@ -332,7 +322,7 @@ export class IsolatedWorker {
     if (this.state === 'ready') return;
     const name = this.description?.name ?? this.file;
     if (this.state === 'quarantined') {
-      throw new StreamplugError('E_PLUGIN_QUARANTINED', `plugin ${name} is quarantined after ${this.opts.maxCrashes} crashes within ${Math.round(this.opts.crashWindowMs / 1000)} s; ${ctx.hook} refused. Fix the plugin, then update or enable it`, { plugin: name });
+      throw new StreamplugError('E_QUARANTINED', `plugin ${name} is quarantined after ${this.opts.maxCrashes} crashes within ${Math.round(this.opts.crashWindowMs / 1000)} s; ${ctx.hook} refused. Fix the plugin, then update or enable it`, { plugin: name });
     }
     if (this.state === 'stopped') throw new StreamplugError('E_PLUGIN_NOT_LOADED', `plugin ${name} was unloaded; its function instances are gone`, { plugin: name });
     throw new StreamplugError('E_PLUGIN_RESTARTING', `plugin ${name} crashed and its isolated worker is restarting; ${ctx.hook} failed, try again shortly`, { plugin: name });
