@@ -97,6 +97,8 @@ export interface HostAddon {
   hostInfo(): { contractMajor: number; contractMinor: number; entryName: string };
   unattributedMemory(): MemoryUse;
   isMapped(file: string): boolean;
+  /** The loader's manifest parser (native/host/manifest.cc), for the shared test vectors. */
+  parseManifest(bytes: Buffer): { fields: Record<string, string> } | { error: string };
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
