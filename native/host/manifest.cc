@@ -4,6 +4,7 @@
 
 #include <streamplug/plugin.h>
 
+#include <cstdio>
 #include <cstring>
 #include <set>
 
@@ -57,14 +58,25 @@ bool ValidVersionPair(const std::string &v) {
   return dot != std::string::npos && Digits(v, 0, dot) && Digits(v, dot + 1, v.size());
 }
 
+// As JSON.stringify(s.slice(0, 40)) in manifest.ts, for ASCII text: both parsers give one message.
 std::string Quote(const std::string &s) {
   std::string out = "\"";
   for (size_t i = 0; i < s.size() && i < 40; ++i) {
-    const char c = s[i];
+    const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c == '\r') out += "\\r";
     else if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\b') out += "\\b";
+    else if (c == '\f') out += "\\f";
     else if (c == '"') out += "\\\"";
-    else out += c;
+    else if (c == '\\') out += "\\\\";
+    else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
   }
   return out + "\"";
 }
