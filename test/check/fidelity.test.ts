@@ -190,11 +190,9 @@ describe('6. the whole dependency closure, and private libraries in the zip', ()
 
     it('is checked, installed into the plugin\'s version folder, found through $ORIGIN, and removed with it', async () => {
       const zip = path.join(work, 'privdep.zip');
-      await makeZip(zip, [
-        { name: 'privdep.so', file: path.join(build, 'privdep.so') },
-        { name: 'lib/libprivA.so', file: path.join(build, 'lib', 'libprivA.so') },
-        { name: 'lib/libprivB.so', file: path.join(build, 'lib', 'libprivB.so') },
-      ]);
+      const pack = cli('pack', path.join(build, 'privdep.so'), '--type', 'functions', '--name', 'privdep', '--lib', path.join(build, 'lib', 'libprivA.so'), path.join(build, 'lib', 'libprivB.so'), '-o', zip);
+      assert.equal(pack.status, 0, pack.stdout + pack.stderr);
+      assert.match(pack.stdout, /privdep\.so, lib\/libprivA\.so, lib\/libprivB\.so/);
       const check = cli('plugin', 'check', zip, '--type', 'functions');
       assert.equal(check.status, 0, check.stdout + check.stderr);
       const data = path.join(work, 'privdep-data');
