@@ -45,6 +45,7 @@ Napi::Value LibraryWrap::Describe(const Napi::CallbackInfo &info) {
   o.Set("version", d->version);
   o.Set("contractMajor", d->contract_major);
   o.Set("contractMinor", d->contract_minor);
+  o.Set("headerMinor", HeaderMinor(d));
   o.Set("compiler", d->build_compiler != nullptr ? d->build_compiler : "");
   o.Set("arch", d->build_arch != nullptr ? d->build_arch : "");
   o.Set("libc", d->build_libc != nullptr ? d->build_libc : "");

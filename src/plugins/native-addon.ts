@@ -35,6 +35,8 @@ export interface NativeDescription {
   version: string;
   contractMajor: number;
   contractMinor: number;
+  /** The header minor the plugin was built with (native/host/tables.h HeaderMinor). */
+  headerMinor: number;
   compiler: string;
   arch: string;
   libc: string;

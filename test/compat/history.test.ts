@@ -94,6 +94,9 @@ describe('samples built against every released header load on today\'s host', ()
     const registry = new PluginRegistry({ onLog: () => {} });
     try {
       for (const s of ['echo', 'countPlusOne', 'vector']) registry.load(built.find((b) => b.header === '1.0' && b.sample === s)!.file);
+      // The two minors, as the loader reads them: needs 1.0, built with the 1.0 header.
+      assert.equal(registry.get('echo')?.contract, '1.0');
+      assert.equal(registry.get('echo')?.header, '1.0');
       const echo = registry.getFunction('echo')!.instantiate('compat');
       assert.equal(echo.call('hello'), 'hello');
       const count = registry.getFunction('countPlusOne')!.instantiate('compat');
@@ -103,6 +106,10 @@ describe('samples built against every released header load on today\'s host', ()
       const scaled = scale.callBatch([{ type: 'float64', values: new Float64Array([1, -2]) }, { type: 'float64', values: new Float64Array([3, 3]) }], 2);
       assert.deepEqual(Array.from(scaled.values as Float64Array), [3, -6]);
       for (const i of [echo, count, scale]) i.close();
+      const today = built.find((b) => b.header === 'today' && b.sample === 'random')!.file;
+      registry.load(today);
+      assert.equal(registry.get('random')?.contract, '1.1');
+      assert.equal(registry.get('random')?.header, '1.2');
     } finally {
       registry.unloadAll();
     }
