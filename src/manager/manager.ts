@@ -160,7 +160,7 @@ export class PluginManager {
       for (const f of fs.readdirSync(dir)) {
         if (referenced.has(f)) continue;
         const full = path.join(dir, f);
-        if (OWNED_DIR_RE.test(f) && fs.statSync(full).isDirectory()) {
+        if (OWNED_DIR_RE.test(f) && fs.statSync(full, { throwIfNoEntry: false })?.isDirectory()) {
           clean(full, 'a plugin version folder no plugin record refers to');
           continue;
         }

@@ -80,7 +80,7 @@ describe('2. an entry point that is a data object', () => {
 });
 
 describe('3. a .node whose Node-API version cannot be read', () => {
-  for (const file of ['napi-instrumented.node', 'napi-pg.node']) {
+  for (const file of ['napi-instrumented.node', 'napi-pg.node', 'napi-coverage.node']) {
     it(`refuses ${file} (E_NAPI_UNKNOWN) in check, pack and install, naming the fix`, async () => {
       const r = checkPluginFile(corpus(file));
       assert.equal(r.error?.code, 'E_NAPI_UNKNOWN');
