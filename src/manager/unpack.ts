@@ -86,7 +86,10 @@ export async function unpackPlugin(zipFile: string, dir: string, opts: UnpackOpt
         { found: libs, expected: wanted },
       );
     }
-    const hint = nested.length ? ` (found ${nested.join(', ')} in a folder: libraries belong at the zip root)` : '';
+    const inFolders = [...nested, ...privateLibs.filter((f) => /\.(so|node)$/.test(f))];
+    const hint = inFolders.length
+      ? ` (found ${inFolders.join(', ')} in a folder: the plugin library belongs at the zip root; lib/ holds only the private libraries it needs)`
+      : '';
     throw new StreamplugError('E_ZIP_NO_LIBRARY', `zip has no plugin library; expected ${expected} at its root${hint}`, {
       files,
     });
