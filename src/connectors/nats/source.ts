@@ -52,6 +52,8 @@ export interface JetStreamOptions {
    * another ackWait. Short pulls bound that.
    */
   pullExpiresMs: number;
+  /** Delay before a message whose rows could not be delivered is offered again (ms). */
+  nakDelayMs: number;
 }
 
 export interface NatsSourceOptions {
@@ -162,7 +164,7 @@ export class NatsSource implements SourceConnector {
       }
       status({ state: 'connected' });
       try {
-        for await (const m of this.messages) this.receive(m, emit, report);
+        for await (const m of this.messages) this.receive(m, emit, report, js);
       } catch (e) {
         if (!this.stopping) status({ state: 'reconnecting', error: (e as Error).message });
       }
@@ -170,7 +172,7 @@ export class NatsSource implements SourceConnector {
     }
   }
 
-  private receive(m: JsMsg, emit: EmitFn, report: ConsumerReport): void {
+  private receive(m: JsMsg, emit: EmitFn, report: ConsumerReport, js: JetStreamOptions): void {
     if (m.info.redelivered) report.receivedRedelivered++;
     const rows = this.counters.record(decode(this.o.format, m.data));
     if (!rows) {
@@ -186,7 +188,7 @@ export class NatsSource implements SourceConnector {
             m.ack();
             report.acked++;
           } else {
-            m.nak(); // redeliver now rather than after ackWait
+            m.nak(js.nakDelayMs); // redeliver soon rather than after ackWait, without spinning on a sink that is down
             report.nacked++;
           }
         } catch {
@@ -304,13 +306,14 @@ export function readNatsSourceOptions(datasource: string, props: Props, ctx: Con
   if (maxAckPending < 1) throw p.fail('maxAckPending', maxAckPending, 'at least 1');
   if (batchSize < 1) throw p.fail('batchSize', batchSize, 'at least 1');
   const pullExpiresMs = p.count('pullExpires', 2000);
+  const nakDelayMs = p.count('nakDelay', 1000);
   if (pullExpiresMs < 1000) throw p.fail('pullExpires', pullExpiresMs, 'at least 1000 (milliseconds)');
   return {
     subject,
     format: format === 'raw' ? 'binary' : format,
     connection: natsConnectionOptions(p, ctx, 'source'),
     ...(queue !== undefined ? { queue } : {}),
-    ...(stream !== undefined ? { js: { stream, durable, ackWaitMs, maxDeliver, maxAckPending, batchSize, pullExpiresMs } } : {}),
+    ...(stream !== undefined ? { js: { stream, durable, ackWaitMs, maxDeliver, maxAckPending, batchSize, pullExpiresMs, nakDelayMs } } : {}),
     infoIntervalMs: p.count('statusInterval', 2000),
   };
 }
