@@ -36,6 +36,7 @@ export interface NatsNode {
   name: string;
   port: number;
   url: string;
+  pid: number;
   /** SIGKILL: a real crash. */
   kill(): Promise<void>;
   running(): boolean;
@@ -66,6 +67,7 @@ async function launch(name: string, conf: string, port: number): Promise<NatsNod
     name,
     port,
     url: `nats://127.0.0.1:${port}`,
+    pid: proc.pid!,
     async kill() {
       if (proc.exitCode === null) proc.kill('SIGKILL');
       await exited;
