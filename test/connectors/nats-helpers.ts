@@ -77,12 +77,12 @@ async function launch(name: string, conf: string, port: number): Promise<NatsNod
   };
 }
 
-/** One nats-server with JetStream (`-js`) on a free loopback port. */
-export async function startNatsServer(): Promise<NatsCluster> {
+/** One nats-server with JetStream (`-js`) on a free loopback port; `extraConf` is appended to its config (tls, authorization). */
+export async function startNatsServer(extraConf = ''): Promise<NatsCluster> {
   const dir = tempDir('nats');
   const port = await freePort();
   const conf = path.join(dir, 'n1.conf');
-  writeFileSync(conf, `server_name: n1\nhost: 127.0.0.1\nport: ${port}\njetstream { store_dir: "${path.join(dir, 'store')}" }\n`);
+  writeFileSync(conf, `server_name: n1\nhost: 127.0.0.1\nport: ${port}\njetstream { store_dir: "${path.join(dir, 'store')}" }\n${extraConf}\n`);
   const node = await launch('n1', conf, port);
   return {
     nodes: [node],

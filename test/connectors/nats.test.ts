@@ -7,6 +7,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
@@ -201,5 +202,52 @@ describe('NATS JetStream at-least-once through a host whose sink is down', { ski
     });
     await new Promise<void>((r) => http1!.listen(port, '127.0.0.1', () => r()));
     await waitFor('every row at the sink once it is up', () => got.size === 20, 30_000);
+  });
+});
+
+describe('NATS over TLS with credentials: the options are passed through', { skip: natsSkip(), timeout: 60_000 }, () => {
+  const dir = tempDir('nats-tls');
+  const keyFile = path.join(dir, 'key.pem');
+  const certFile = path.join(dir, 'cert.pem');
+  const made = spawnSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', certFile,
+      '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
+    { stdio: 'ignore' },
+  );
+  let server: NatsCluster;
+  const stops: (() => Promise<unknown>)[] = [];
+  before(async () => {
+    if (made.error || made.status !== 0) throw new Error('openssl could not make a test certificate');
+    server = await startNatsServer(`tls { cert_file: "${certFile}", key_file: "${keyFile}" }\nauthorization { user: alice, password: s3cret }`);
+  });
+  after(async () => {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+    await server?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('connects with the CA and the user, and names the reason when either is wrong', async () => {
+    const good = { server: server.urls, rootCaPath: certFile, user: 'alice', password: 's3cret' };
+    const src = await startSource('sec.in', good);
+    stops.push(() => src.src.stop());
+    assert.equal(src.status.at(-1)?.state, 'connected');
+    const sink = createSink('nats', { ...good, subject: 'sec.in' }, {});
+    await sink.open();
+    await sink.collect([{ secret: 1 }]);
+    await waitFor('the row over TLS', () => src.rows.length === 1);
+    assert.deepEqual(src.rows, [{ secret: 1 }]);
+    await sink.close();
+
+    const wrongPassword = await startSource('sec.in', { ...good, password: 'nope' });
+    stops.push(() => wrongPassword.src.stop());
+    assert.equal(wrongPassword.status.at(-1)?.state, 'error');
+    assert.match(wrongPassword.status.at(-1)?.error ?? '', /authoriz/i);
+    const noCa = await startSource('sec.in', { server: server.urls, user: 'alice', password: 's3cret' });
+    stops.push(() => noCa.src.stop());
+    assert.equal(noCa.status.at(-1)?.state, 'error');
+    assert.match(noCa.status.at(-1)?.error ?? '', /certificate|TLS|self.signed/i);
+    const refused = createSink('nats', { ...good, password: 'nope', subject: 'sec.in' }, {});
+    await assert.rejects(refused.open(), (e: Error & { code?: string }) => e.code === 'E_SINK_FAILED' && /authoriz/i.test(e.message));
   });
 });
