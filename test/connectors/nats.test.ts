@@ -138,6 +138,19 @@ describe('NATS connectors against nats-server', { skip: natsSkip(), timeout: 120
     assert.match(last?.error ?? '', /filters subject "f\.a" but DATASOURCE is "f\.b"/);
   });
 
+  it('a durable deleted on the server while a host reads it is created again and reading goes on', async () => {
+    await createStream(nc, 'R', ['r.in']);
+    const s = await startSource('r.in', { server: server.urls, stream: 'R', durable: 'RD', pullExpires: 1000 });
+    stops.push(() => s.src.stop());
+    nc.publish('r.in', JSON.stringify({ id: 0 }));
+    await waitFor('the first row', () => s.rows.length === 1);
+    await (await jetstreamManager(nc)).consumers.delete('R', 'RD');
+    nc.publish('r.in', JSON.stringify({ id: 1 }));
+    await waitFor('the row published after the consumer was deleted', () => s.rows.some((r) => r.id === 1), 30_000);
+    const info = await (await jetstreamManager(nc)).consumers.info('R', 'RD');
+    assert.equal(info.config.ack_policy, AckPolicy.Explicit);
+  });
+
   it('a poison message is terminated (not redelivered for ever); others flow', async () => {
     await createStream(nc, 'P', ['p.in']);
     const s = await startSource('p.in', { server: server.urls, stream: 'P', durable: 'PD', ackWait: 500 });

@@ -156,7 +156,14 @@ export class NatsSource implements SourceConnector {
         report.name = name;
         this.startInfo(jsm, js.stream, name);
         const consumer = await client.consumers.get(js.stream, name);
-        this.messages = await consumer.consume({ max_messages: js.batchSize, expires: js.pullExpiresMs });
+        const messages = await consumer.consume({ max_messages: js.batchSize, expires: js.pullExpiresMs });
+        this.messages = messages;
+        // A consumer deleted on the server (or gone with its stream) would otherwise be pulled from for
+        // ever: end this round and bind again, which creates the durable anew.
+        void (async () => {
+          for await (const n of messages.status())
+            if (n.type === 'consumer_deleted' || n.type === 'consumer_not_found') return messages.stop();
+        })().catch(() => undefined);
       } catch (e) {
         status({ state: 'error', error: e instanceof StreamplugError ? e.message : `JetStream stream "${js.stream}": ${(e as Error).message}; retrying` });
         await sleep(RETRY_MS);
