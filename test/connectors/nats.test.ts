@@ -127,6 +127,19 @@ describe('NATS connectors against nats-server', { skip: natsSkip(), timeout: 120
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it('with no server: start() resolves with an error status, keeps retrying, and stop() ends it', async () => {
+    const dead = `nats://127.0.0.1:${await freePort()}`;
+    const s = await startSource('x', { server: dead, stream: 'S', durable: 'D' });
+    assert.equal(s.status.at(-1)?.state, 'error');
+    assert.match(s.status.at(-1)?.error ?? '', /cannot connect to nats:\/\/127\.0\.0\.1:\d+.*retrying/);
+    await s.src.stop();
+    // stopped before any outcome: neither start() nor stop() hangs
+    const src = createSource('nats', 'x', { server: dead }, {});
+    const started = src.start(() => undefined, () => undefined);
+    await src.stop();
+    await started;
+  });
+
   it('a durable that filters another subject is refused in the status, not silently shared', async () => {
     await createStream(nc, 'F', ['f.>']);
     const jsm = await jetstreamManager(nc);

@@ -79,6 +79,7 @@ export class NatsSource implements SourceConnector {
   private messages?: ConsumerMessages;
   private infoTimer?: NodeJS.Timeout;
   private consumer?: ConsumerReport;
+  private firstOutcome?: () => void;
 
   constructor(readonly o: NatsSourceOptions) {}
 
@@ -87,6 +88,7 @@ export class NatsSource implements SourceConnector {
     this.stopping = false;
     onStatus({ state: 'connecting' });
     return new Promise<void>((firstOutcome) => {
+      this.firstOutcome = firstOutcome; // stop() before the first outcome must not leave start() pending
       this.running = this.run(emit, (s) => {
         if (!this.stopping) onStatus(s);
         if (s.state === 'connected' || s.state === 'error') firstOutcome();
@@ -275,6 +277,7 @@ export class NatsSource implements SourceConnector {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.stopping = true;
+    this.firstOutcome?.();
     if (this.infoTimer) clearInterval(this.infoTimer);
     this.infoTimer = undefined;
     this.sub?.unsubscribe();
