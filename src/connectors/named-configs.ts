@@ -47,5 +47,19 @@ export function layerNamedConfig(props: Props, confs: NamedConfigs, where: strin
       { confKey: key, available: Object.keys(confs) },
     );
   const own = Object.fromEntries(Object.entries(props).filter(([, v]) => v !== undefined && v !== null && v !== ''));
-  return { ...(confs.default ?? {}), ...(key ? confs[key] : {}), ...own };
+  return layer(layer(layer({}, confs.default ?? {}), key ? (confs[key] ?? {}) : {}), own);
+}
+
+/**
+ * `over` laid on `base`. Names match case-insensitively (as PropReader reads them), so a stream's
+ * `STREAM="B"` replaces the file's `"stream": "A"` instead of sitting beside it.
+ */
+function layer(base: Props, over: Props): Props {
+  const out: Props = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const lower = k.toLowerCase();
+    for (const old of Object.keys(out)) if (old.toLowerCase() === lower) delete out[old];
+    out[k] = v;
+  }
+  return out;
 }

@@ -229,6 +229,48 @@ describe('NATS JetStream at-least-once through a host whose sink is down', { ski
     await new Promise<void>((r) => http1!.listen(port, '127.0.0.1', () => r()));
     await waitFor('every row at the sink once it is up', () => got.size === 20, 30_000);
   });
+
+  it('with two rules on the stream, a message is acknowledged only when both rules delivered it', async () => {
+    const port = await freePort();
+    await createStream(nc, 'B', ['b.in']);
+    // the stream's own options override nats_source.json's (stream A, durable AD)
+    assert.equal((await host.api('POST', '/streams', { sql: 'CREATE STREAM b () WITH (TYPE="nats", DATASOURCE="b.in", CONF_KEY="default", STREAM="B", DURABLE="BD")' })).status, 201);
+    const fileRule = { id: 'tofile', sql: 'SELECT * FROM b', actions: [{ file: { path: 'out/b.jsonl' } }] };
+    const restRule = { id: 'torest', sql: 'SELECT * FROM b', actions: [{ rest: { url: `http://127.0.0.1:${port}/in`, method: 'post', retryCount: 0, sendSingle: true } }] };
+    assert.equal((await host.api('POST', '/rules', fileRule)).status, 201);
+    assert.equal((await host.api('POST', '/rules', restRule)).status, 201);
+    for (let i = 0; i < 10; i++) nc.publish('b.in', JSON.stringify({ id: i }));
+    await nc.flush();
+    const file = path.join(host.dataDir, 'out', 'b.jsonl');
+    const written = () => new Set(fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).id) : []);
+    await waitFor('the file rule has every row', () => written().size === 10, 20_000).catch(async (e) => {
+      throw new Error(`${(e as Error).message}: ${JSON.stringify((await host.api('GET', '/rules/tofile/status')).body.source)}`);
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    const st = (await host.api('GET', '/rules/tofile/status')).body.source.consumer;
+    assert.equal(st.acked, 0, 'acknowledged although the rest rule never delivered');
+    assert.ok(st.nacked >= 10);
+
+    const got = new Set<number>();
+    const srv = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => (got.add((JSON.parse(body) as { id: number }).id), res.end('ok')));
+    });
+    await new Promise<void>((r) => srv.listen(port, '127.0.0.1', () => r()));
+    try {
+      await waitFor('the rest rule has every row', () => got.size === 10, 30_000);
+      const end = Date.now() + 20_000;
+      let c: any;
+      do {
+        await new Promise((r) => setTimeout(r, 300));
+        c = (await host.api('GET', '/rules/tofile/status')).body.source.consumer;
+      } while (!(c.acked >= 10 && c.ackPending === 0 && c.pending === 0) && Date.now() < end);
+      assert.ok(c.acked >= 10 && c.ackPending === 0 && c.pending === 0, `not everything acknowledged: ${JSON.stringify(c)}`);
+    } finally {
+      srv.close();
+    }
+  });
 });
 
 describe('NATS over TLS with credentials: the options are passed through', { skip: natsSkip(), timeout: 60_000 }, () => {
