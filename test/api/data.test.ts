@@ -128,12 +128,16 @@ describe('rule-set import and export', { timeout: 120_000 }, () => {
         streams: { ...set.streams, broken: 'CREATE STREAM broken (' },
         rules: { ...set.rules, wrongkey: set.rules.hot, nosuch: JSON.stringify({ id: 'nosuch', sql: 'SELECT * FROM missing', actions: [{ log: {} }] }) },
         nativePlugins: { ...set.nativePlugins, functions_gone: JSON.stringify({ name: 'gone', file: pathToFileURL(path.join(dir, 'gone.zip')).href }) },
+        // a broken config file is not written; a key naming no connector cannot reach outside etc/
+        sourceConfig: { nats: '{"default": ', '../../escape': '{}' },
       };
       const r = await h.api('POST', '/data/import', { content: JSON.stringify(mixed) });
       assert.equal(r.status, 400);
       assert.equal(r.body.error, 'E_IMPORT_INCOMPLETE');
       const failed = r.body.failed.map((f: { section: string; name: string }) => `${f.section}.${f.name}`).sort();
-      assert.deepEqual(failed, ['nativePlugins.functions_gone', 'rules.nosuch', 'rules.wrongkey', 'streams.broken', 'tables.t']);
+      assert.deepEqual(failed, ['nativePlugins.functions_gone', 'rules.nosuch', 'rules.wrongkey', 'sourceConfig.../../escape', 'sourceConfig.nats', 'streams.broken', 'tables.t']);
+      assert.ok(!fs.existsSync(path.join(h.dataDir, 'etc', 'nats_source.json')), 'a broken source config was written');
+      assert.deepEqual(fs.readdirSync(path.join(h.dataDir, 'etc')).filter((f) => f.includes('import')), [], 'a temporary file was left behind');
       for (const f of r.body.failed) assert.match(f.code, /^E_/);
       const exp = (await h.api('GET', '/data/export')).body;
       assert.deepEqual(Object.keys(exp.streams).sort(), ['demo', 'n']);
