@@ -14,7 +14,7 @@ import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
 import { createSink, createSource, type ConnectorStatus, type Row, type SourceConnector } from '../../src/connectors/index.js';
 import { createStream, natsSkip, startNatsServer, type NatsCluster } from './nats-helpers.js';
 import { freePort, tempDir, waitFor } from './helpers.js';
-import { startHostProcess, type HostProcess } from '../helpers/host-process.js';
+import { cliPath, startHostProcess, type HostProcess } from '../helpers/host-process.js';
 
 interface Started {
   src: SourceConnector;
@@ -216,6 +216,9 @@ describe('NATS JetStream at-least-once through a host whose sink is down', { ski
     } while ((st.source?.consumer?.nacked ?? 0) < 20 && Date.now() < end);
     assert.ok(st.source.consumer.nacked >= 20, `expected the dropped rows to be nacked: ${JSON.stringify(st.source.consumer)}`);
     assert.equal(st.source.consumer.acked, 0);
+    // the CLI shows the consumer too
+    const cli = spawnSync(process.execPath, [cliPath, 'rule', 'status', 'r', '--host', host.url], { encoding: 'utf8', timeout: 20_000 });
+    assert.match(cli.stdout, /consumer jetstream AD on A: pending \d+ {2}ack pending \d+ {2}redelivered \d+ {2}\(this host: acked 0, nacked \d+/);
 
     const got = new Set<number>();
     http1 = http.createServer((req, res) => {
