@@ -138,7 +138,7 @@ bool AnyByteSet(const uint8_t *p, size_t n) {
 }
 
 std::string FailureText(sp_ctx *ctx, const char *hook, sp_status status) {
-  const sp_function_def &def = lib->desc->functions[ctx->function];
+  const sp_function_def &def = lib->Function(ctx->function);
   std::string reason = ctx->error_set ? ctx->error
                                       : "returned status " + std::to_string(static_cast<int>(status)) + " without calling set_error";
   std::string rule = ctx->rule_id.empty() ? "" : ", rule " + ctx->rule_id;
@@ -174,7 +174,7 @@ void DoCall(uint32_t id, uint32_t block_offset, uint32_t nrows) {
   if (nargs > 1024 || !InArena(block_offset, sizeof(iso::CallBlock) + sizeof(iso::ColumnRef) * nargs)) {
     return Respond(iso::kStatusBadRequest, "call block with " + std::to_string(nargs) + " arguments runs past the arena");
   }
-  const sp_function_def &def = lib->desc->functions[ctx->function];
+  const sp_function_def &def = lib->Function(ctx->function);
   std::vector<sp_column> args(nargs);
   for (uint32_t i = 0; i < nargs; ++i) {
     const iso::ColumnRef &ref = block->args[i];
@@ -267,7 +267,7 @@ void DoCall(uint32_t id, uint32_t block_offset, uint32_t nrows) {
 
 void DoValidate(uint32_t function, uint32_t offset, uint32_t length) {
   if (function >= lib->desc->n_functions) return Respond(iso::kStatusBadRequest, "no function #" + std::to_string(function));
-  const sp_function_def &def = lib->desc->functions[function];
+  const sp_function_def &def = lib->Function(function);
   if (def.validate == nullptr) return Respond(iso::kStatusOk);
   if (!InArena(offset, length) || length < 4) return Respond(iso::kStatusBadRequest, "validate payload outside the arena");
   const uint8_t *p = base + offset, *end = p + length;
@@ -432,7 +432,7 @@ void Describe() {
   const sp_plugin_descriptor *d = lib->desc;
   std::string fs = "[";
   for (size_t i = 0; i < d->n_functions; ++i) {
-    const sp_function_def &f = d->functions[i];
+    const sp_function_def &f = lib->Function(i);
     const int declared = f.min_args > 1 ? f.min_args : 1;
     std::string types = "[", flags = "[";
     for (int k = 0; k < declared && f.max_args != 0; ++k) {
@@ -447,8 +447,8 @@ void Describe() {
   }
   fs += "]";
   std::string sources = "[", sinks = "[";
-  for (size_t i = 0; i < NumSources(d); ++i) sources += (i ? "," : "") + Json(d->sources[i].name);
-  for (size_t i = 0; i < NumSinks(d); ++i) sinks += (i ? "," : "") + Json(d->sinks[i].name);
+  for (size_t i = 0; i < NumSources(d); ++i) sources += (i ? "," : "") + Json(lib->Source(i).name);
+  for (size_t i = 0; i < NumSinks(d); ++i) sinks += (i ? "," : "") + Json(lib->Sink(i).name);
   Emit("{\"type\":\"ready\",\"pid\":" + std::to_string(getpid()) + ",\"name\":" + Json(d->name) +
        ",\"version\":" + Json(d->version) + ",\"contractMajor\":" + std::to_string(d->contract_major) +
        ",\"contractMinor\":" + std::to_string(d->contract_minor) + ",\"compiler\":" + Json(d->build_compiler ? d->build_compiler : "") +

@@ -113,8 +113,10 @@ describe('isolated mode through REST: crashing plugins never take the host down'
     try {
       const abort = await install(host, 'abort_ctor', await zipOf(dir, 'abort_ctor', crashPlugin('abort_ctor')), { isolation: 'process' });
       assert.ok(abort.status >= 400, abort.text);
-      assert.equal(abort.body.error, 'E_PLUGIN_CRASHED', abort.text);
-      assert.match(abort.body.message, /died while loading the plugin \(SIGABRT\)/);
+      // The install's trial load in a child process (install checks) or the worker: either way a
+      // crash named with its signal, and the host untouched.
+      assert.match(abort.body.error, /^E_(LOAD|PLUGIN)_CRASHED$/, abort.text);
+      assert.match(abort.body.message, /abort_ctor\.so: .*SIGABRT/);
       const ping = pinger(host);
       const loop = await install(host, 'loop_init', await zipOf(dir, 'loop_init', crashPlugin('loop_init')), { isolation: 'process' });
       const pings = await ping.stop();
