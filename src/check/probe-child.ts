@@ -13,7 +13,9 @@ function report(r: ProbeResult): void {
 const file = process.argv[2];
 const registry = new PluginRegistry({ onLog: () => {} });
 try {
-  const info = await registry.load(file);
+  // The host's loadTimeoutMs when the installer passed it: the trial load times out as the host would.
+  const loadTimeoutMs = process.argv[3] !== undefined ? Number(process.argv[3]) : undefined;
+  const info = await registry.load(file, { loadTimeoutMs });
   const io = registry.connectors(info.name);
   report({ status: 'loaded', name: info.name, functions: [...info.functions], sources: io.sources, sinks: io.sinks });
   try {

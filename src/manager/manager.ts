@@ -386,7 +386,7 @@ export class PluginManager {
     ensureLayout(this.layout);
     const work = this.workDir('inspect');
     try {
-      const u = await unpackPlugin(zipFile, path.join(work, 'x'), { ...opts, limits: this.limits, keys: this.trustedKeys() });
+      const u = await unpackPlugin(zipFile, path.join(work, 'x'), { ...opts, limits: this.limits, keys: this.trustedKeys(), loadTimeoutMs: this.config().loadTimeoutMs });
       const { dir: _d, library: _l, ...rest } = u;
       return rest;
     } finally {
@@ -450,6 +450,7 @@ export class PluginManager {
         limits: this.limits,
         keys: this.trustedKeys(),
         onProgress: req.onProgress,
+        loadTimeoutMs: this.config().loadTimeoutMs,
       });
 
       // A fresh file name per content: a loaded library's path is never written over. A plugin
