@@ -31,7 +31,8 @@ struct JournalHeader {
   int32_t pid;
   uint32_t reserved;
   int64_t started_at;  // seconds since the epoch
-  char pad[4096 - 32];
+  uint64_t nonce;      // this process's, so a host re-opening its own journal knows (pids repeat)
+  char pad[4096 - 40];
 };
 
 struct PluginEntry {
@@ -323,6 +324,24 @@ void EnsureAltStack() {
   alt_stack.size = size;
 }
 
+// Random per process: tells this process's own journal from a previous one with the same pid (a
+// container's host is often pid 1 at every start).
+uint64_t ProcessNonce() {
+  static const uint64_t nonce = [] {
+    uint64_t v = 0;
+    const int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      if (read(fd, &v, sizeof v) != static_cast<ssize_t>(sizeof v)) v = 0;
+      close(fd);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    v ^= static_cast<uint64_t>(ts.tv_nsec) * 0x9E3779B97F4A7C15ull ^ static_cast<uint64_t>(getpid());
+    return v == 0 ? 1 : v;
+  }();
+  return nonce;
+}
+
 std::string IsoTime(int64_t seconds) {
   if (seconds <= 0) return "";
   time_t t = static_cast<time_t>(seconds);
@@ -459,10 +478,6 @@ uint32_t JournalRule(const std::string &rule) {
 }
 
 bool JournalOpen(const std::string &path, JournalReport *previous, std::string *error) {
-  if (mapped) {
-    *error = "the crash journal is already open in this process";
-    return false;
-  }
   const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
     *error = "cannot open " + path + ": " + std::strerror(errno);
@@ -474,7 +489,14 @@ bool JournalOpen(const std::string &path, JournalReport *previous, std::string *
     if (old != MAP_FAILED) {
       const auto *f = static_cast<const JournalFile *>(old);
       if (std::memcmp(f->header.magic, kMagic, sizeof kMagic) == 0 && f->header.size == sizeof(JournalFile)) {
-        ReadPrevious(*f, previous);
+        if (f->header.nonce == ProcessNonce()) {
+          // Written by this very process (a host restarted in-process): nothing ended, nothing to blame.
+          previous->existed = true;
+          previous->clean = true;
+          previous->previous_pid = f->header.pid;
+        } else {
+          ReadPrevious(*f, previous);
+        }
       }
       munmap(old, sizeof(JournalFile));
     }
@@ -493,14 +515,18 @@ bool JournalOpen(const std::string &path, JournalReport *previous, std::string *
   }
   auto *f = static_cast<JournalFile *>(memory);
   {
+    // What this process recorded so far (in memory, or in a journal opened before: one process may
+    // run hosts on several data directories one after the other, tests do) carries over. A previous
+    // mapping stays mapped: a thread may be writing its slot there right now.
     std::lock_guard<std::mutex> lock(table_mutex);
-    std::memcpy(f->plugins, local_file.plugins, sizeof f->plugins);
-    std::memcpy(f->rules, local_file.rules, sizeof f->rules);
-    std::memcpy(f->slots, local_file.slots, sizeof f->slots);
+    std::memcpy(f->plugins, file->plugins, sizeof f->plugins);
+    std::memcpy(f->rules, file->rules, sizeof f->rules);
+    std::memcpy(f->slots, file->slots, sizeof f->slots);
     std::memcpy(f->header.magic, kMagic, sizeof kMagic);
     f->header.size = sizeof(JournalFile);
     f->header.pid = getpid();
     f->header.started_at = NowSeconds();
+    f->header.nonce = ProcessNonce();
     file = f;
     journal_slots = f->slots;
     mapped = true;

@@ -102,7 +102,8 @@ struct JournalReport {
 };
 
 // Reads what the previous run left at `path`, then starts a fresh journal there for this process,
-// installs the fatal-signal handlers (once) and the exit hook. Returns false with `error` set when
+// installs the fatal-signal handlers (once) and the exit hook. Opening another journal later (a
+// second host in the same process) moves the recording there. Returns false with `error` set when
 // the file cannot be created or mapped.
 bool JournalOpen(const std::string &path, JournalReport *previous, std::string *error);
 
