@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -37,8 +38,9 @@ struct JournalHeader {
 
 struct PluginEntry {
   char name[64];
-  char path[184];
+  char path[168];
   uint64_t base;  // load address, for backtrace offsets; 0 until dlopen returned
+  volatile uint64_t lo, hi;  // executable segments, [lo, hi); 0 when not mapped
 };
 
 struct RuleEntry {
@@ -202,9 +204,31 @@ void Chain(int sig, siginfo_t *info, void *context) {
   Reraise(sig);
 }
 
+// The plugin whose executable code holds the faulting instruction, as a journal word; 0 if none.
+uint64_t WordForPc(void *context) {
+  if (context == nullptr) return 0;
+  const auto *uc = static_cast<const ucontext_t *>(context);
+#if defined(__x86_64__)
+  const uint64_t pc = static_cast<uint64_t>(uc->uc_mcontext.gregs[REG_RIP]);
+#elif defined(__aarch64__)
+  const uint64_t pc = static_cast<uint64_t>(uc->uc_mcontext.pc);
+#else
+  const uint64_t pc = 0;
+#endif
+  if (pc == 0) return 0;
+  for (uint32_t i = 1; i < kJournalPlugins; ++i) {
+    const PluginEntry &p = file->plugins[i];
+    if (p.lo != 0 && pc >= p.lo && pc < p.hi) return JournalWord(static_cast<uint16_t>(i), Hook::kOwnCode, 0);
+  }
+  return 0;
+}
+
 void OnFatalSignal(int sig, siginfo_t *info, void *context) {
   const uint32_t index = journal_slot_index;
-  const uint64_t word = index != 0 ? journal_slots[index - 1].word : 0;
+  uint64_t word = index != 0 ? journal_slots[index - 1].word : 0;
+  // Not in a hook: still the plugin's if the faulting instruction is in its code (a thread of its
+  // own). Only the program counter is read here: a WebAssembly trap must reach V8 untouched.
+  if (word == 0) word = WordForPc(context);
   if (word == 0) {
     Chain(sig, info, context);
     return;
@@ -425,6 +449,7 @@ const char *HookName(Hook hook) {
     case Hook::kSinkOpen: return "sink.open";
     case Hook::kSinkCollect: return "sink.collect";
     case Hook::kSinkClose: return "sink.close";
+    case Hook::kOwnCode: return "own-thread";
     default: return "unknown";
   }
 }
@@ -452,16 +477,27 @@ uint16_t JournalRegisterPlugin(const std::string &label, const std::string &path
   next_plugin = next_plugin + 1 >= kJournalPlugins ? 1 : next_plugin + 1;  // wraps: old entries are history
   PluginEntry &p = file->plugins[id];
   p.base = 0;
+  p.lo = 0;
+  p.hi = 0;
   CopyText(p.name, sizeof p.name, label);
   CopyText(p.path, sizeof p.path, path);
   return static_cast<uint16_t>(id);
 }
 
-void JournalNamePlugin(uint16_t id, const std::string &name, uintptr_t base) {
+void JournalNamePlugin(uint16_t id, const std::string &name, uintptr_t base, uintptr_t lo, uintptr_t hi) {
   std::lock_guard<std::mutex> lock(table_mutex);
   PluginEntry &p = file->plugins[id % kJournalPlugins];
   CopyText(p.name, sizeof p.name, name);
   p.base = base;
+  p.hi = hi;
+  p.lo = lo;
+}
+
+void JournalForgetRange(uint16_t id) {
+  std::lock_guard<std::mutex> lock(table_mutex);
+  PluginEntry &p = file->plugins[id % kJournalPlugins];
+  p.lo = 0;
+  p.hi = 0;
 }
 
 uint32_t JournalRule(const std::string &rule) {
