@@ -11,6 +11,8 @@
 //
 // A cycle is one load + calls + unload of one plugin; the plugins take turns, so N cycles are N
 // loads and N unloads in total. Prints one summary line; exits 1 on a wrong answer.
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,6 +37,11 @@ const preloadCheck = (file) => {
   return reports.get(file);
 };
 const registry = new PluginRegistry({ onLog: () => {}, check: preloadCheck });
+// The crash journal mapped as in a host: every hook below writes its slot (native/host/journal.cc).
+const { hostAddon } = await import(path.join(root, 'dist/src/plugins/native-addon.js'));
+const journal = path.join(os.tmpdir(), `streamplug-valgrind-journal-${process.pid}`);
+hostAddon().journalOpen(journal);
+process.on('exit', () => fs.rmSync(journal, { force: true }));
 
 function check(ok, what) {
   if (!ok) {
@@ -95,6 +102,13 @@ const scenarios = [
   }],
 ];
 if (!process.argv.includes('--samples-only')) {
+  // A C++ exception out of a hook, caught by the host (build/crash, `npm run build:corpus`).
+  scenarios.push([plugin('crash', 'throw_call.so'), () => {
+    const fn = registry.requireFunction('throw_call').instantiate('r');
+    throwsCode(() => fn.call(1), 'E_FUNCTION_FAILED');
+    throwsCode(() => fn.callBatch([f64(1, 2)], 2), 'E_FUNCTION_FAILED');
+    fn.close();
+  }]);
   scenarios.push([plugin('corpus', 'runtime-error.so'), () => {
     const fn = registry.requireFunction('failIfNegative').instantiate('r');
     throwsCode(() => fn.call(-1), 'E_FUNCTION_FAILED');
@@ -117,7 +131,7 @@ if (!process.argv.includes('--samples-only')) {
 const started = process.hrtime.bigint();
 for (let i = 0; i < cycles; i++) {
   const [file, body] = scenarios[i % scenarios.length];
-  const info = registry.load(file);
+  const info = await registry.load(file);
   const how = body() ?? {};
   registry.unload(info.name, { force: how.force === true });
   how.after?.();

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -31,13 +32,15 @@ struct JournalHeader {
   int32_t pid;
   uint32_t reserved;
   int64_t started_at;  // seconds since the epoch
-  char pad[4096 - 32];
+  uint64_t nonce;      // this process's, so a host re-opening its own journal knows (pids repeat)
+  char pad[4096 - 40];
 };
 
 struct PluginEntry {
   char name[64];
-  char path[184];
+  char path[168];
   uint64_t base;  // load address, for backtrace offsets; 0 until dlopen returned
+  volatile uint64_t lo, hi;  // executable segments, [lo, hi); 0 when not mapped
 };
 
 struct RuleEntry {
@@ -201,9 +204,31 @@ void Chain(int sig, siginfo_t *info, void *context) {
   Reraise(sig);
 }
 
+// The plugin whose executable code holds the faulting instruction, as a journal word; 0 if none.
+uint64_t WordForPc(void *context) {
+  if (context == nullptr) return 0;
+  const auto *uc = static_cast<const ucontext_t *>(context);
+#if defined(__x86_64__)
+  const uint64_t pc = static_cast<uint64_t>(uc->uc_mcontext.gregs[REG_RIP]);
+#elif defined(__aarch64__)
+  const uint64_t pc = static_cast<uint64_t>(uc->uc_mcontext.pc);
+#else
+  const uint64_t pc = 0;
+#endif
+  if (pc == 0) return 0;
+  for (uint32_t i = 1; i < kJournalPlugins; ++i) {
+    const PluginEntry &p = file->plugins[i];
+    if (p.lo != 0 && pc >= p.lo && pc < p.hi) return JournalWord(static_cast<uint16_t>(i), Hook::kOwnCode, 0);
+  }
+  return 0;
+}
+
 void OnFatalSignal(int sig, siginfo_t *info, void *context) {
   const uint32_t index = journal_slot_index;
-  const uint64_t word = index != 0 ? journal_slots[index - 1].word : 0;
+  uint64_t word = index != 0 ? journal_slots[index - 1].word : 0;
+  // Not in a hook: still the plugin's if the faulting instruction is in its code (a thread of its
+  // own). Only the program counter is read here: a WebAssembly trap must reach V8 untouched.
+  if (word == 0) word = WordForPc(context);
   if (word == 0) {
     Chain(sig, info, context);
     return;
@@ -323,6 +348,24 @@ void EnsureAltStack() {
   alt_stack.size = size;
 }
 
+// Random per process: tells this process's own journal from a previous one with the same pid (a
+// container's host is often pid 1 at every start).
+uint64_t ProcessNonce() {
+  static const uint64_t nonce = [] {
+    uint64_t v = 0;
+    const int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      if (read(fd, &v, sizeof v) != static_cast<ssize_t>(sizeof v)) v = 0;
+      close(fd);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    v ^= static_cast<uint64_t>(ts.tv_nsec) * 0x9E3779B97F4A7C15ull ^ static_cast<uint64_t>(getpid());
+    return v == 0 ? 1 : v;
+  }();
+  return nonce;
+}
+
 std::string IsoTime(int64_t seconds) {
   if (seconds <= 0) return "";
   time_t t = static_cast<time_t>(seconds);
@@ -406,6 +449,7 @@ const char *HookName(Hook hook) {
     case Hook::kSinkOpen: return "sink.open";
     case Hook::kSinkCollect: return "sink.collect";
     case Hook::kSinkClose: return "sink.close";
+    case Hook::kOwnCode: return "own-thread";
     default: return "unknown";
   }
 }
@@ -433,16 +477,27 @@ uint16_t JournalRegisterPlugin(const std::string &label, const std::string &path
   next_plugin = next_plugin + 1 >= kJournalPlugins ? 1 : next_plugin + 1;  // wraps: old entries are history
   PluginEntry &p = file->plugins[id];
   p.base = 0;
+  p.lo = 0;
+  p.hi = 0;
   CopyText(p.name, sizeof p.name, label);
   CopyText(p.path, sizeof p.path, path);
   return static_cast<uint16_t>(id);
 }
 
-void JournalNamePlugin(uint16_t id, const std::string &name, uintptr_t base) {
+void JournalNamePlugin(uint16_t id, const std::string &name, uintptr_t base, uintptr_t lo, uintptr_t hi) {
   std::lock_guard<std::mutex> lock(table_mutex);
   PluginEntry &p = file->plugins[id % kJournalPlugins];
   CopyText(p.name, sizeof p.name, name);
   p.base = base;
+  p.hi = hi;
+  p.lo = lo;
+}
+
+void JournalForgetRange(uint16_t id) {
+  std::lock_guard<std::mutex> lock(table_mutex);
+  PluginEntry &p = file->plugins[id % kJournalPlugins];
+  p.lo = 0;
+  p.hi = 0;
 }
 
 uint32_t JournalRule(const std::string &rule) {
@@ -459,10 +514,6 @@ uint32_t JournalRule(const std::string &rule) {
 }
 
 bool JournalOpen(const std::string &path, JournalReport *previous, std::string *error) {
-  if (mapped) {
-    *error = "the crash journal is already open in this process";
-    return false;
-  }
   const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
     *error = "cannot open " + path + ": " + std::strerror(errno);
@@ -474,7 +525,14 @@ bool JournalOpen(const std::string &path, JournalReport *previous, std::string *
     if (old != MAP_FAILED) {
       const auto *f = static_cast<const JournalFile *>(old);
       if (std::memcmp(f->header.magic, kMagic, sizeof kMagic) == 0 && f->header.size == sizeof(JournalFile)) {
-        ReadPrevious(*f, previous);
+        if (f->header.nonce == ProcessNonce()) {
+          // Written by this very process (a host restarted in-process): nothing ended, nothing to blame.
+          previous->existed = true;
+          previous->clean = true;
+          previous->previous_pid = f->header.pid;
+        } else {
+          ReadPrevious(*f, previous);
+        }
       }
       munmap(old, sizeof(JournalFile));
     }
@@ -493,14 +551,18 @@ bool JournalOpen(const std::string &path, JournalReport *previous, std::string *
   }
   auto *f = static_cast<JournalFile *>(memory);
   {
+    // What this process recorded so far (in memory, or in a journal opened before: one process may
+    // run hosts on several data directories one after the other, tests do) carries over. A previous
+    // mapping stays mapped: a thread may be writing its slot there right now.
     std::lock_guard<std::mutex> lock(table_mutex);
-    std::memcpy(f->plugins, local_file.plugins, sizeof f->plugins);
-    std::memcpy(f->rules, local_file.rules, sizeof f->rules);
-    std::memcpy(f->slots, local_file.slots, sizeof f->slots);
+    std::memcpy(f->plugins, file->plugins, sizeof f->plugins);
+    std::memcpy(f->rules, file->rules, sizeof f->rules);
+    std::memcpy(f->slots, file->slots, sizeof f->slots);
     std::memcpy(f->header.magic, kMagic, sizeof kMagic);
     f->header.size = sizeof(JournalFile);
     f->header.pid = getpid();
     f->header.started_at = NowSeconds();
+    f->header.nonce = ProcessNonce();
     file = f;
     journal_slots = f->slots;
     mapped = true;

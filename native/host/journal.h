@@ -32,6 +32,7 @@ enum class Hook : uint8_t {
   kSinkOpen = 11,
   kSinkCollect = 12,
   kSinkClose = 13,
+  kOwnCode = 14,  // the plugin's code outside any hook the host called (a thread of its own)
 };
 const char *HookName(Hook hook);
 
@@ -82,7 +83,12 @@ class JournalScope {
 // Registers a plugin file before its code runs (dlopen): returns its id (>= 1) in the journal's
 // plugin table. `label` is the name to report until the descriptor is read.
 uint16_t JournalRegisterPlugin(const std::string &label, const std::string &path);
-void JournalNamePlugin(uint16_t id, const std::string &name, uintptr_t base);
+// Once dlopen returned: the descriptor name, the load address and the executable range [lo, hi),
+// so a fault whose program counter lies in the plugin's code is blamed on it even on a thread the
+// host never handed to it.
+void JournalNamePlugin(uint16_t id, const std::string &name, uintptr_t base, uintptr_t lo, uintptr_t hi);
+// The file was unmapped: its range may be reused by another library.
+void JournalForgetRange(uint16_t id);
 // Interns a rule id; 0 for "no rule".
 uint32_t JournalRule(const std::string &rule);
 
@@ -102,7 +108,8 @@ struct JournalReport {
 };
 
 // Reads what the previous run left at `path`, then starts a fresh journal there for this process,
-// installs the fatal-signal handlers (once) and the exit hook. Returns false with `error` set when
+// installs the fatal-signal handlers (once) and the exit hook. Opening another journal later (a
+// second host in the same process) moves the recording there. Returns false with `error` set when
 // the file cannot be created or mapped.
 bool JournalOpen(const std::string &path, JournalReport *previous, std::string *error);
 

@@ -111,6 +111,26 @@ int FindNote(struct dl_phdr_info *info, size_t, void *data) {
   return 1;
 }
 
+// The executable PT_LOAD segments of one library as mapped: where its code is (crash attribution).
+struct ExecRange {
+  ElfW(Addr) base;
+  const char *name;
+  uintptr_t lo = 0, hi = 0;
+};
+
+int FindExecRange(struct dl_phdr_info *info, size_t, void *data) {
+  auto *r = static_cast<ExecRange *>(data);
+  if (info->dlpi_addr != r->base || info->dlpi_name == nullptr || std::strcmp(info->dlpi_name, r->name) != 0) return 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr) &ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD || (ph.p_flags & PF_X) == 0) continue;
+    const uintptr_t lo = info->dlpi_addr + ph.p_vaddr, hi = lo + ph.p_memsz;
+    if (r->lo == 0 || lo < r->lo) r->lo = lo;
+    if (hi > r->hi) r->hi = hi;
+  }
+  return 1;
+}
+
 std::set<std::string> SplitList(const std::string &s) {
   std::set<std::string> out;
   std::istringstream in(s);
@@ -504,7 +524,9 @@ Failure OpenLibrary(const std::string &path, Library *lib, const std::string &la
                                         "plugin with STREAMPLUG_PLUGIN() and keep the .note.streamplug section when linking");
   }
   lib->manifest.assign(search.desc, strnlen(search.desc, search.descsz));
-  JournalNamePlugin(lib->journal_id, d->name, map->l_addr);
+  ExecRange range{map->l_addr, map->l_name};
+  dl_iterate_phdr(FindExecRange, &range);
+  JournalNamePlugin(lib->journal_id, d->name, map->l_addr, range.lo, range.hi);
   f = CheckManifest(path, lib, search.desc, search.descsz);
   if (!f.failed()) {
     std::lock_guard<std::mutex> lock(registry_mutex);
@@ -550,7 +572,10 @@ bool CloseLibrary(Library *lib, size_t *closed_instances) {
     }
     // A source/sink thread still runs (a close hook abandoned after its timeout): unmapping the
     // code under it would crash the process, so the library stays mapped (reported).
-    if (lib->io_busy.load() == 0) dlclose(lib->handle);
+    if (lib->io_busy.load() == 0) {
+      dlclose(lib->handle);
+      if (!IsMapped(lib->path)) JournalForgetRange(lib->journal_id);  // its addresses may be reused
+    }
     lib->handle = nullptr;
     lib->desc = nullptr;
   }

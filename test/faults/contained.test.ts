@@ -139,3 +139,27 @@ describe('the fatal-signal handler leaves signals outside plugin code to their o
     assert.deepEqual(report.entries, [], 'no thread was inside plugin code, no crash recorded');
   });
 });
+
+describe('the crash journal file', () => {
+  it('a garbage or truncated journal is ignored and replaced; a journal re-opened by its own process blames nothing', () => {
+    const dir = tmp('fault-journal-file');
+    const journal = path.join(dir, 'journal');
+    fs.writeFileSync(journal, 'SPJRNL01 but not a journal');
+    const r = runNode(`
+      import { createRequire } from 'node:module';
+      const addon = createRequire(import.meta.url)(process.env.ADDON);
+      const first = addon.journalOpen(${JSON.stringify(journal)});
+      const lib = await addon.openAsync(${JSON.stringify(path.join(samplesDir, 'echo.so'))}, 'echo');
+      await lib.initAsync();
+      const again = addon.journalOpen(${JSON.stringify(journal)});
+      const other = addon.journalOpen(${JSON.stringify(journal + '-2')});
+      console.log(JSON.stringify({ first, again, other }));
+    `);
+    assert.equal(r.status, 0, r.stderr);
+    const { first, again, other } = JSON.parse(r.stdout);
+    assert.deepEqual([first.existed, first.entries], [false, []]);
+    assert.deepEqual([again.existed, again.clean, again.entries], [true, true, []]);
+    assert.equal(other.existed, false);
+    assert.equal(fs.statSync(journal).size, fs.statSync(journal + '-2').size, 'both are journals of the same geometry');
+  });
+});

@@ -108,6 +108,25 @@ describe('in-process mode: a plugin that crashes the host is named, quarantined,
     });
   }
 
+  it("a crash on a thread of the plugin's own (no hook running) is blamed on the plugin by the faulting address", async () => {
+    const dir = tmp('fault-segv-thread');
+    const data = path.join(dir, 'data');
+    let host: HostProcess | undefined = await startHost(data, broker.url);
+    try {
+      await install(host, 'segv_thread', await zipOf(dir, 'segv_thread', crashPlugin('segv_thread'))).catch(() => undefined); // the crash may beat the reply
+      const exit = await host.exited;
+      assert.deepEqual(exit, { code: null, signal: 'SIGSEGV' }, host.stderr());
+      assert.match(host.stderr(), /streamplug: fatal SIGSEGV \(fault address 0x10\) in plugin segv_thread \(.*segv_thread@[0-9a-f]{8}\.so\) in hook own-thread;/);
+      host = await startHost(data, broker.url);
+      const d = await host.api('GET', '/plugins/functions/segv_thread');
+      assert.equal(d.body.state, 'quarantined');
+      assert.equal(d.body.crash.hook, 'own-thread');
+      assert.ok(d.body.crash.backtrace.some((f: string) => /^segv_thread@[0-9a-f]{8}\.so\+0x[0-9a-f]+$/.test(f)), d.body.crash.backtrace.join(' '));
+    } finally {
+      await stop(host);
+    }
+  });
+
   it('abort() in a constructor of a file dropped into the plugins folder: one crash at start, then the host starts with it quarantined', async () => {
     const dir = tmp('fault-abort-ctor');
     const data = path.join(dir, 'data');
