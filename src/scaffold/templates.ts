@@ -146,6 +146,7 @@ const sourceC = (name: string) => `/*
  * The host runs open, run and close on a thread of its own (see LIFECYCLE in plugin.h).
  */
 #define _POSIX_C_SOURCE 199309L /* strict C99 hides nanosleep without it */
+#define STREAMPLUG_PLUGIN_MINOR 1 /* sources need contract 1.1 */
 #include <streamplug/plugin.h>
 #include <time.h>
 
@@ -197,6 +198,7 @@ const sinkC = (name: string) => `/*
  * ${name}_collect with your delivery (a file, a socket, a service). Every hook of one instance
  * runs on that instance's worker thread, one at a time (see LIFECYCLE in plugin.h).
  */
+#define STREAMPLUG_PLUGIN_MINOR 1 /* sinks need contract 1.1 */
 #include <streamplug/plugin.h>
 #include <stdio.h>
 
