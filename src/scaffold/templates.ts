@@ -388,7 +388,7 @@ export function projectFiles(name: string, kind: Kind, lang: Lang): Files {
   };
   const pkg = {
     name, version: '0.1.0', private: true, type: 'module',
-    scripts: { test: 'node --test test/' } as Record<string, string>,
+    scripts: { test: `node --test test/${name}.test.mjs` } as Record<string, string>,
     devDependencies: {} as Record<string, string>,
   };
   if (lang === 'node') {
