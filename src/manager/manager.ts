@@ -224,7 +224,7 @@ export class PluginManager {
       etcFiles: [],
     };
     writeRecord(this.layout, rec);
-    this.log.info({ file: full }, `adopted ${full}, copied in by hand, as ${singular(type)} plugin ${name}`);
+    this.log.info({ file: full }, `adopted ${full} as ${singular(type)} plugin ${name}: a library placed in plugins/${type}/ without the REST API (the demo's samples, or a manual copy)`);
     return rec;
   }
 
