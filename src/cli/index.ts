@@ -21,6 +21,7 @@ import { register as registerStream } from './commands/stream.js'; registerStrea
 import { register as registerRule } from './commands/rule.js'; registerRule(program);
 import { register as registerRun } from './commands/run.js'; registerRun(program);
 import { register as registerNew } from './commands/new.js'; registerNew(program);
+import { register as registerWhere } from './commands/where.js'; registerWhere(program);
 
 try {
   await program.parseAsync(process.argv);
