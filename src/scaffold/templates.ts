@@ -48,11 +48,14 @@ const functionC = (name: string) => `/*
 static const sp_host_api *host; /* the host's routines (log, set_error, state, ...), set in init */
 
 static sp_status ${name}_call(const sp_call *call) {
-  const sp_column *x = &call->args[0];      /* declared FLOAT64 below: the host converts to it */
-  const double *in = (const double *)x->values;
+  const sp_column *x = &call->args[0];
+  /* sp_col_f64: x's values as doubles. The Debug build checks the column really is FLOAT64 and
+   * fails the call with a clear message otherwise (here the host converts to the declared type). */
+  const double *in = sp_col_f64(host, call, 0);
   double *out = (double *)call->result->values;
   size_t i;
 
+  if (!in) return SP_ERROR;
   for (i = 0; i < call->nrows; i++) {
     if (x->nulls && x->nulls[i]) {          /* null in, null out */
       call->result->nulls[i] = 1;
