@@ -33,7 +33,13 @@ export const ERROR_CODES = {
   E_NOT_ADDON: 'a .node file without a Node-API or Node module entry',
   W_GNU_UNIQUE: 'exports STB_GNU_UNIQUE symbols (never unloaded)',
   E_BAD_ELF: 'ELF structures inconsistent (corrupt file)',
-  W_NAPI_UNKNOWN: 'Node-API version could not be read statically',
+  W_NAPI_UNKNOWN: 'retired: an unreadable Node-API version is now refused (E_NAPI_UNKNOWN)',
+  E_NAPI_UNKNOWN: 'Node-API version could not be read statically (instrumented build)',
+  W_NODELETE: 'linked with -z nodelete (never unloaded)',
+  E_LIMIT: 'a name, count or arity beyond the limits of plugin.h',
+  E_BUILTIN_SHADOW: 'a plugin function has the name of a built-in SQL function',
+  E_TYPE_MISMATCH: 'the plugin does not provide the extension kind it is installed as',
+  E_LOAD_CRASHED: 'the trial load in a child process crashed',
   // loading (native host)
   E_ADDON_MISSING: 'the host addon is not built',
   E_DLOPEN: 'dlopen failed',
@@ -65,6 +71,9 @@ export const ERROR_CODES = {
   E_STORE_VERSION: 'the data store was written by a newer streamplug',
   E_SOURCE_FAILED: 'a native source failed to open or stopped with an error',
   E_CLOSE_TIMEOUT: 'a plugin source or sink did not finish closing in time',
+  // rule sets and fleets (src/rules/ruleset.ts, streamplug fleet)
+  E_IMPORT_INCOMPLETE: 'some items of a rule set could not be imported',
+  E_FLEET_INCOMPLETE: 'some hosts of a fleet did not take the whole rule set',
   // plugin manager: zips, downloads, signatures, install state (src/manager)
   E_ZIP_SLIP: 'zip entry escapes the target folder (..)',
   E_ZIP_ABSOLUTE: 'zip entry has an absolute path',

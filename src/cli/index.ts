@@ -22,6 +22,7 @@ import { register as registerRule } from './commands/rule.js'; registerRule(prog
 import { register as registerRun } from './commands/run.js'; registerRun(program);
 import { register as registerNew } from './commands/new.js'; registerNew(program);
 import { register as registerWhere } from './commands/where.js'; registerWhere(program);
+import { register as registerFleet } from './commands/fleet.js'; registerFleet(program);
 
 try {
   await program.parseAsync(process.argv);
