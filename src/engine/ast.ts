@@ -2,19 +2,29 @@
 import type { Pos } from './lexer.js';
 
 export type Expr =
-  | { kind: 'literal'; value: null | boolean | number | string; pos: Pos }
+  /** int: an integer literal (no '.' or exponent), evaluated as a BIGINT so integer arithmetic stays integer. */
+  | { kind: 'literal'; value: null | boolean | number | string; int?: boolean; pos: Pos }
   | { kind: 'field'; name: string; stream?: string; pos: Pos }
   | { kind: 'star'; pos: Pos }
   | { kind: 'member'; object: Expr; name: string; pos: Pos }
   | { kind: 'index'; object: Expr; index: Expr; pos: Pos }
+  /** a[start:end], either bound optional; end exclusive, negative counts from the end. */
+  | { kind: 'slice'; object: Expr; start?: Expr; end?: Expr; pos: Pos }
   | { kind: 'unary'; op: '-' | '+' | 'NOT'; operand: Expr; pos: Pos }
   | { kind: 'binary'; op: BinaryOp; left: Expr; right: Expr; pos: Pos }
   | { kind: 'like'; not: boolean; operand: Expr; pattern: Expr; pos: Pos }
-  | { kind: 'in'; not: boolean; operand: Expr; list: Expr[]; pos: Pos }
+  /** array: `x IN arrExpr` (no parentheses): the set is the array the expression gives. */
+  | { kind: 'in'; not: boolean; operand: Expr; list: Expr[]; array?: boolean; pos: Pos }
   | { kind: 'between'; not: boolean; operand: Expr; low: Expr; high: Expr; pos: Pos }
   | { kind: 'isnull'; not: boolean; operand: Expr; pos: Pos }
   | { kind: 'case'; operand?: Expr; whens: { when: Expr; then: Expr }[]; else?: Expr; pos: Pos }
-  | { kind: 'call'; name: string; args: Expr[]; pos: Pos };
+  | { kind: 'call'; name: string; args: Expr[]; over?: OverClause; pos: Pos };
+
+/** `OVER (PARTITION BY k, … WHEN cond)` on an analytic function. */
+export interface OverClause {
+  partitionBy: Expr[];
+  when?: Expr;
+}
 
 export type BinaryOp = '+' | '-' | '*' | '/' | '%' | '=' | '!=' | '<' | '<=' | '>' | '>=' | 'AND' | 'OR' | '&' | '|' | '^' | '||';
 
@@ -30,6 +40,10 @@ export type WindowSpec =
 export interface SelectField {
   expr: Expr;
   alias?: string;
+  /** `* EXCEPT(a, b)`: columns left out of the star. */
+  except?: string[];
+  /** `* REPLACE(expr AS a, …)`: columns of the star replaced by expressions. */
+  replace?: { expr: Expr; alias: string }[];
   /** The source text of the expression, for messages. */
   text: string;
 }

@@ -103,10 +103,38 @@ export function toEpochMs(v: unknown): number | undefined {
   if (typeof v === 'number') return v;
   if (typeof v === 'bigint') return Number(v);
   if (typeof v === 'string') {
+    // eKuiper reads "yyyy-MM-dd HH:mm:ss[.SSS]" and "yyyy-MM-dd" without a zone as UTC
+    const m = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?)?$/.exec(v.trim());
+    if (m) return Date.UTC(+m[1], +m[2] - 1, +m[3], +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0), Number((m[7] ?? '0').slice(0, 3).padEnd(3, '0')));
     const t = Date.parse(v);
     return Number.isNaN(t) ? undefined : t;
   }
   return undefined;
+}
+
+/** A value as it leaves the engine: BIGINTs that fit become numbers again, inside arrays and structs too. */
+export function plain(v: unknown): unknown {
+  if (typeof v === 'bigint') return v >= -9007199254740991n && v <= 9007199254740991n ? Number(v) : v;
+  if (Array.isArray(v)) return v.some(needsPlain) ? v.map(plain) : v;
+  if (v && typeof v === 'object' && !(v instanceof Date) && !(v instanceof Uint8Array)) {
+    const o = v as Record<string, unknown>;
+    let out: Record<string, unknown> | undefined;
+    for (const k in o) {
+      if (needsPlain(o[k])) {
+        out ??= { ...o };
+        out[k] = plain(o[k]);
+      }
+    }
+    return out ?? o;
+  }
+  return v;
+}
+
+function needsPlain(v: unknown): boolean {
+  if (typeof v === 'bigint') return true;
+  if (Array.isArray(v)) return v.some(needsPlain);
+  if (v && typeof v === 'object' && !(v instanceof Date) && !(v instanceof Uint8Array)) return Object.values(v).some(needsPlain);
+  return false;
 }
 
 /** eKuiper's cast(x, "type"): bigint, float, string, boolean, datetime, bytea. */

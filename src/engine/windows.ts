@@ -21,6 +21,11 @@ export interface Emission {
 
 export interface WindowBuffer {
   push(rows: Row[], ts: number): Emission[];
+  /**
+   * Event time: adds rows at their own time without moving time (a row may be older than the last
+   * one); only windows that rows themselves trigger (sliding, count, a session gap) emit here.
+   */
+  insert(rows: Row[], ts: number): Emission[];
   advance(now: number): Emission[];
   /** The earliest time at which advance() would emit, if time alone can close a window. */
   nextDeadline(): number | undefined;
@@ -84,10 +89,15 @@ class HoppingWindow implements WindowBuffer {
 
   push(rows: Row[], ts: number): Emission[] {
     const out = this.advance(ts);
-    if (rows.length === 0) return out;
-    if (this.nextEnd === undefined) this.nextEnd = this.firstEndAfter(ts);
+    return out.concat(this.insert(rows, ts));
+  }
+
+  insert(rows: Row[], ts: number): Emission[] {
+    if (rows.length === 0) return [];
+    const first = this.firstEndAfter(ts);
+    if (this.nextEnd === undefined || first < this.nextEnd) this.nextEnd = first;
     for (const row of rows) this.buf.push({ ts, row });
-    return out;
+    return [];
   }
 
   nextDeadline(): number | undefined {
@@ -111,12 +121,16 @@ class SlidingWindow implements WindowBuffer {
     return [];
   }
 
+  insert(rows: Row[], ts: number): Emission[] {
+    return this.push(rows, ts);
+  }
+
   push(rows: Row[], ts: number): Emission[] {
     this.advance(ts);
     const out: Emission[] = [];
     for (const row of rows) {
       this.buf.push({ ts, row });
-      out.push({ rows: this.buf.filter((x) => x.ts <= ts).map((x) => x.row), start: ts - this.size, end: ts });
+      out.push({ rows: this.buf.filter((x) => x.ts <= ts && x.ts > ts - this.size).map((x) => x.row), start: ts - this.size, end: ts });
     }
     return out;
   }
@@ -151,9 +165,19 @@ class SessionWindow implements WindowBuffer {
 
   push(rows: Row[], ts: number): Emission[] {
     const out = this.advance(ts);
-    if (rows.length === 0) return out;
-    if (this.rows.length === 0) this.start = ts;
-    this.last = ts;
+    return out.concat(this.insert(rows, ts));
+  }
+
+  insert(rows: Row[], ts: number): Emission[] {
+    if (rows.length === 0) return [];
+    const out = this.rows.length && ts >= this.closesAt() ? this.advance(ts) : [];
+    if (this.rows.length === 0) {
+      this.start = ts;
+      this.last = ts;
+    } else {
+      this.start = Math.min(this.start, ts);
+      this.last = Math.max(this.last, ts);
+    }
     this.rows.push(...rows);
     return out;
   }
@@ -176,6 +200,10 @@ class CountWindow implements WindowBuffer {
 
   advance(): Emission[] {
     return [];
+  }
+
+  insert(rows: Row[], ts: number): Emission[] {
+    return this.push(rows, ts);
   }
 
   push(rows: Row[], ts: number): Emission[] {
