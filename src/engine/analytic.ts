@@ -219,10 +219,12 @@ export function compileAnalytic(e: Extract<Expr, { kind: 'call' }>, scope: Scope
   const names = e.args.map((x, k) => (star(x) ? '*' : outputName(x, k)));
   const step = stepFor(e, names);
   const fn = e.name.toLowerCase();
-  if (e.args.some(star) && fn !== 'had_changed' && fn !== 'changed_cols')
-    throw semanticError(`${e.name}(*) is not allowed; only had_changed and changed_cols take *`, e.pos);
+  if (e.args.some(star) && fn !== 'had_changed' && fn !== 'changed_cols' && fn !== 'changed_col')
+    throw semanticError(`${e.name}(*) is not allowed; only changed_col, changed_cols and had_changed take *`, e.pos);
   const lazy = e.args.some((x) => containsAggregate(x, scope));
-  const argScope: Scope = lazy ? { ...scope, analytics: undefined } : { ...scope, analytics: undefined, aggregatesAllowed: false, aliasColumns: undefined };
+  // arguments may name any select alias (lag(b) where b is itself lag(…) + 1): it is inlined
+  const aliasExprs = new Map(scope.allAliases ?? scope.aliasExprs ?? []);
+  const argScope: Scope = lazy ? scope : { ...scope, aggregatesAllowed: false, aliasColumns: undefined, aliasExprs };
   const compileArg = (x: Expr): Eval => (star(x) ? (f) => f.rows.slice(0, f.n) : compileExpr(x, argScope));
   const args = e.args.map(compileArg);
   const partition = (e.over?.partitionBy ?? []).map((x) => compileExpr(x, argScope));

@@ -40,6 +40,8 @@ export type WindowSpec =
 export interface SelectField {
   expr: Expr;
   alias?: string;
+  /** `expr AS name INVISIBLE`: computed (later fields may name it) but not written. */
+  invisible?: boolean;
   /** `* EXCEPT(a, b)`: columns left out of the star. */
   except?: string[];
   /** `* REPLACE(expr AS a, …)`: columns of the star replaced by expressions. */

@@ -3,6 +3,7 @@
  * batch column); aggregates reduce the rows of one group. Names are case-insensitive.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { StreamplugError } from '../errors.js';
 import type { ValueType } from '../plugins/types.js';
 import { jsonPathExists, jsonPathQuery, jsonPathQueryFirst } from './jsonpath.js';
 import { castValue, compare, evalError, isNull, num, short, stableKey, str, toEpochMs, toText, typeName } from './values.js';
@@ -25,6 +26,8 @@ export interface BuiltinScalar {
   onNull?: unknown;
   /** Argument positions that must be literals in the SQL. */
   literal?: number[];
+  /** Checks the literal arguments when the rule is created (undefined: not a literal); throws E_ARG_LITERAL. */
+  validate?: (literals: unknown[]) => void;
   type?: ValueType;
   fn: (a: unknown[], env: Env) => unknown;
 }
@@ -197,6 +200,31 @@ function regex(p: unknown, where: string, flags = ''): RegExp {
   return r;
 }
 
+function badLiteral(message: string): StreamplugError {
+  return new StreamplugError('E_ARG_LITERAL', message, {});
+}
+
+/** A literal JSON path must parse when the rule is created. */
+function pathLiteral(lits: unknown[]): void {
+  if (lits[1] === undefined) return;
+  if (typeof lits[1] !== 'string') throw badLiteral(`the JSON path must be text like "$.a.b" but found ${short(lits[1])}`);
+  try {
+    jsonPathExists({}, lits[1]);
+  } catch (e) {
+    throw badLiteral((e as Error).message);
+  }
+}
+
+function base64Literal(lits: unknown[]): void {
+  if (lits[1] !== undefined && (typeof lits[1] !== 'string' || lits[1].toLowerCase() !== 'base64'))
+    throw badLiteral(`only "base64" is supported as the scheme but found ${short(lits[1])}`);
+}
+
+function jsonData(v: unknown, where: string): unknown {
+  if (isNull(v)) throw evalError(`${where}: invalid data nil for jsonpath; guard the field with IS NOT NULL`, {});
+  return v;
+}
+
 const arr = (v: unknown, where: string): unknown[] => {
   if (Array.isArray(v)) return v;
   throw evalError(`${where} expects an array but found ${typeName(v)} ${short(v)}`, {});
@@ -310,14 +338,14 @@ export const SCALARS: Record<string, BuiltinScalar> = {
     if (typeof a[1] !== 'string' || a[1].toLowerCase() !== 'base64') throw evalError(`encode: unknown scheme ${short(a[1])}; only "base64" is supported`, {});
     if (typeof a[0] !== 'string') throw evalError(`encode: only text can be encoded, found ${typeName(a[0])} ${short(a[0])}`, {});
     return Buffer.from(a[0]).toString('base64');
-  }, { type: 'string', literal: [1] }),
+  }, { type: 'string', validate: base64Literal }),
   // eKuiper returns bytes, which its JSON writes as base64 again
   decode: S(2, 2, (a) => {
     if (typeof a[1] !== 'string' || a[1].toLowerCase() !== 'base64') throw evalError(`decode: unknown scheme ${short(a[1])}; only "base64" is supported`, {});
     if (typeof a[0] !== 'string') throw evalError(`decode: only text can be decoded, found ${typeName(a[0])} ${short(a[0])}`, {});
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(a[0]) || a[0].length % 4 !== 0) throw evalError(`decode: ${short(a[0])} is not base64`, {});
     return new Uint8Array(Buffer.from(a[0], 'base64'));
-  }, { type: 'bytes', literal: [1] }),
+  }, { type: 'bytes', validate: base64Literal }),
   to_json: S(1, 1, (a) => goJson(a[0]), { type: 'string' }),
   parse_json: S(1, 1, (a) => {
     if (isNull(a[0]) || a[0] === 'null') return null;
@@ -385,9 +413,10 @@ export const SCALARS: Record<string, BuiltinScalar> = {
   second: S(1, 1, (a) => toDate(a[0], 'second').getUTCSeconds(), { type: 'int64' }),
 
   // JSON path
-  json_path_query: S(2, 2, (a) => jsonPathQuery(a[0], str(a[1], 'json_path_query'))),
-  json_path_query_first: S(2, 2, (a) => jsonPathQueryFirst(a[0], str(a[1], 'json_path_query_first'))),
-  json_path_exists: S(2, 2, (a) => jsonPathExists(a[0], str(a[1], 'json_path_exists')), { type: 'bool' }),
+  // eKuiper: null data is an error ("invalid data nil for jsonpath"), not a null
+  json_path_query: S(2, 2, (a) => jsonPathQuery(jsonData(a[0], 'json_path_query'), str(a[1], 'json_path_query')), { nulls: true, validate: pathLiteral }),
+  json_path_query_first: S(2, 2, (a) => jsonPathQueryFirst(jsonData(a[0], 'json_path_query_first'), str(a[1], 'json_path_query_first')), { nulls: true, validate: pathLiteral }),
+  json_path_exists: S(2, 2, (a) => jsonPathExists(jsonData(a[0], 'json_path_exists'), str(a[1], 'json_path_exists')), { type: 'bool', nulls: true, validate: pathLiteral }),
 
   // arrays and others
   cardinality: S(1, 1, (a) => arr(a[0], 'cardinality').length, { type: 'int64', onNull: 0 }),
@@ -402,7 +431,10 @@ export const SCALARS: Record<string, BuiltinScalar> = {
     throw evalError(`element_at expects an array or struct but found ${typeName(a[0])}`, {});
   }),
   // the projection turns the array into one row per element (a multiple-row function, SELECT only)
-  unnest: S(1, 1, (a) => arr(a[0], 'unnest')),
+  unnest: S(1, 1, (a) => {
+    if (!Array.isArray(a[0])) throw evalError('the argument for the unnest function should be array', {});
+    return a[0];
+  }),
   isnull: S(1, 1, (a) => isNull(a[0]), { nulls: true, type: 'bool' }),
   coalesce: S(1, -1, (a) => a.find((v) => !isNull(v)) ?? null, { nulls: true }),
   newuuid: S(0, 0, () => randomUUID(), { type: 'string' }),

@@ -3,11 +3,12 @@
  * and returns one value per row/group. Plugin scalars are called once per frame through callBatch,
  * plugin aggregates once per frame through callGroups.
  */
-import { StreamplugError } from '../errors.js';
+import { StreamplugError, isStreamplugError } from '../errors.js';
 import type { ArgInfo, Column, FunctionInstance, PluginFunction, Scalar, ValueType } from '../plugins/types.js';
 import type { Expr, StreamField, FieldType } from './ast.js';
 import { AGGREGATES, lookupBuiltin, SCALARS, WINDOW_FUNCS, type Row } from './builtins.js';
 import { ANALYTIC_FUNCS, compileAnalytic, type AnalyticRegistry } from './analytic.js';
+import { rowMeta, rowTime } from './meta.js';
 import type { Pos } from './lexer.js';
 import { compare, equals, evalError, fromColumn, isNull, num, short, toColumn, toText, truthy, typeName } from './values.js';
 
@@ -53,6 +54,8 @@ export interface Scope {
   aliasColumns?: Map<string, number>;
   /** Analytic call sites (lag, latest, changed_col, acc_*…): evaluated on every row before WHERE. */
   analytics?: AnalyticRegistry;
+  /** Every select alias and its expression: an analytic function's arguments may name any of them. */
+  allAliases?: Map<string, Expr>;
 }
 
 export function semanticError(message: string, pos?: Pos): StreamplugError {
@@ -429,7 +432,9 @@ function compileField(name: string, pos: Pos, scope: Scope, qualified = false): 
     const inner = scope.aliasExprs.get(name)!;
     const rest = new Map(scope.aliasExprs);
     rest.delete(name); // `SELECT a + 1 AS a`: inside, a is the column again
-    return compileExpr(inner, { ...scope, aliasExprs: rest });
+    const all = scope.allAliases && new Map(scope.allAliases);
+    all?.delete(name);
+    return compileExpr(inner, { ...scope, aliasExprs: rest, allAliases: all });
   }
   let key = name;
   if (scope.schema) {
@@ -559,6 +564,22 @@ function compileCall(e: Extract<Expr, { kind: 'call' }>, scope: Scope): Eval {
     return compileAnalytic(e, scope, scope.analytics);
   }
   if (e.over) throw semanticError(`OVER (…) is only for analytic functions (lag, latest, changed_col, had_changed, acc_*), not ${e.name}`, e.pos);
+  if (lname === 'meta') {
+    // meta(topic), meta(*): what the source told about the row (the MQTT topic)
+    if (e.args.length !== 1) throw arityError(lname, 1, 1, e.args.length, e.pos);
+    const a = e.args[0];
+    const key = a.kind === 'field' ? a.name : a.kind === 'literal' && typeof a.value === 'string' ? a.value : a.kind === 'star' ? '*' : undefined;
+    if (key === undefined) throw semanticError('meta() takes a key name such as meta(topic), or meta(*)', e.pos);
+    return (f) => f.rows.slice(0, f.n).map((r) => {
+      const m = rowMeta(r);
+      if (key === '*') return m ? { ...m } : null;
+      return m?.[key] ?? null;
+    });
+  }
+  if (lname === 'event_time') {
+    if (e.args.length) throw arityError(lname, 0, 0, e.args.length, e.pos);
+    return (f) => f.rows.slice(0, f.n).map((r) => rowTime(r) ?? f.now);
+  }
   if (lname === 'row_number') {
     if (e.args.length) throw arityError(lname, 0, 0, e.args.length, e.pos);
     // numbers the rows of a window; without a window each row is its own input, so it is 1
@@ -593,6 +614,14 @@ function compileCall(e: Extract<Expr, { kind: 'call' }>, scope: Scope): Eval {
       if (k < e.args.length && literalOf(e.args[k]) === undefined)
         throw new StreamplugError('E_ARG_LITERAL', `argument ${k + 1} of ${lname} must be a literal (line ${e.pos.line}, column ${e.pos.column}); write a constant such as "bigint"`, { function: lname, argument: k + 1 });
     const args = star ? [] : e.args.map((a) => compileExpr(a, argScope));
+    if (builtin.kind === 'scalar' && builtin.validate) {
+      try {
+        builtin.validate(e.args.map(literalOf));
+      } catch (err) {
+        if (isStreamplugError(err)) throw new StreamplugError(err.code, `${lname} (line ${e.pos.line}, column ${e.pos.column}): ${err.message}`, { ...err.details, function: lname });
+        throw err;
+      }
+    }
     if (builtin.kind === 'scalar') {
       const fn = builtin.fn;
       const nulls = builtin.nulls;

@@ -249,7 +249,8 @@ class Parser {
     const text = this.src.slice(start.offset, this.toks[this.i - 1].end);
     let alias: string | undefined;
     if (this.acceptKw('AS')) alias = this.name('an alias after AS').text;
-    else if (this.t.kind === 'qident' || (this.t.kind === 'ident' && !RESERVED.has(this.t.upper))) alias = this.next().text;
+    else if (this.t.kind === 'qident' || (this.t.kind === 'ident' && !RESERVED.has(this.t.upper) && this.t.upper !== 'INVISIBLE')) alias = this.next().text;
+    if (alias !== undefined && this.acceptKw('INVISIBLE')) return { expr, alias, text, invisible: true };
     return { expr, alias, text };
   }
 

@@ -10,6 +10,7 @@ import type { Row } from './builtins.js';
 import { AnalyticRegistry, ResultCols } from './analytic.js';
 import { compileExpr, containsAggregate, fieldOf, semanticError, subFrame, type Eval, type Frame, type FunctionResolver, type Scope } from './expr.js';
 import { parseStatement } from './parser.js';
+import { carryMeta, setRowTime } from './meta.js';
 import { coerceRow } from './schema.js';
 import type { StreamDef } from './streams.js';
 import { compare, isNull, plain, stableKey, toEpochMs, truthy } from './values.js';
@@ -130,6 +131,8 @@ interface Output {
   column?: string;
   /** unnest(arr): one output row per element. */
   unnest?: boolean;
+  /** `AS name INVISIBLE`: computed for other fields, not written. */
+  invisible?: boolean;
 }
 
 export function compileRule(id: string, sql: string, opts: CompileOptions): RuleRuntime {
@@ -233,7 +236,7 @@ class Rule implements RuleRuntime {
     // a select alias may be named in WHERE (eKuiper): it stands for its expression
     const whereAliases = new Map<string, Expr>();
     for (const f of s.fields) if (f.alias && !isUnnest(f.expr) && !containsAggregate(f.expr, base)) whereAliases.set(f.alias, f.expr);
-    if (s.where) this.where = compileExpr(s.where, { ...base, aliasExprs: whereAliases });
+    if (s.where) this.where = compileExpr(s.where, { ...base, aliasExprs: whereAliases, allAliases: whereAliases });
     this.keys = s.groupBy.map((g) => compileExpr(g, { ...base, clause: 'GROUP BY' }));
     const usesAgg =
       s.fields.some((f) => containsAggregate(f.expr, base)) ||
@@ -245,10 +248,9 @@ class Rule implements RuleRuntime {
     this.windowed = s.window !== undefined;
     if (s.window) {
       const w = s.window;
-      if (w.type === 'hopping' && w.hop > w.size) throw semanticError(`HOPPINGWINDOW hop ${w.hop} is larger than its size ${w.size}; rows would fall between windows — use hop <= size`, w.pos);
       if (w.type === 'count' && w.hop !== undefined && w.hop > w.size) throw semanticError(`COUNTWINDOW hop ${w.hop} is larger than its count ${w.size}; use hop <= count`, w.pos);
       if (w.type === 'session' && w.timeout > w.maxDuration) throw semanticError(`SESSIONWINDOW(unit, maxDuration, timeout): timeout ${w.timeout} exceeds maxDuration ${w.maxDuration}; eKuiper's order is max duration first, then timeout`, w.pos);
-      this.window = createWindow(w);
+      this.window = createWindow(w, ro.isEventTime === true);
     }
 
     const selScope: Scope = { ...base, clause: 'SELECT', aggregatesAllowed: this.aggregate };
@@ -257,10 +259,13 @@ class Rule implements RuleRuntime {
     const earlier = new Map<string, number>();
     const later = new Map<string, Expr>();
     for (const f of s.fields) if (f.alias && !isUnnest(f.expr)) later.set(f.alias, f.expr);
+    const everyAlias = new Map(later);
     if (s.fields.filter((f) => isUnnest(f.expr)).length > 1) throw semanticError('only one unnest() is allowed in SELECT', s.from.pos);
     this.outputs = s.fields.map((f, k): Output => {
       if (f.alias) later.delete(f.alias);
-      const scope: Scope = { ...selScope, aliasColumns: new Map(earlier), aliasExprs: new Map(later) };
+      const allAliases = new Map(everyAlias);
+      if (f.alias) allAliases.delete(f.alias);
+      const scope: Scope = { ...selScope, aliasColumns: new Map(earlier), aliasExprs: new Map(later), allAliases };
       if (f.expr.kind === 'star') {
         const out: Output = { name: '*', star: true };
         if (f.except) out.except = new Set(f.except);
@@ -274,6 +279,7 @@ class Rule implements RuleRuntime {
       if (f.alias) earlier.set(f.alias, k);
       if (!f.alias && f.expr.kind === 'field') out.column = f.expr.name;
       if (isUnnest(f.expr)) out.unnest = true;
+      if (f.invisible) out.invisible = true;
       return out;
     });
     const aliasExprs = new Map<string, Expr>();
@@ -316,9 +322,12 @@ class Rule implements RuleRuntime {
     const out: Row[] = [];
     for (const r of rows) {
       try {
-        out.push(coerceRow(r, fields));
+        const c = coerceRow(r, fields);
+        carryMeta(r, c);
+        out.push(c);
       } catch (e) {
-        this.fail('source', e);
+        const err = asError(e, this.id, 'source');
+        this.fail('source', new StreamplugError(err.code, `error in preprocessor: ${err.message}`, err.details));
       }
     }
     return out;
@@ -349,7 +358,12 @@ class Rule implements RuleRuntime {
     src.recordsIn += rows.length;
     src.recordsOut += rows.length;
     src.calls++;
+    for (const r of rows) setRowTime(r, now);
     rows = this.decode(rows);
+    if (this.eventTime) for (const r of rows) {
+      const t = toEpochMs(fieldOf(r, this.eventTime.field));
+      if (t !== undefined) setRowTime(r, t);
+    }
     if (!this.analytics.empty) {
       // analytic functions see every row, before WHERE
       const ok = this.rowWise('source', rows, (rs) => {
@@ -360,7 +374,9 @@ class Rule implements RuleRuntime {
       rows = ok;
     }
     let kept = rows;
-    if (this.where) {
+    // With a window, eKuiper filters the window's rows: a COUNTWINDOW counts rows before WHERE, and
+    // every row moves event time on. Without one, WHERE runs on the rows as they come.
+    if (this.where && !this.window) {
       const where = this.where;
       const r = this.rowWise('filter', rows, (rs) => {
         const mask = where({ rows: rs, n: rs.length, now });
@@ -447,6 +463,15 @@ class Rule implements RuleRuntime {
 
   /** The rows of one result, or undefined when a stage failed (counted unless quiet: the caller retries per row). */
   private run(rows: Row[], window: Frame['window'], now: number, quiet: boolean): Row[] | undefined {
+    if (this.window && this.where) {
+      const where = this.where;
+      const kept = this.rowWise('filter', rows, (rs) => {
+        const mask = where({ rows: rs, n: rs.length, now, window, windowed: true });
+        return rs.filter((_, i) => truthy(mask[i]));
+      }, true);
+      if (!kept || kept.length === 0) return kept ? [] : undefined;
+      rows = kept;
+    }
     let frame: Frame | undefined = { rows, n: rows.length, window, now, windowed: this.windowed };
     if (this.aggregate) {
       const rowFrame = frame;
@@ -499,6 +524,7 @@ class Rule implements RuleRuntime {
     const o: Row = {};
     let unnest: { name: string; items: unknown[] } | undefined;
     this.outputs.forEach((spec, k) => {
+      if (spec.invisible) return;
       if (spec.star) {
         for (const key in row) if (!spec.except?.has(key)) o[key] = row[key];
         spec.replace?.forEach((r, j) => {
@@ -511,7 +537,7 @@ class Rule implements RuleRuntime {
       const v = cols[k][i];
       if (spec.unnest) {
         if (Array.isArray(v)) unnest = { name: spec.name, items: v };
-        else if (!isNull(v)) throw new StreamplugError('E_EVAL', `unnest expects an array but found ${typeof v}`, {});
+        else if (!isNull(v)) throw new StreamplugError('E_EVAL', 'the argument for the unnest function should be array', {});
         else unnest = { name: spec.name, items: [] };
         return;
       }
@@ -532,9 +558,9 @@ class Rule implements RuleRuntime {
     }
   }
 
-  /** changed_cols emits nothing when nothing changed (eKuiper's doc examples). */
+  /** A rule selecting changed_col(s) emits nothing when nothing changed (eKuiper's doc examples). */
   private get dropEmpty(): boolean {
-    return this.statement.fields.some((f) => f.expr.kind === 'call' && f.expr.name.toLowerCase() === 'changed_cols');
+    return this.statement.fields.some((f) => f.expr.kind === 'call' && ['changed_cols', 'changed_col'].includes(f.expr.name.toLowerCase()));
   }
 
   /** Orders rows by group: with no GROUP BY keys the whole window is one group, without a window every row is. */

@@ -9,8 +9,13 @@ import type { FieldType, StreamField } from './ast.js';
 import type { Row } from './builtins.js';
 import { evalError, isNull, typeName } from './values.js';
 
+const GO_TYPE: Record<string, string> = { bigint: 'int64', float: 'float64', string: 'string', boolean: 'bool', datetime: 'datetime', bytea: 'bytea', array: 'array', struct: 'struct' };
+
+/** eKuiper's words: `field size type mismatch: cannot convert string(red) to int64`. */
 function wrong(name: string, v: unknown, t: FieldType): Error {
-  return evalError(`${name} has wrong type:${jsonKind(v)}, expect:${t.type}; fix the data or the stream definition`, { field: name, found: typeName(v), expected: t.type });
+  const goKind = typeof v === 'string' ? 'string' : typeof v === 'boolean' ? 'bool' : typeof v === 'number' ? (Number.isInteger(v) ? 'int64' : 'float64') : typeof v === 'bigint' ? 'int64' : Array.isArray(v) ? '[]interface {}' : 'map[string]interface {}';
+  const shown = typeof v === 'object' ? JSON.stringify(v) : String(v);
+  return evalError(`field ${name} type mismatch: cannot convert ${goKind}(${shown}) to ${GO_TYPE[t.type]}`, { field: name, found: typeName(v), expected: t.type, kind: jsonKind(v) });
 }
 
 function jsonKind(v: unknown): string {

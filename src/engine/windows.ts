@@ -39,12 +39,12 @@ export function unitMs(u: TimeUnit): number {
   return UNIT_MS[u];
 }
 
-export function createWindow(w: WindowSpec): WindowBuffer {
+export function createWindow(w: WindowSpec, eventTime = false): WindowBuffer {
   switch (w.type) {
     case 'tumbling':
-      return new HoppingWindow(w.size * UNIT_MS[w.unit], w.size * UNIT_MS[w.unit]);
+      return new HoppingWindow(w.size * UNIT_MS[w.unit], w.size * UNIT_MS[w.unit], eventTime ? 0 : undefined);
     case 'hopping':
-      return new HoppingWindow(w.size * UNIT_MS[w.unit], w.hop * UNIT_MS[w.unit]);
+      return new HoppingWindow(w.size * UNIT_MS[w.unit], w.hop * UNIT_MS[w.unit], eventTime ? w.hop * UNIT_MS[w.unit] : undefined);
     case 'sliding':
       return new SlidingWindow(w.size * UNIT_MS[w.unit]);
     case 'session':
@@ -62,7 +62,12 @@ interface Entry {
 class HoppingWindow implements WindowBuffer {
   private buf: Entry[] = [];
   private nextEnd: number | undefined;
-  constructor(private readonly size: number, private readonly hop: number) {}
+  private firstTs: number | undefined;
+  /**
+   * Event time: eKuiper starts the first windows no earlier than the first row's time minus this
+   * (0 for tumbling, the hop for hopping windows), which window_start() shows.
+   */
+  constructor(private readonly size: number, private readonly hop: number, private readonly startLag?: number) {}
 
   private firstEndAfter(ts: number): number {
     return Math.floor(ts / this.hop) * this.hop + this.hop;
@@ -73,8 +78,10 @@ class HoppingWindow implements WindowBuffer {
     while (this.nextEnd !== undefined && this.nextEnd <= now) {
       const end = this.nextEnd;
       const start = end - this.size;
-      const rows = this.buf.filter((x) => x.ts >= start && x.ts < end).map((x) => x.row);
-      if (rows.length) out.push({ rows, start, end });
+      // in time order: with event time, rows may have come out of order (the sort is stable)
+      const rows = this.buf.filter((x) => x.ts >= start && x.ts < end).sort((a, b) => a.ts - b.ts).map((x) => x.row);
+      const shown = this.startLag !== undefined && this.firstTs !== undefined ? Math.max(start, this.firstTs - this.startLag) : start;
+      if (rows.length) out.push({ rows, start: shown, end });
       const next = end + this.hop;
       this.buf = this.buf.filter((x) => x.ts >= next - this.size);
       if (this.buf.length === 0) this.nextEnd = undefined;
@@ -94,6 +101,7 @@ class HoppingWindow implements WindowBuffer {
 
   insert(rows: Row[], ts: number): Emission[] {
     if (rows.length === 0) return [];
+    this.firstTs ??= ts;
     const first = this.firstEndAfter(ts);
     if (this.nextEnd === undefined || first < this.nextEnd) this.nextEnd = first;
     for (const row of rows) this.buf.push({ ts, row });

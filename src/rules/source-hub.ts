@@ -12,7 +12,7 @@
  * goes at once, after any rows pending before it, to the subscribers that accept it as it is; the
  * others get its rows, decoded once for all of them.
  */
-import type { StreamDef } from '../engine/index.js';
+import { setRowMeta, type StreamDef } from '../engine/index.js';
 import type { ConnectorStatus, EncodedBatch, Row, SourceConnector, SourceMetrics } from '../connectors/index.js';
 
 export interface Subscriber {
@@ -76,7 +76,9 @@ export class SourceHub {
     }
   };
 
-  private readonly emit = (rows: Row[], meta?: { ts: number }): void => {
+  private readonly emit = (rows: Row[], meta?: { ts: number; topic?: string }): void => {
+    // meta(topic) in the SQL reads what the source said about the rows
+    if (meta?.topic !== undefined) for (const r of rows) setRowMeta(r, { topic: meta.topic });
     if (this.pending.length === 0) this.pendingTs = meta?.ts ?? Date.now();
     for (const r of rows) this.pending.push(r);
     if (this.pending.length >= MAX_BATCH) this.flush();

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rule } from './harness.js';
+import { compileRule } from '../../src/engine/index.js';
+import { catalog, rule } from './harness.js';
 
 test('TUMBLINGWINDOW: epoch-aligned windows, emitted when time reaches their end', () => {
   const h = rule('SELECT count(*) AS c, sum(v) AS s, window_start() AS ws, window_end() AS we FROM demo GROUP BY TUMBLINGWINDOW(ss, 10)');
@@ -102,6 +103,34 @@ test('windows with GROUP BY keys: one row per key per window', () => {
 });
 
 test('windows are refused where they cannot work', () => {
-  assert.throws(() => rule('SELECT count(*) FROM demo GROUP BY HOPPINGWINDOW(ss, 5, 10)'), (e: any) => e.code === 'E_SQL_SEMANTIC');
   assert.throws(() => rule('SELECT id, count(*) FROM demo GROUP BY id'), (e: any) => e.code === 'E_SQL_SEMANTIC' && /needs a window/.test(e.message));
+});
+
+test('HOPPINGWINDOW with a hop larger than its size leaves gaps, as eKuiper allows', () => {
+  const h = rule('SELECT collect(v) AS vs, window_start() AS ws FROM demo GROUP BY HOPPINGWINDOW(ss, 2, 5)');
+  h.rule.push([{ v: 1 }], 1000); // in the gap before [3000, 5000)
+  h.rule.push([{ v: 2 }], 4000);
+  h.rule.tick(10000);
+  assert.deepEqual(h.results, [[{ vs: [2], ws: 3000 }]]);
+});
+
+test('a COUNTWINDOW counts the rows before WHERE, which then filters each window (eKuiper)', () => {
+  const h = rule('SELECT collect(v) AS vs FROM demo WHERE v > 0 GROUP BY COUNTWINDOW(3)');
+  for (const v of [1, -1, 2, -4, -2, -3]) h.rule.push([{ v }], 10);
+  assert.deepEqual(h.results, [[{ vs: [1, 2] }]]); // the second window has no row left: nothing is sent
+});
+
+test('event time: windows close as the watermark passes, late rows are dropped and counted', () => {
+  catalog.execute('CREATE STREAM evt (v bigint, ts bigint) WITH (DATASOURCE="evt", TIMESTAMP="ts")');
+  const results: unknown[][] = [];
+  const r = compileRule('et', 'SELECT collect(v) AS vs, window_start() AS ws, window_end() AS we FROM evt GROUP BY TUMBLINGWINDOW(ss, 1)', {
+    streams: catalog.lookup, options: { isEventTime: true, lateTolerance: 500 }, onResult: (rows) => results.push(rows),
+  });
+  for (const [v, ts] of [[1, 1200], [2, 1900], [3, 1500], [4, 2600], [5, 1300], [6, 3000]]) r.push([{ v, ts }], 99_999_999);
+  // 2600 lifts the watermark to 2100: [1000, 2000) closes with 1, 3, 2 in time order; 1300 is then late
+  r.tick(Number.MAX_SAFE_INTEGER); // processing time does not close event-time windows
+  assert.deepEqual(results, [[{ vs: [1, 3, 2], ws: 1200, we: 2000 }]]);
+  assert.equal(r.metrics().find((m) => m.name === 'window')!.lateRows, 1);
+  assert.throws(() => compileRule('et2', 'SELECT * FROM demo GROUP BY TUMBLINGWINDOW(ss, 1)', { streams: catalog.lookup, options: { isEventTime: true } }),
+    (e: any) => e.code === 'E_SQL_SEMANTIC' && /TIMESTAMP/.test(e.message));
 });
