@@ -121,6 +121,15 @@ function durationMs(text: string): number {
   return sign * total;
 }
 
+/** The clock as text with fsp (0 to 6) fraction digits; milliseconds are padded with zeros. */
+function nowText(now: number, pattern: string, fsp: unknown): string {
+  const n = isNull(fsp) ? 0 : Math.trunc(num(fsp, 'fsp'));
+  if (n < 0 || n > 6) throw evalError(`fsp must be 0 to 6 but found ${n}`, {});
+  const text = formatTime(new Date(now), pattern);
+  if (n === 0) return text;
+  return text + '.' + String(now % 1000).padStart(3, '0').padEnd(6, '0').slice(0, n);
+}
+
 /** Microseconds within the second; text keeps its own digits beyond milliseconds. */
 function microsOf(v: unknown, where: string): number {
   if (typeof v === 'string') {
@@ -367,11 +376,12 @@ export const SCALARS: Record<string, BuiltinScalar> = {
   crc32: S(1, 1, (a) => crc32(a[0] instanceof Uint8Array ? a[0] : Buffer.from(toText(a[0]))).toString(16), { type: 'string' }),
 
   // date and time (UTC; `now` is the rule's clock, so tests can drive it)
-  now: S(0, 0, (_a, env) => new Date(env.now)),
-  current_timestamp: S(0, 0, (_a, env) => new Date(env.now)),
+  // eKuiper: "yyyy-MM-dd HH:mm:ss", with fsp (0 to 6) digits of fraction
+  now: S(0, 1, (a, env) => nowText(env.now, 'yyyy-MM-dd HH:mm:ss', a[0]), { type: 'string' }),
+  current_timestamp: S(0, 1, (a, env) => nowText(env.now, 'yyyy-MM-dd HH:mm:ss', a[0]), { type: 'string' }),
   tstamp: S(0, 0, (_a, env) => env.now, { type: 'int64' }),
   cur_date: S(0, 0, (_a, env) => formatTime(new Date(env.now), 'yyyy-MM-dd'), { type: 'string' }),
-  cur_time: S(0, 0, (_a, env) => formatTime(new Date(env.now), 'HH:mm:ss'), { type: 'string' }),
+  cur_time: S(0, 1, (a, env) => nowText(env.now, 'HH:mm:ss', a[0]), { type: 'string' }),
   format_time: S(2, 2, (a) => formatTime(toDate(a[0], 'format_time'), str(a[1], 'format_time')), { type: 'string' }),
   unix_timestamp: S(0, 1, (a, env) => Math.floor((a.length ? toDate(a[0], 'unix_timestamp').getTime() : env.now) / 1000), { type: 'int64' }),
   from_unix_time: S(1, 1, (a) => {
@@ -379,9 +389,9 @@ export const SCALARS: Record<string, BuiltinScalar> = {
     return sec === 0 ? null : formatTime(new Date(sec * 1000), 'yyyy-MM-dd HH:mm:ss');
   }, { type: 'string' }),
   current_date: S(0, 0, (_a, env) => formatTime(new Date(env.now), 'yyyy-MM-dd'), { type: 'string' }),
-  current_time: S(0, 0, (_a, env) => formatTime(new Date(env.now), 'HH:mm:ss'), { type: 'string' }),
-  local_time: S(0, 1, (_a, env) => new Date(env.now)),
-  local_timestamp: S(0, 1, (_a, env) => new Date(env.now)),
+  current_time: S(0, 1, (a, env) => nowText(env.now, 'HH:mm:ss', a[0]), { type: 'string' }),
+  local_time: S(0, 1, (a, env) => nowText(env.now, 'yyyy-MM-dd HH:mm:ss', a[0]), { type: 'string' }),
+  local_timestamp: S(0, 1, (a, env) => nowText(env.now, 'yyyy-MM-dd HH:mm:ss', a[0]), { type: 'string' }),
   day_name: S(1, 1, (a) => DAYS[toDate(a[0], 'day_name').getUTCDay()], { type: 'string' }),
   month_name: S(1, 1, (a) => MONTHS[toDate(a[0], 'month_name').getUTCMonth()], { type: 'string' }),
   day_of_year: S(1, 1, (a) => {

@@ -358,6 +358,15 @@ class Rule implements RuleRuntime {
     src.recordsIn += rows.length;
     src.recordsOut += rows.length;
     src.calls++;
+    // With sendError, errors travel in the same stream as the results: rows go one by one, so that a
+    // row's error reaches the sinks in its place, between the results of the rows around it.
+    if (this.opts.options?.sendError && rows.length > 1 && !this.window) {
+      src.recordsIn -= rows.length;
+      src.recordsOut -= rows.length;
+      src.calls--;
+      for (const r of rows) this.push([r], now);
+      return;
+    }
     for (const r of rows) setRowTime(r, now);
     rows = this.decode(rows);
     if (this.eventTime) for (const r of rows) {

@@ -34,10 +34,10 @@ test('conversion, hashing, null helpers', () => {
 });
 
 test('date and time functions use the rule clock, in UTC', () => {
-  const h = rule('SELECT tstamp() AS ts, format_time(now(), "yyyy-MM-dd HH:mm:ss.SSS") AS f, unix_timestamp() AS u, cur_date() AS d, format_time(t, "yyyy/M/d EEE") AS g, hour(t) AS hh FROM demo', undefined, () => 0);
+  const h = rule('SELECT tstamp() AS ts, format_time(now(3), "yyyy-MM-dd HH:mm:ss.SSS") AS f, now() AS n, now(4) AS n4, unix_timestamp() AS u, cur_date() AS d, format_time(t, "yyyy/M/d EEE") AS g, hour(t) AS hh FROM demo', undefined, () => 0);
   const at = Date.UTC(2024, 1, 29, 13, 5, 9, 42);
   h.rule.push([{ t: '2023-07-04T10:00:00Z' }], at);
-  assert.deepEqual(h.results, [[{ ts: at, f: '2024-02-29 13:05:09.042', u: Math.floor(at / 1000), d: '2024-02-29', g: '2023/7/4 Tue', hh: 10 }]]);
+  assert.deepEqual(h.results, [[{ ts: at, f: '2024-02-29 13:05:09.042', n: '2024-02-29 13:05:09', n4: '2024-02-29 13:05:09.0420', u: Math.floor(at / 1000), d: '2024-02-29', g: '2023/7/4 Tue', hh: 10 }]]);
 });
 
 test('JSON path functions', () => {
