@@ -33,7 +33,7 @@ export type TimeUnit = 'MS' | 'SS' | 'MI' | 'HH' | 'DD';
 export type WindowSpec =
   | { type: 'tumbling'; unit: TimeUnit; size: number; pos: Pos }
   | { type: 'hopping'; unit: TimeUnit; size: number; hop: number; pos: Pos }
-  | { type: 'sliding'; unit: TimeUnit; size: number; pos: Pos }
+  | { type: 'sliding'; unit: TimeUnit; size: number; delay?: number; pos: Pos }
   | { type: 'session'; unit: TimeUnit; maxDuration: number; timeout: number; pos: Pos }
   | { type: 'count'; size: number; hop?: number; pos: Pos };
 
@@ -57,6 +57,10 @@ export interface SelectStatement {
   where?: Expr;
   groupBy: Expr[];
   window?: WindowSpec;
+  /** `GROUP BY <window> FILTER (WHERE cond)`: only rows that match enter the window. */
+  windowFilter?: Expr;
+  /** `GROUP BY <window> OVER (WHEN cond)`: a sliding window triggers only on rows that match. */
+  windowTrigger?: Expr;
   having?: Expr;
   orderBy: { expr: Expr; desc: boolean }[];
   limit?: number;

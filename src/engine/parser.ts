@@ -201,6 +201,23 @@ class Parser {
         if (t.kind === 'ident' && WINDOWS.has(t.upper) && this.isOp('(', this.peek())) {
           if (stmt.window) throw syntaxError('a second window in GROUP BY: expected at most one window function', t);
           stmt.window = this.window();
+          // FILTER (WHERE …) and OVER (WHEN …), in either order
+          for (let k = 0; k < 2; k++) {
+            if (!stmt.windowFilter && this.isKw('FILTER') && this.isOp('(', this.peek())) {
+              this.next();
+              this.next();
+              this.expectKw('WHERE');
+              stmt.windowFilter = this.expr();
+              this.expectOp(')');
+            }
+            if (!stmt.windowTrigger && this.isKw('OVER') && this.isOp('(', this.peek())) {
+              this.next();
+              this.next();
+              this.expectKw('WHEN');
+              stmt.windowTrigger = this.expr();
+              this.expectOp(')');
+            }
+          }
         } else stmt.groupBy.push(this.expr());
       } while (this.acceptOp(','));
     }
@@ -288,6 +305,7 @@ class Parser {
       case 'SLIDINGWINDOW': {
         const u = unit();
         w = { type: 'sliding', unit: u, size: num('window size'), pos };
+        if (this.acceptOp(',')) w.delay = num('delay');
         break;
       }
       case 'SESSIONWINDOW': {

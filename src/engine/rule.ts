@@ -190,6 +190,9 @@ class Rule implements RuleRuntime {
   private readonly order: { ev: Eval; desc: boolean }[];
   private readonly limit?: number;
   private readonly window?: WindowBuffer;
+  /** FILTER (WHERE …) before the window, OVER (WHEN …) deciding which rows trigger it. */
+  private readonly windowFilter?: Eval;
+  private readonly windowTrigger?: Eval;
   private readonly ops = new Map<OperatorMetrics['name'], OperatorMetrics>();
   private readonly clock: () => number;
   private readonly analytics = new AnalyticRegistry();
@@ -251,6 +254,11 @@ class Rule implements RuleRuntime {
       if (w.type === 'count' && w.hop !== undefined && w.hop > w.size) throw semanticError(`COUNTWINDOW hop ${w.hop} is larger than its count ${w.size}; use hop <= count`, w.pos);
       if (w.type === 'session' && w.timeout > w.maxDuration) throw semanticError(`SESSIONWINDOW(unit, maxDuration, timeout): timeout ${w.timeout} exceeds maxDuration ${w.maxDuration}; eKuiper's order is max duration first, then timeout`, w.pos);
       this.window = createWindow(w, ro.isEventTime === true);
+      if (s.windowFilter) this.windowFilter = compileExpr(s.windowFilter, { ...base, clause: 'FILTER' });
+      if (s.windowTrigger) {
+        if (w.type !== 'sliding') throw semanticError('OVER (WHEN …) on a window is only for SLIDINGWINDOW: it decides which rows trigger it', w.pos);
+        this.windowTrigger = compileExpr(s.windowTrigger, { ...base, clause: 'OVER (WHEN …)' });
+      }
     }
 
     const selScope: Scope = { ...base, clause: 'SELECT', aggregatesAllowed: this.aggregate };
@@ -399,18 +407,40 @@ class Rule implements RuleRuntime {
       return;
     }
     const win = this.window;
-    if (this.eventTime) return this.pushEventTime(win, kept, now);
-    const emissions = this.stage('window', kept.length, () => win.push(kept, now), (e) => e.length);
+    // FILTER (WHERE …): rows that do not match stay out of the window, but still move event time on
+    let enters: boolean[] | undefined;
+    if (this.windowFilter) {
+      const filter = this.windowFilter;
+      const rs = kept;
+      const m = this.stage('window', 0, () => filter({ rows: rs, n: rs.length, now }).map(truthy), () => 0);
+      if (!m) return;
+      enters = m;
+    }
+    let triggers: boolean[] | undefined;
+    if (this.windowTrigger) {
+      const trigger = this.windowTrigger;
+      const rs = kept;
+      const t = this.stage('window', 0, () => trigger({ rows: rs, n: rs.length, now }).map(truthy), () => 0);
+      if (!t) return;
+      triggers = t;
+    }
+    if (this.eventTime) return this.pushEventTime(win, kept, now, triggers, enters);
+    if (enters) {
+      const e = enters;
+      triggers = triggers?.filter((_, i) => e[i]);
+      kept = kept.filter((_, i) => e[i]);
+    }
+    const emissions = this.stage('window', kept.length, () => win.push(kept, now, triggers), (e) => e.length);
     if (emissions) this.emitAll(emissions, now);
   }
 
   /** Event time: each row goes in at its own timestamp; windows close as the watermark passes their end. */
-  private pushEventTime(win: WindowBuffer, rows: Row[], now: number): void {
+  private pushEventTime(win: WindowBuffer, rows: Row[], now: number, triggers?: boolean[], enters?: boolean[]): void {
     const et = this.eventTime!;
     const m = this.ops.get('window')!;
     m.recordsIn += rows.length;
     m.calls++;
-    for (const row of rows) {
+    for (const [k, row] of rows.entries()) {
       const ts = toEpochMs(fieldOf(row, et.field));
       if (ts === undefined) {
         this.fail('window', new StreamplugError('E_EVAL', `rule ${this.id}: the row's TIMESTAMP field ${et.field} holds no time (${JSON.stringify(fieldOf(row, et.field))}); expected epoch milliseconds or a date text`, { field: et.field }));
@@ -423,7 +453,7 @@ class Rule implements RuleRuntime {
       }
       let emissions: Emission[];
       try {
-        emissions = win.insert([row], ts);
+        emissions = !enters || enters[k] ? win.insert([row], ts, triggers && [triggers[k]]) : [];
         if (ts > this.maxEventTs) this.maxEventTs = ts;
         emissions.push(...win.advance(this.maxEventTs - et.tolerance));
       } catch (e) {

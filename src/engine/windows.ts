@@ -20,12 +20,13 @@ export interface Emission {
 }
 
 export interface WindowBuffer {
-  push(rows: Row[], ts: number): Emission[];
+  /** `triggers`: per row, whether it may trigger a sliding window (OVER (WHEN …)); default all. */
+  push(rows: Row[], ts: number, triggers?: boolean[]): Emission[];
   /**
    * Event time: adds rows at their own time without moving time (a row may be older than the last
    * one); only windows that rows themselves trigger (sliding, count, a session gap) emit here.
    */
-  insert(rows: Row[], ts: number): Emission[];
+  insert(rows: Row[], ts: number, triggers?: boolean[]): Emission[];
   advance(now: number): Emission[];
   /** The earliest time at which advance() would emit, if time alone can close a window. */
   nextDeadline(): number | undefined;
@@ -46,7 +47,7 @@ export function createWindow(w: WindowSpec, eventTime = false): WindowBuffer {
     case 'hopping':
       return new HoppingWindow(w.size * UNIT_MS[w.unit], w.hop * UNIT_MS[w.unit], eventTime ? w.hop * UNIT_MS[w.unit] : undefined);
     case 'sliding':
-      return new SlidingWindow(w.size * UNIT_MS[w.unit]);
+      return new SlidingWindow(w.size * UNIT_MS[w.unit], (w.delay ?? 0) * UNIT_MS[w.unit]);
     case 'session':
       return new SessionWindow(w.maxDuration * UNIT_MS[w.unit], w.timeout * UNIT_MS[w.unit]);
     case 'count':
@@ -120,37 +121,59 @@ class HoppingWindow implements WindowBuffer {
   }
 }
 
+/**
+ * Sliding: each (triggering) row emits the rows of (t - size, t + delay]; with a delay the emission
+ * waits until time reaches t + delay, so rows of the next `delay` are in it too.
+ */
 class SlidingWindow implements WindowBuffer {
   private buf: Entry[] = [];
-  constructor(private readonly size: number) {}
+  private pending: number[] = [];
+  constructor(private readonly size: number, private readonly delay = 0) {}
+
+  private emission(t: number): Emission {
+    const rows = this.buf.filter((x) => x.ts > t - this.size && x.ts <= t + this.delay).sort((a, b) => a.ts - b.ts).map((x) => x.row);
+    return { rows, start: t - this.size, end: t + this.delay };
+  }
 
   advance(now: number): Emission[] {
-    this.buf = this.buf.filter((x) => x.ts > now - this.size);
-    return [];
-  }
-
-  insert(rows: Row[], ts: number): Emission[] {
-    return this.push(rows, ts);
-  }
-
-  push(rows: Row[], ts: number): Emission[] {
-    this.advance(ts);
     const out: Emission[] = [];
-    for (const row of rows) {
-      this.buf.push({ ts, row });
-      out.push({ rows: this.buf.filter((x) => x.ts <= ts && x.ts > ts - this.size).map((x) => x.row), start: ts - this.size, end: ts });
+    while (this.pending.length && this.pending[0] + this.delay <= now) {
+      const e = this.emission(this.pending.shift()!);
+      if (e.rows.length) out.push(e);
     }
+    const oldest = Math.min(now, this.pending[0] ?? Infinity);
+    this.buf = this.buf.filter((x) => x.ts > oldest - this.size);
     return out;
   }
 
-  nextDeadline(): undefined {
-    return undefined;
+  insert(rows: Row[], ts: number, triggers?: boolean[]): Emission[] {
+    const out: Emission[] = [];
+    rows.forEach((row, i) => {
+      this.buf.push({ ts, row });
+      if (triggers && !triggers[i]) return;
+      if (this.delay === 0) out.push(this.emission(ts));
+      else {
+        this.pending.push(ts);
+        this.pending.sort((a, b) => a - b);
+      }
+    });
+    return out;
+  }
+
+  push(rows: Row[], ts: number, triggers?: boolean[]): Emission[] {
+    const out = this.advance(ts);
+    return out.concat(this.insert(rows, ts, triggers));
+  }
+
+  nextDeadline(): number | undefined {
+    return this.pending.length ? this.pending[0] + this.delay : undefined;
   }
   buffered(): number {
     return this.buf.length;
   }
   clear(): void {
     this.buf = [];
+    this.pending = [];
   }
 }
 

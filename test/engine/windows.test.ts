@@ -134,3 +134,20 @@ test('event time: windows close as the watermark passes, late rows are dropped a
   assert.throws(() => compileRule('et2', 'SELECT * FROM demo GROUP BY TUMBLINGWINDOW(ss, 1)', { streams: catalog.lookup, options: { isEventTime: true } }),
     (e: any) => e.code === 'E_SQL_SEMANTIC' && /TIMESTAMP/.test(e.message));
 });
+
+test('SLIDINGWINDOW(ss, 10, 2) waits 2s after a row and includes the rows of that delay; OVER (WHEN …) picks the triggering rows', () => {
+  const h = rule('SELECT collect(v) AS vs FROM demo GROUP BY SLIDINGWINDOW(ss, 10, 2)');
+  h.rule.push([{ v: 1 }], 1000);
+  h.rule.push([{ v: 2 }], 2500);
+  assert.deepEqual(h.results, []);
+  assert.equal(h.rule.nextDeadline(), 3000);
+  h.rule.tick(3000); // the first row's window: (-9000, 3000]
+  assert.deepEqual(h.results, [[{ vs: [1, 2] }]]);
+  h.rule.tick(4500);
+  assert.deepEqual(h.results[1], [{ vs: [1, 2] }]);
+
+  const t = rule('SELECT collect(v) AS vs FROM demo GROUP BY SLIDINGWINDOW(ss, 10) OVER (WHEN v > 1) FILTER (WHERE v != 3)');
+  t.rule.push([{ v: 1 }, { v: 2 }, { v: 3 }, { v: 4 }], 1000); // 1 does not trigger; 3 never enters
+  assert.deepEqual(t.results, [[{ vs: [1, 2] }], [{ vs: [1, 2, 4] }]]);
+  assert.throws(() => rule('SELECT count(*) FROM demo GROUP BY COUNTWINDOW(2) OVER (WHEN v > 1)'), (e: any) => e.code === 'E_SQL_SEMANTIC' && /SLIDINGWINDOW/.test(e.message));
+});
