@@ -177,21 +177,57 @@ class SlidingWindow implements WindowBuffer {
   }
 }
 
+/**
+ * eKuiper's session window: it closes `timeout` after its last row, or at the first multiple of
+ * `maxDuration` that is at least `maxDuration` after its first row (eKuiper checks the duration at
+ * t = 0, max, 2·max, …). A session cut by the maximum is continued by a row within the timeout, and
+ * that next window shows the cut as its start. Sessions are formed from the buffered rows in time
+ * order when time (or the watermark) moves, so rows that came out of order still land in their session.
+ */
 class SessionWindow implements WindowBuffer {
-  private rows: Row[] = [];
-  private start = 0;
-  private last = 0;
+  private pending: Entry[] = [];
+  /** Where the last emitted session was cut by the maximum duration, and its last row. */
+  private cut?: { at: number; last: number };
   constructor(private readonly maxDuration: number, private readonly timeout: number) {}
 
-  private closesAt(): number {
-    return Math.min(this.last + this.timeout, this.start + this.maxDuration);
+  private closeOf(first: number, last: number): number {
+    const byMax = Math.ceil((first + this.maxDuration) / this.maxDuration) * this.maxDuration;
+    return Math.min(last + this.timeout, byMax);
+  }
+
+  /** The sessions the buffered rows form, in order; each with the cut it leaves for the next. */
+  private sessions(): { entries: Entry[]; start: number; end: number; last: number }[] {
+    const sorted = [...this.pending].sort((a, b) => a.ts - b.ts);
+    const out: { entries: Entry[]; start: number; end: number; last: number }[] = [];
+    let cut = this.cut;
+    let cur: { entries: Entry[]; first: number; last: number; start: number } | undefined;
+    const finish = () => {
+      const end = this.closeOf(cur!.first, cur!.last);
+      out.push({ entries: cur!.entries, start: cur!.start, end, last: cur!.last });
+      cut = end < cur!.last + this.timeout ? { at: end, last: cur!.last } : undefined;
+      cur = undefined;
+    };
+    for (const e of sorted) {
+      if (cur && e.ts >= this.closeOf(cur.first, cur.last)) finish();
+      if (!cur) cur = { entries: [], first: e.ts, last: e.ts, start: cut && e.ts >= cut.at && e.ts < cut.last + this.timeout ? cut.at : e.ts };
+      cur.entries.push(e);
+      cur.last = Math.max(cur.last, e.ts);
+    }
+    if (cur) finish();
+    return out;
   }
 
   advance(now: number): Emission[] {
-    if (this.rows.length === 0 || now < this.closesAt()) return [];
-    const e: Emission = { rows: this.rows, start: this.start, end: this.closesAt() };
-    this.rows = [];
-    return [e];
+    if (this.pending.length === 0) return [];
+    const out: Emission[] = [];
+    for (const s of this.sessions()) {
+      if (s.end > now) break;
+      out.push({ rows: s.entries.map((x) => x.row), start: s.start, end: s.end });
+      const gone = new Set(s.entries);
+      this.pending = this.pending.filter((x) => !gone.has(x));
+      this.cut = s.end < s.last + this.timeout ? { at: s.end, last: s.last } : undefined;
+    }
+    return out;
   }
 
   push(rows: Row[], ts: number): Emission[] {
@@ -200,27 +236,19 @@ class SessionWindow implements WindowBuffer {
   }
 
   insert(rows: Row[], ts: number): Emission[] {
-    if (rows.length === 0) return [];
-    const out = this.rows.length && ts >= this.closesAt() ? this.advance(ts) : [];
-    if (this.rows.length === 0) {
-      this.start = ts;
-      this.last = ts;
-    } else {
-      this.start = Math.min(this.start, ts);
-      this.last = Math.max(this.last, ts);
-    }
-    this.rows.push(...rows);
-    return out;
+    for (const row of rows) this.pending.push({ ts, row });
+    return [];
   }
 
   nextDeadline(): number | undefined {
-    return this.rows.length ? this.closesAt() : undefined;
+    return this.pending.length ? this.sessions()[0]?.end : undefined;
   }
   buffered(): number {
-    return this.rows.length;
+    return this.pending.length;
   }
   clear(): void {
-    this.rows = [];
+    this.pending = [];
+    this.cut = undefined;
   }
 }
 

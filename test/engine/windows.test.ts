@@ -59,7 +59,7 @@ test('SLIDINGWINDOW(ss, 10): each row emits the rows of the last 10 seconds', ()
   ]);
 });
 
-test('SESSIONWINDOW(ss, 10, 2): closes after 2s of silence or 10s after it opened', () => {
+test('SESSIONWINDOW(ss, 10, 2): closes after 2s of silence, or at the 10s boundary once 10s have passed', () => {
   const h = rule('SELECT collect(v) AS vs, window_start() AS ws, window_end() AS we FROM demo GROUP BY SESSIONWINDOW(ss, 10, 2)');
   h.rule.push([{ v: 1 }], 1000);
   h.rule.push([{ v: 2 }], 2500);
@@ -71,11 +71,16 @@ test('SESSIONWINDOW(ss, 10, 2): closes after 2s of silence or 10s after it opene
   assert.deepEqual(h.results, [[{ vs: [1, 2, 3], ws: 1000, we: 6000 }]]);
   // rows 1.5s apart keep the session open until the 10s maximum
   for (let k = 0; k < 7; k++) h.rule.push([{ v: 4 + k }], 10000 + k * 1500);
-  h.rule.push([{ v: 11 }], 20500); // the max duration closed the previous session at 20000
+  h.rule.push([{ v: 11 }], 20500); // the max duration closed the previous session at 20000 (a multiple of 10s)
   assert.deepEqual(h.results[1], [{ vs: [4, 5, 6, 7, 8, 9, 10], ws: 10000, we: 20000 }]);
   h.rule.tick(22500);
-  assert.deepEqual(h.results[2], [{ vs: [11], ws: 20500, we: 22500 }]);
+  // within the timeout of the cut session: eKuiper shows the cut as the start of its continuation
+  assert.deepEqual(h.results[2], [{ vs: [11], ws: 20000, we: 22500 }]);
   assert.equal(h.results.length, 3);
+  h.rule.push([{ v: 12 }], 31000); // long after: a fresh session; the max check at 40000 is 9s away
+  h.rule.push([{ v: 13 }], 32500);
+  h.rule.tick(34500);
+  assert.deepEqual(h.results[3], [{ vs: [12, 13], ws: 31000, we: 34500 }]);
 });
 
 test('SESSIONWINDOW with the timeout larger than the max duration is refused with the expected order', () => {
