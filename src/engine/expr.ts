@@ -56,6 +56,15 @@ export interface Scope {
   analytics?: AnalyticRegistry;
   /** Every select alias and its expression: an analytic function's arguments may name any of them. */
   allAliases?: Map<string, Expr>;
+  /** The rule itself, for rule_id(), rule_start(), last_hit_*() and last_agg_hit_*(). */
+  rule?: RuleInfo;
+}
+
+/** What a rule tells its SQL about itself: its start, and how often (and when last) it was hit. */
+export interface RuleInfo {
+  start: number;
+  hits: { count: number; time: number };
+  aggHits: { count: number; time: number };
 }
 
 export function semanticError(message: string, pos?: Pos): StreamplugError {
@@ -64,6 +73,22 @@ export function semanticError(message: string, pos?: Pos): StreamplugError {
 }
 
 const fill = (n: number, v: unknown): unknown[] => new Array(n).fill(v);
+
+/** Functions that read the rule, not the row. */
+const RULE_FUNCS: Record<string, (r: RuleInfo, id: string) => unknown> = {
+  rule_id: (_r, id) => id,
+  rule_start: (r) => r.start,
+  last_hit_count: (r) => r.hits.count,
+  last_hit_time: (r) => r.hits.time,
+  last_agg_hit_count: (r) => r.aggHits.count,
+  last_agg_hit_time: (r) => r.aggHits.time,
+};
+
+/** True when the SQL reads the rule's hit counters: rows then go one by one so each sees the count before it. */
+export function usesHits(e: Expr): boolean {
+  if (e.kind === 'call' && /^last_(agg_)?hit_(count|time)$/i.test(e.name)) return true;
+  return childExprs(e).some(usesHits);
+}
 
 /** A frame holding only the selected rows (and, when grouped, only the selected groups' input rows). */
 export function subFrame(f: Frame, idx: number[]): Frame {
@@ -564,7 +589,7 @@ function compileCall(e: Extract<Expr, { kind: 'call' }>, scope: Scope): Eval {
     return compileAnalytic(e, scope, scope.analytics);
   }
   if (e.over) throw semanticError(`OVER (…) is only for analytic functions (lag, latest, changed_col, had_changed, acc_*), not ${e.name}`, e.pos);
-  if (lname === 'meta') {
+  if (lname === 'meta' || lname === 'mqtt') {
     // meta(topic), meta(*): what the source told about the row (the MQTT topic)
     if (e.args.length !== 1) throw arityError(lname, 1, 1, e.args.length, e.pos);
     const a = e.args[0];
@@ -578,7 +603,14 @@ function compileCall(e: Extract<Expr, { kind: 'call' }>, scope: Scope): Eval {
   }
   if (lname === 'event_time') {
     if (e.args.length) throw arityError(lname, 0, 0, e.args.length, e.pos);
-    return (f) => f.rows.slice(0, f.n).map((r) => rowTime(r) ?? f.now);
+    // in a window's aggregate result it is the window's end (eKuiper)
+    return (f) => (f.group && f.window ? fill(f.n, f.window.end) : f.rows.slice(0, f.n).map((r) => rowTime(r) ?? f.now));
+  }
+  const info = RULE_FUNCS[lname];
+  if (info) {
+    if (e.args.length) throw arityError(lname, 0, 0, e.args.length, e.pos);
+    const rule = scope.rule;
+    return (f) => fill(f.n, rule ? info(rule, scope.ruleId) : null);
   }
   if (lname === 'row_number') {
     if (e.args.length) throw arityError(lname, 0, 0, e.args.length, e.pos);

@@ -8,9 +8,9 @@ import type { FunctionInstance, PluginFunction } from '../plugins/types.js';
 import type { Expr, SelectStatement } from './ast.js';
 import type { Row } from './builtins.js';
 import { AnalyticRegistry, ResultCols } from './analytic.js';
-import { compileExpr, containsAggregate, fieldOf, semanticError, subFrame, type Eval, type Frame, type FunctionResolver, type Scope } from './expr.js';
+import { compileExpr, containsAggregate, fieldOf, semanticError, subFrame, usesHits, type Eval, type Frame, type FunctionResolver, type RuleInfo, type Scope } from './expr.js';
 import { parseStatement } from './parser.js';
-import { carryMeta, setRowTime } from './meta.js';
+import { carryMeta, rowTime, setRowTime } from './meta.js';
 import { coerceRow } from './schema.js';
 import type { StreamDef } from './streams.js';
 import { compare, isNull, plain, stableKey, toEpochMs, truthy } from './values.js';
@@ -200,6 +200,9 @@ class Rule implements RuleRuntime {
   /** Event time: the stream's TIMESTAMP field, the tolerance and the watermark so far. */
   private readonly eventTime?: { field: string; tolerance: number };
   private maxEventTs = -Infinity;
+  private readonly info: RuleInfo;
+  /** The SQL reads last_hit_*(): rows go one by one and the counters move after each hit. */
+  private readonly hitSensitive: boolean;
 
   constructor(
     readonly id: string,
@@ -225,7 +228,10 @@ class Rule implements RuleRuntime {
         throw semanticError(`options.lateTolerance must be a number of milliseconds >= 0 but found ${JSON.stringify(tolerance)}`, s.from.pos);
       this.eventTime = { field, tolerance };
     }
+    this.info = { start: this.clock(), hits: { count: 0, time: 0 }, aggHits: { count: 0, time: 0 } };
+    this.hitSensitive = [s.where, ...s.fields.map((f) => f.expr), s.having].some((e) => e !== undefined && usesHits(e));
     const base: Scope = {
+      rule: this.info,
       ruleId: id,
       stream: def.name,
       alias: s.from.alias,
@@ -368,7 +374,7 @@ class Rule implements RuleRuntime {
     src.calls++;
     // With sendError, errors travel in the same stream as the results: rows go one by one, so that a
     // row's error reaches the sinks in its place, between the results of the rows around it.
-    if (this.opts.options?.sendError && rows.length > 1 && !this.window) {
+    if ((this.opts.options?.sendError || this.hitSensitive) && rows.length > 1 && !this.window) {
       src.recordsIn -= rows.length;
       src.recordsOut -= rows.length;
       src.calls--;
@@ -404,6 +410,11 @@ class Rule implements RuleRuntime {
     }
     if (!this.window) {
       if (kept.length) this.evaluate(kept, undefined, now);
+      // a row that passed is a hit (one row at a time when the SQL reads the counters)
+      for (const r of kept) {
+        this.info.hits.count++;
+        this.info.hits.time = rowTime(r) ?? now;
+      }
       return;
     }
     const win = this.window;
@@ -498,6 +509,10 @@ class Rule implements RuleRuntime {
     }
     const out = this.run(rows, window, now, false);
     if (out?.length && this.onResult) this.onResult(out);
+    if (out?.length && window) {
+      this.info.aggHits.count++;
+      this.info.aggHits.time = window.end;
+    }
   }
 
   /** The rows of one result, or undefined when a stage failed (counted unless quiet: the caller retries per row). */

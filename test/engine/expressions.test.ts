@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { run, rule } from './harness.js';
+import { compileRule } from '../../src/engine/index.js';
+import { catalog, run, rule } from './harness.js';
 
 const rows = [
   { id: 1, name: 'alpha', temp: 20.5, loc: { city: 'Oslo', zip: 150 }, tags: ['a', 'b', 'c'], note: null },
@@ -100,4 +101,27 @@ test('metrics: records through filter and project; close refuses further pushes'
 
 test('comparing text with a number is unknown, not an error: other rows of the batch still pass', () => {
   assert.deepEqual(run('SELECT a FROM demo WHERE a = "x" OR b > 1', [{ a: 'x' }, { a: 'y', b: 's' }, { a: 'z', b: 2 }]), [{ a: 'x' }, { a: 'z' }]);
+});
+
+test('sendError: an error row takes the failing row\'s place among the results of one batch', () => {
+  const results: unknown[][] = [];
+  const r = compileRule('se', 'SELECT 10 / d AS q, rule_id() AS id, rule_start() AS st FROM demo', {
+    streams: catalog.lookup, now: () => 777, options: { sendError: true }, onResult: (rows) => results.push(rows),
+  });
+  r.push([{ d: 2 }, { d: 0 }, { d: 5 }], 1);
+  assert.equal(results.length, 3);
+  assert.deepEqual(results[0], [{ q: 5, id: 'se', st: 777 }]);
+  assert.match((results[1][0] as { error: string }).error, /division by zero/);
+  assert.deepEqual(results[2], [{ q: 2, id: 'se', st: 777 }]);
+  assert.equal(r.metrics().find((m) => m.name === 'project')!.exceptions, 1);
+});
+
+test('a typed stream decodes each row: a wrong type is that row\'s error, counted on the source', () => {
+  const h = rule('SELECT id, temp FROM typed');
+  h.rule.push([{ id: 1, temp: 20 }, { id: 'x', temp: 1 }, { id: 3, temp: '7' }, { id: 4, temp: 2.5, extra: true }], 1);
+  assert.deepEqual(h.results, [[{ id: 1, temp: 20 }, { id: 4, temp: 2.5 }]]);
+  assert.equal(h.errors.length, 2);
+  assert.match(h.errors[0].message, /error in preprocessor: field id type mismatch: cannot convert string\(x\) to int64/);
+  assert.match(h.errors[1].message, /field temp type mismatch: cannot convert string\(7\) to float64/);
+  assert.equal(h.rule.metrics().find((m) => m.name === 'source')!.exceptions, 2);
 });
