@@ -8,6 +8,7 @@ import { compare, equals } from './values.js';
 type Step =
   | { k: 'name'; name: string }
   | { k: 'index'; index: number }
+  | { k: 'union'; keys: (string | number)[] }
   | { k: 'wild' }
   | { k: 'slice'; start?: number; end?: number }
   | { k: 'desc'; name: string | null }
@@ -61,7 +62,9 @@ function parsePath(path: string, relative = false): Step[] {
       else if (/^(-?\d+)?:(-?\d+)?$/.test(inner)) {
         const [a, b] = inner.split(':');
         steps.push({ k: 'slice', start: a ? Number(a) : undefined, end: b ? Number(b) : undefined });
-      } else if (/^(['"]).*\1$/.test(inner)) steps.push({ k: 'name', name: inner.slice(1, -1) });
+      } else if (/^\s*(-?\d+|'[^']*'|"[^"]*")(\s*,\s*(-?\d+|'[^']*'|"[^"]*"))+\s*$/.test(inner))
+        steps.push({ k: 'union', keys: inner.split(',').map((x) => x.trim()).map((x) => (/^-?\d+$/.test(x) ? Number(x) : x.slice(1, -1))) });
+      else if (/^(['"]).*\1$/.test(inner)) steps.push({ k: 'name', name: inner.slice(1, -1) });
       else if (inner.startsWith('?')) steps.push({ k: 'filter', test: parseTest(path, stripParens(inner.slice(1).trim())) });
       else throw bad(path, `cannot read [${inner}]`);
     } else throw bad(path, `unexpected '${path[i]}' at ${i}`);
@@ -186,6 +189,14 @@ function apply(steps: Step[], doc: unknown): unknown[] {
           break;
         case 'wild':
           next.push(...children(v));
+          break;
+        case 'union':
+          for (const key of s.keys) {
+            if (typeof key === 'number' && Array.isArray(v)) {
+              const i = key < 0 ? v.length + key : key;
+              if (i >= 0 && i < v.length) next.push(v[i]);
+            } else if (typeof key === 'string' && v && typeof v === 'object' && !Array.isArray(v) && key in v) next.push((v as Record<string, unknown>)[key]);
+          }
           break;
         case 'slice':
           if (Array.isArray(v)) next.push(...v.slice(s.start, s.end));

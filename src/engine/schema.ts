@@ -75,8 +75,14 @@ function coerce(name: string, v: unknown, t: FieldType): unknown {
 export function coerceRow(row: Row, fields: StreamField[], prefix = ''): Row {
   const out: Row = {};
   for (const f of fields) {
-    if (!Object.hasOwn(row, f.name)) continue;
-    out[f.name] = coerce(prefix + f.name, row[f.name], f.type);
+    // the schema's name, or a key of the row that differs only in case (eKuiper matches names so)
+    let key: string | undefined = Object.hasOwn(row, f.name) ? f.name : undefined;
+    if (key === undefined) {
+      const lower = f.name.toLowerCase();
+      key = Object.keys(row).find((k) => k.toLowerCase() === lower);
+      if (key === undefined) continue;
+    }
+    out[f.name] = coerce(prefix + f.name, row[key], f.type);
   }
   return out;
 }

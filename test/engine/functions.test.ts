@@ -107,3 +107,17 @@ test('CASE over aggregates in a grouped select', () => {
   );
   assert.throws(() => rule('SELECT sum(count(*)) FROM demo GROUP BY TUMBLINGWINDOW(ss, 1)'), (e: any) => e.code === 'E_SQL_SEMANTIC' && /nested/.test(e.message));
 });
+
+test('JSON paths in eKuiper\'s syntax: filters with or without parentheses, && and ||, unions, quoted keys; null data is an error', () => {
+  const d = { a: [{ b: 1, c: 'x' }, { b: 5, c: 'y' }, { b: 9, c: 'x' }], o: { p: 1, 'q.r': 2 } };
+  const r = one(
+    `SELECT json_path_query(d, "$.a[0,2].b") AS u, json_path_query(d, "$.a[?(@.c == 'x' && @.b > 1)].b") AS f, json_path_query(d, "$.a[? @.c=='y' || @.b < 2].b") AS g, json_path_query(d, "$.o['q.r']") AS q, json_path_query(d, "$.a[-1:]") AS s FROM demo`,
+    { d },
+  );
+  assert.deepEqual(r, { u: [1, 9], f: [9], g: [1, 5], q: 2, s: [{ b: 9, c: 'x' }] });
+  const h = rule('SELECT id, json_path_query(d, "$.a") AS a FROM demo');
+  h.rule.push([{ id: 1 }, { id: 2, d: { a: 3 } }], 1);
+  assert.deepEqual(h.results, [[{ id: 2, a: 3 }]]);
+  assert.match(h.errors[0].message, /invalid data nil for jsonpath/);
+  assert.throws(() => rule('SELECT json_path_query(d, "a.b") FROM demo'), (e: any) => e.code === 'E_ARG_LITERAL' && /must start with \$/.test(e.message));
+});
