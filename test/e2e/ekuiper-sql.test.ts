@@ -35,6 +35,27 @@ describe('eKuiper SQL cases end to end: REST, MQTT source, file sink', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it('bodiless requests with content-type JSON (start, stop, restart, DELETE) are accepted, so the names can be used again', async () => {
+    const json = { 'content-type': 'application/json' };
+    for (let round = 0; round < 2; round++) {
+      let r = await host.api('POST', '/streams', { sql: 'CREATE STREAM again () WITH (DATASOURCE="again")' });
+      assert.equal(r.status, 201, r.text);
+      r = await host.api('POST', '/rules', { id: 'again', sql: 'SELECT * FROM again', actions: [{ log: {} }] });
+      assert.equal(r.status, 201, r.text);
+      for (const op of ['stop', 'start', 'restart']) {
+        r = await host.api('POST', `/rules/again/${op}`, undefined, json);
+        assert.equal(r.status, 200, `${op}: ${r.text}`);
+      }
+      assert.equal((await host.api('DELETE', '/rules/again', undefined, json)).status, 200);
+      assert.equal((await host.api('DELETE', '/streams/again', undefined, json)).status, 200);
+    }
+    // a body that is there but broken is still refused with its position
+    const bad = await host.api('POST', '/rules', '{"id": "x",', json);
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error, 'E_BAD_REQUEST');
+    assert.match(bad.text, /not valid JSON/);
+  });
+
   cases.forEach((c, i) => {
     it(`${c.group}: ${c.name}`, async () => {
       const name = `s${i}`;
@@ -42,7 +63,7 @@ describe('eKuiper SQL cases end to end: REST, MQTT source, file sink', () => {
       const out = `out/case${i}.jsonl`;
       let r = await host.api('POST', '/streams', { sql: streamSql(streams[c.stream], name, topic) });
       assert.equal(r.status, 201, r.text);
-      r = await host.api('POST', '/rules', { id: `r${i}`, sql: caseSql(c, name, topic), actions: [{ file: { path: out, interval: 0 } }], ...(c.options ? { options: c.options } : {}) });
+      r = await host.api('POST', '/rules', { id: `r${i}`, sql: caseSql(c, name, topic), actions: [{ file: { path: out, interval: 20 } }], ...(c.options ? { options: c.options } : {}) });
       assert.equal(r.status, 201, r.text);
       for (const row of inputRows(c, streams[c.stream])) await client.publishAsync(topic, JSON.stringify(row), { qos: 1 });
       const file = path.join(dir, out);
