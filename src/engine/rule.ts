@@ -203,6 +203,10 @@ class Rule implements RuleRuntime {
   private readonly info: RuleInfo;
   /** The SQL reads last_hit_*(): rows go one by one and the counters move after each hit. */
   private readonly hitSensitive: boolean;
+  /** The SQL reads a row's time (event_time(), last_hit_time()): rows are stamped as they come. */
+  private readonly stampsRows: boolean;
+  /** A rule selecting changed_col(s) emits nothing for a row where nothing changed (eKuiper's doc examples). */
+  private readonly dropEmpty: boolean;
 
   constructor(
     readonly id: string,
@@ -230,6 +234,8 @@ class Rule implements RuleRuntime {
     }
     this.info = { start: this.clock(), hits: { count: 0, time: 0 }, aggHits: { count: 0, time: 0 } };
     this.hitSensitive = [s.where, ...s.fields.map((f) => f.expr), s.having].some((e) => e !== undefined && usesHits(e));
+    this.stampsRows = /event_time|last_hit_time/i.test(sql);
+    this.dropEmpty = s.fields.some((f) => f.expr.kind === 'call' && ['changed_cols', 'changed_col'].includes(f.expr.name.toLowerCase()));
     const base: Scope = {
       rule: this.info,
       ruleId: id,
@@ -381,9 +387,9 @@ class Rule implements RuleRuntime {
       for (const r of rows) this.push([r], now);
       return;
     }
-    for (const r of rows) setRowTime(r, now);
+    if (this.stampsRows) for (const r of rows) setRowTime(r, now);
     rows = this.decode(rows);
-    if (this.eventTime) for (const r of rows) {
+    if (this.eventTime && this.stampsRows) for (const r of rows) {
       const t = toEpochMs(fieldOf(r, this.eventTime.field));
       if (t !== undefined) setRowTime(r, t);
     }
@@ -612,10 +618,7 @@ class Rule implements RuleRuntime {
     }
   }
 
-  /** A rule selecting changed_col(s) emits nothing when nothing changed (eKuiper's doc examples). */
-  private get dropEmpty(): boolean {
-    return this.statement.fields.some((f) => f.expr.kind === 'call' && ['changed_cols', 'changed_col'].includes(f.expr.name.toLowerCase()));
-  }
+
 
   /** Orders rows by group: with no GROUP BY keys the whole window is one group, without a window every row is. */
   private group(f: Frame): Frame {

@@ -132,8 +132,14 @@ export function plain(v: unknown): unknown {
 
 function needsPlain(v: unknown): boolean {
   if (typeof v === 'bigint') return true;
-  if (Array.isArray(v)) return v.some(needsPlain);
-  if (v && typeof v === 'object' && !(v instanceof Date) && !(v instanceof Uint8Array)) return Object.values(v).some(needsPlain);
+  if (v === null || typeof v !== 'object') return false;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) if (needsPlain(v[i])) return true;
+    return false;
+  }
+  if (v instanceof Date || v instanceof Uint8Array) return false;
+  const o = v as Record<string, unknown>;
+  for (const k in o) if (needsPlain(o[k])) return true;
   return false;
 }
 
