@@ -25,8 +25,9 @@ export function carryMeta(from: Row, to: Row): void {
   if (t !== undefined) times.set(to, t);
 }
 
-export function setRowTime(row: Row, ts: number): void {
-  if (!times.has(row)) times.set(row, ts);
+/** Stamps a row's time; a row already stamped (shared by several rules) keeps it unless `replace`. */
+export function setRowTime(row: Row, ts: number, replace = false): void {
+  if (replace || !times.has(row)) times.set(row, ts);
 }
 
 export function rowTime(row: Row): number | undefined {

@@ -49,7 +49,7 @@ export interface OperatorMetrics {
   lastLatencyUs: number;
   totalLatencyUs: number;
   calls: number;
-  /** window, event time only: rows that came later than the watermark and were dropped. */
+  /** Event time only (on window, or on source without a window): rows later than the watermark, dropped. */
   lateRows?: number;
 }
 
@@ -61,6 +61,11 @@ export interface RuleRuntime {
   readonly statement: SelectStatement;
   /** True when results come per window (GROUP BY has a window). */
   readonly windowed: boolean;
+  /**
+   * False when the engine changes rows even for `SELECT *` (a schema decodes them, event time holds and
+   * orders them, EXCEPT/REPLACE): such a rule must not take the encoded pass-through fast path.
+   */
+  readonly rowsPassUnchanged: boolean;
   onResult: ((rows: Row[]) => void) | undefined;
   /** Feeds rows that arrived at processing time ts (default: the clock). Windows that ended by ts emit first. */
   push(rows: Row[], ts?: number): void;
@@ -180,6 +185,7 @@ function defaultName(e: Expr, k: number): string {
 class Rule implements RuleRuntime {
   readonly stream: string;
   readonly windowed: boolean;
+  readonly rowsPassUnchanged: boolean;
   onResult: ((rows: Row[]) => void) | undefined;
   closed = false;
   private readonly where?: Eval;
@@ -200,6 +206,8 @@ class Rule implements RuleRuntime {
   /** Event time: the stream's TIMESTAMP field, the tolerance and the watermark so far. */
   private readonly eventTime?: { field: string; tolerance: number };
   private maxEventTs = -Infinity;
+  /** Event time without a window: rows wait here, in time order, until the watermark passes them. */
+  private held: { ts: number; row: Row }[] = [];
   private readonly info: RuleInfo;
   /** The SQL reads last_hit_*(): rows go one by one and the counters move after each hit. */
   private readonly hitSensitive: boolean;
@@ -235,6 +243,7 @@ class Rule implements RuleRuntime {
     this.info = { start: this.clock(), hits: { count: 0, time: 0 }, aggHits: { count: 0, time: 0 } };
     this.hitSensitive = [s.where, ...s.fields.map((f) => f.expr), s.having].some((e) => e !== undefined && usesHits(e));
     this.stampsRows = /event_time|last_hit_time/i.test(sql);
+    this.rowsPassUnchanged = !def.fields && !ro.isEventTime && !ro.sendError && s.fields.every((f) => !f.except && !f.replace);
     this.dropEmpty = s.fields.some((f) => f.expr.kind === 'call' && ['changed_cols', 'changed_col'].includes(f.expr.name.toLowerCase()));
     const base: Scope = {
       rule: this.info,
@@ -323,6 +332,7 @@ class Rule implements RuleRuntime {
     if (this.order.length || this.limit !== undefined) opNames.push('order');
     for (const name of opNames) this.ops.set(name, { name, recordsIn: 0, recordsOut: 0, exceptions: 0, lastLatencyUs: 0, totalLatencyUs: 0, calls: 0 });
     if (this.eventTime && this.window) this.ops.get('window')!.lateRows = 0;
+    if (this.eventTime && !this.window) this.ops.get('source')!.lateRows = 0;
   }
 
   /** Counts an error against an operator, tells onError, and with sendError sends it to the sinks. */
@@ -391,7 +401,11 @@ class Rule implements RuleRuntime {
     rows = this.decode(rows);
     if (this.eventTime && this.stampsRows) for (const r of rows) {
       const t = toEpochMs(fieldOf(r, this.eventTime.field));
-      if (t !== undefined) setRowTime(r, t);
+      if (t !== undefined) setRowTime(r, t, true); // the row's own time field: the same for every rule of the stream
+    }
+    if (this.eventTime && !this.window) {
+      rows = this.watermark(rows);
+      if (rows.length === 0) return;
     }
     if (!this.analytics.empty) {
       // analytic functions see every row, before WHERE
@@ -449,6 +463,34 @@ class Rule implements RuleRuntime {
     }
     const emissions = this.stage('window', kept.length, () => win.push(kept, now, triggers), (e) => e.length);
     if (emissions) this.emitAll(emissions, now);
+  }
+
+  /**
+   * Event time without a window (eKuiper's watermark stage): a row older than the watermark is late
+   * (dropped, counted on the source); the others are held and go on in time order once the watermark
+   * reaches them.
+   */
+  private watermark(rows: Row[]): Row[] {
+    const et = this.eventTime!;
+    const src = this.ops.get('source')!;
+    for (const row of rows) {
+      const ts = toEpochMs(fieldOf(row, et.field));
+      if (ts === undefined) {
+        this.fail('source', new StreamplugError('E_EVAL', `rule ${this.id}: the row's TIMESTAMP field ${et.field} holds no time (${JSON.stringify(fieldOf(row, et.field))}); expected epoch milliseconds or a date text`, { field: et.field }));
+        continue;
+      }
+      if (ts < this.maxEventTs - et.tolerance) {
+        src.lateRows = (src.lateRows ?? 0) + 1;
+        continue;
+      }
+      this.held.push({ ts, row });
+      if (ts > this.maxEventTs) this.maxEventTs = ts;
+    }
+    const mark = this.maxEventTs - et.tolerance;
+    this.held.sort((a, b) => a.ts - b.ts);
+    let k = 0;
+    while (k < this.held.length && this.held[k].ts <= mark) k++;
+    return this.held.splice(0, k).map((x) => x.row);
   }
 
   /** Event time: each row goes in at its own timestamp; windows close as the watermark passes their end. */
