@@ -149,18 +149,19 @@ export function castValue(v: unknown, to: string): unknown {
   const fail = () => evalError(`cannot cast ${typeName(v)} ${short(v)} to ${to}; check the value`, { from: typeName(v), to });
   switch (to) {
     case 'bigint': {
-      if (typeof v === 'bigint') return Number.isSafeInteger(Number(v)) ? Number(v) : v;
-      if (typeof v === 'number') return Math.trunc(v);
-      if (typeof v === 'boolean') return v ? 1 : 0;
-      if (v instanceof Date) return v.getTime();
+      // a BIGINT, so that arithmetic on it stays integer (cast("5", "bigint") / 2 is 2); outputs turn it back into a number
+      if (typeof v === 'bigint') return v;
+      if (typeof v === 'number') {
+        if (!Number.isFinite(v)) throw fail();
+        return BigInt(Math.trunc(v));
+      }
+      if (typeof v === 'boolean') return v ? 1n : 0n;
+      if (v instanceof Date) return BigInt(v.getTime());
       if (typeof v === 'string') {
         const t = v.trim();
-        if (/^[-+]?\d+$/.test(t)) {
-          const n = Number(t);
-          return Number.isSafeInteger(n) ? n : BigInt(t);
-        }
+        if (/^[-+]?\d+$/.test(t)) return BigInt(t);
         const f = Number(t);
-        if (t !== '' && Number.isFinite(f)) return Math.trunc(f);
+        if (t !== '' && Number.isFinite(f)) return BigInt(Math.trunc(f));
       }
       throw fail();
     }
