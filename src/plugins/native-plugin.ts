@@ -212,6 +212,7 @@ export async function loadNativePlugin(
       file,
       flavour: 'so',
       contract: `${description.contractMajor}.${description.contractMinor}`,
+      header: `${description.contractMajor}.${description.headerMinor}`,
       build: { compiler: description.compiler, arch: description.arch, libc: description.libc },
       functions: functions.map((f) => f.name),
     },
