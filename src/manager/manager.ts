@@ -489,9 +489,8 @@ export class PluginManager {
       const rulesUsing = old ? this.usage.rulesUsing(name) : [];
       let pending: string | undefined;
       let info: LoadedPluginInfo | undefined;
-      const sameIsolation = (old?.isolation ?? 'in-process') === isolation;
-      if (old && runsDest && sameIsolation) {
-        info = oldStatus!.info; // same bytes already running, in the same mode
+      if (old && runsDest && (old.isolation ?? 'in-process') === isolation) {
+        info = oldStatus!.info; // same bytes already running, the same way
       } else if (old && oldStatus?.state === 'loaded' && (old.flavour === 'node' || rulesUsing.length > 0)) {
         pending =
           old.flavour === 'node'

@@ -79,3 +79,16 @@ export async function ruleReady(host: HostProcess, id: string): Promise<void> {
     return st.body?.status === 'running' && st.body?.source?.state === 'connected';
   });
 }
+
+/** The host's exit, or a failure naming what was awaited after `ms` (a crash that did not happen). */
+export async function exitOf(host: HostProcess, what: string, ms = 30_000) {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the host did not exit within ${ms} ms: ${what}; stderr:\n${host.stderr()}`)), ms);
+  });
+  try {
+    return await Promise.race([host.exited, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

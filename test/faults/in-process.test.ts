@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { cliPath, type HostProcess } from '../helpers/host-process.js';
-import { crashPlugin, goodRule, install, readRows, ruleReady, startHost, testBroker, tmp, waitUntil, zipOf } from './helpers.js';
+import { crashPlugin, exitOf, goodRule, install, readRows, ruleReady, startHost, testBroker, tmp, waitUntil, zipOf } from './helpers.js';
 
 let broker: Awaited<ReturnType<typeof testBroker>>;
 before(async () => {
@@ -50,7 +50,7 @@ describe('in-process mode: a plugin that crashes the host is named, quarantined,
         await ruleReady(host, 'bad');
 
         await broker.publish(topic, { x: 1 });
-        const exit = await host.exited;
+        const exit = await exitOf(host, `${c.plugin} crashing it`);
         assert.deepEqual(exit, c.exit, host.stderr());
         assert.match(host.stderr(), c.line);
         const crashedAt = Date.now();
@@ -114,7 +114,7 @@ describe('in-process mode: a plugin that crashes the host is named, quarantined,
     let host: HostProcess | undefined = await startHost(data, broker.url);
     try {
       await install(host, 'segv_thread', await zipOf(dir, 'segv_thread', crashPlugin('segv_thread'))).catch(() => undefined); // the crash may beat the reply
-      const exit = await host.exited;
+      const exit = await exitOf(host, 'segv_thread crashing it');
       assert.deepEqual(exit, { code: null, signal: 'SIGSEGV' }, host.stderr());
       assert.match(host.stderr(), /streamplug: fatal SIGSEGV \(fault address 0x10\) in plugin segv_thread \(.*segv_thread@[0-9a-f]{8}\.so\) in hook own-thread;/);
       host = await startHost(data, broker.url);
@@ -133,7 +133,7 @@ describe('in-process mode: a plugin that crashes the host is named, quarantined,
     fs.mkdirSync(path.join(data, 'plugins', 'functions'), { recursive: true });
     fs.copyFileSync(crashPlugin('abort_ctor'), path.join(data, 'plugins', 'functions', 'abort_ctor.so'));
     const first = await startHost(data, broker.url, { noWait: true });
-    const exit = await first.exited;
+    const exit = await exitOf(first, 'abort_ctor crashing it at start');
     assert.deepEqual(exit, { code: null, signal: 'SIGABRT' }, first.stderr());
     assert.match(first.stderr(), /streamplug: fatal SIGABRT .* in plugin abort_ctor \(.*abort_ctor\.so\) in hook dlopen/);
 
@@ -160,7 +160,7 @@ describe('in-process mode: a plugin that crashes the host is named, quarantined,
       assert.equal((await host.api('POST', '/rules', { id: 'bad', sql: 'SELECT segv_call(x) AS y FROM s', actions: [{ nop: {} }] })).status, 201);
       await ruleReady(host, 'bad');
       await broker.publish('in/enable', { x: 1 });
-      await host.exited;
+      await exitOf(host, 'segv_call crashing it');
 
       host = await startHost(data, broker.url);
       assert.equal((await host.api('GET', '/plugins/functions/segv_call')).body.state, 'quarantined');
@@ -177,7 +177,7 @@ describe('in-process mode: a plugin that crashes the host is named, quarantined,
       // Crash it again, then lift the quarantine by updating the plugin (here: to the echo-like good code).
       await ruleReady(host, 'bad');
       await broker.publish('in/enable', { x: 1 });
-      await host.exited;
+      await exitOf(host, 'segv_call crashing it');
       host = await startHost(data, broker.url);
       assert.equal((await host.api('GET', '/plugins/functions/segv_call')).body.state, 'quarantined');
       await host.api('DELETE', '/rules/bad');
