@@ -454,6 +454,7 @@ export class PluginManager {
         limits: this.limits,
         keys: this.trustedKeys(),
         onProgress: req.onProgress,
+        loadTimeoutMs: this.config().loadTimeoutMs,
       });
 
       // A fresh file name per content: a loaded library's path is never written over. A plugin
