@@ -11,11 +11,10 @@ function report(r: ProbeResult): void {
 }
 
 const file = process.argv[2];
-const registry = new PluginRegistry({ onLog: () => {} });
+const timeout = Number(process.env.STREAMPLUG_LOAD_TIMEOUT_MS);
+const registry = new PluginRegistry({ onLog: () => {}, ...(timeout > 0 ? { loadTimeoutMs: timeout } : {}) });
 try {
-  // The host's loadTimeoutMs when the installer passed it: the trial load times out as the host would.
-  const loadTimeoutMs = process.argv[3] !== undefined ? Number(process.argv[3]) : undefined;
-  const info = await registry.load(file, { loadTimeoutMs });
+  const info = await registry.load(file);
   const io = registry.connectors(info.name);
   report({ status: 'loaded', name: info.name, functions: [...info.functions], sources: io.sources, sinks: io.sinks });
   try {

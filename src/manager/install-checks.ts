@@ -21,7 +21,7 @@ export interface InstallCheckOptions {
   name?: string;
   /** Run the trial load (default true). */
   probe?: boolean;
-  /** The host's loadTimeoutMs, for the trial load's dlopen and init (default: the registry's). */
+  /** The operator's loadTimeoutMs (etc/host.json), for the trial load's dlopen and init. */
   loadTimeoutMs?: number;
 }
 

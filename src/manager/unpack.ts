@@ -41,7 +41,7 @@ export interface UnpackOptions {
   limits: ZipLimits;
   keys: TrustedKey[];
   onProgress?: (p: UnpackProgress) => void;
-  /** The host's loadTimeoutMs for the trial load (install checks). */
+  /** The operator's loadTimeoutMs, for the trial load. */
   loadTimeoutMs?: number;
 }
 
