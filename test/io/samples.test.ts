@@ -36,6 +36,9 @@ for (const mode of ISOLATION_MODES) describe(`sample sources and sinks, isolatio
     assert.ok(sourceTypes().includes('random'));
     assert.ok(sinkTypes().includes('filesink') && sinkTypes().includes('jsonlines'));
     assert.deepEqual(registry.connectors('random'), { sources: ['random'], sinks: [] });
+    assert.equal(registry.get('random')?.isolation, mode);
+    // Isolated: the source runs in a worker process of its own, not in this one.
+    assert.equal(typeof registry.status('random')?.worker?.pid, mode === 'process' ? 'number' : 'undefined');
     const r = new PluginRegistry({ onLog: () => undefined });
     // In-process the library is open already; from a worker its source names are taken.
     await assert.rejects(() => r.load(path.join(samplesDir, 'random.so'), { isolation: mode }), { code: mode === 'process' ? 'E_CONFLICT' : 'E_PLUGIN_LOADED' });

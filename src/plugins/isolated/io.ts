@@ -38,7 +38,9 @@ class IoInstance {
   readonly id: number;
   private readonly generation: number;
   protected last: IoStats = EMPTY;
+  /** Why the instance ended with its worker ('' while it lives); the supervisor's line once it has one. */
   private dead = '';
+  private readonly hook: string;
   private disposed = false;
   private readonly poll: NodeJS.Timeout;
 
@@ -53,6 +55,8 @@ class IoInstance {
   ) {
     this.id = w.ioId();
     this.generation = w.generation;
+    const name = kind === 1 ? w.description.io.sources[index]?.name : w.description.io.sinks[index]?.name;
+    this.hook = `${kind === 1 ? 'source' : 'sink'} ${name ?? `#${index}`}`;
     const r = Buffer.from(rule, 'utf8'), c = Buffer.from(config, 'utf8');
     const size = 24 + r.length + c.length;
     const at = w.temp(size);
@@ -61,8 +65,8 @@ class IoInstance {
       head.set([r.length, c.length, ...options.map((o) => o >>> 0)]);
       w.bytes.set(r, at + 24);
       w.bytes.set(c, at + 24 + r.length);
-      w.ioWakes.set(this.id, () => this.wake());
-      const status = w.request(OP.ioOpen, this.id, [kind | (index << 8), at, size], this.ctx('open'));
+      w.ioWakes.set(this.id, { wake: () => this.wake(), hook: this.hook, rule });
+      const status = w.request(OP.ioOpen, this.id, [kind | (index << 8), at, size], this.ctx());
       if (status !== STATUS.ok) throw new StreamplugError('E_ISOLATION', `plugin ${w.description.name}: ${w.message()}`);
       this.take();
     } catch (err) {
@@ -75,8 +79,9 @@ class IoInstance {
     this.poll.unref();
   }
 
-  protected ctx(hook: string): { hook: string; rule?: string } {
-    return { hook, rule: this.rule || undefined };
+  /** What a crash during a request is blamed on: the source or sink (its threads run plugin code all along). */
+  protected ctx(): { hook: string; rule?: string } {
+    return { hook: this.hook, rule: this.rule || undefined };
   }
 
   private wake(): void {
@@ -85,11 +90,12 @@ class IoInstance {
 
   /** The worker that holds this instance is gone (crashed, restarted, unloaded). */
   protected gone(): boolean {
-    if (this.dead) return true;
     const s = this.w.status().state;
-    if (s !== 'ready' || this.w.generation !== this.generation) {
-      this.dead = this.w.lastCrash || `plugin ${this.w.description.name}: its isolated worker is ${s}; this instance ended with it`;
+    if (!this.dead && (s !== 'ready' || this.w.generation !== this.generation)) {
+      this.dead = `plugin ${this.w.description.name}: its isolated worker is ${s}; this instance ended with it`;
     }
+    // The exit (with its signal) is seen after the failed request: then the supervisor's line says it all.
+    if (this.dead && this.w.crashedGeneration === this.generation && this.w.lastCrash) this.dead = this.w.lastCrash;
     return this.dead !== '';
   }
 
@@ -98,14 +104,15 @@ class IoInstance {
     if (this.gone()) return false;
     try {
       this.w.slots[SLOT.arg3] = arg3;
-      const status = this.w.request(op, this.id, args, this.ctx(opName(op)));
+      const status = this.w.request(op, this.id, args, this.ctx());
       if (status === STATUS.badRequest) throw new StreamplugError('E_ISOLATION', `plugin ${this.w.description.name}: ${this.w.message()}`);
       this.take();
       return true;
     } catch (err) {
       const e = err as StreamplugError;
       if (e.code === 'E_ISOLATION') throw err;
-      this.dead = this.w.lastCrash || e.message;
+      this.dead = e.code ? `${e.code}: ${e.message}` : e.message;
+      this.gone();
       return false;
     }
   }
@@ -118,7 +125,7 @@ class IoInstance {
 
   stats(): IoStats {
     if (!this.gone() && !this.disposed) this.ask(OP.ioStats, []);
-    if (this.dead) return { ...this.last, depth: 0, state: 'error', failure: this.dead, message: this.dead, finished: true };
+    if (this.gone()) return { ...this.last, depth: 0, state: 'error', failure: this.dead, message: this.dead, finished: true };
     return { ...this.last };
   }
 
@@ -133,10 +140,6 @@ class IoInstance {
     clearInterval(this.poll);
     this.w.ioWakes.delete(this.id);
   }
-}
-
-function opName(op: number): string {
-  return Object.entries(OP).find(([, v]) => v === op)?.[0] ?? `op ${op}`;
 }
 
 class IsolatedSource extends IoInstance implements AddonSource {

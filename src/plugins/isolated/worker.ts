@@ -84,13 +84,14 @@ export class IsolatedWorker {
   /** The hook running when the worker died in a call (the exit event comes later). */
   private inflight?: { hook: string; rule?: string; timedOut?: boolean };
   private restartTimer?: NodeJS.Timeout;
-  /** Sources and sinks running in this worker: id -> their wake (src/plugins/isolated/io.ts). */
-  readonly ioWakes = new Map<number, () => void>();
+  /** Sources and sinks running in this worker: id -> their wake, and what to blame a crash on (src/plugins/isolated/io.ts). */
+  readonly ioWakes = new Map<number, { wake: () => void; hook: string; rule: string }>();
   private nextIoId = 0x80000000; // apart from function instance ids
   /** Bumped per worker process: an io instance opened in an earlier one is gone. */
   generation = 0;
-  /** The latest crash, as reported (E_PLUGIN_CRASHED ...). */
+  /** The latest crash, as reported (E_PLUGIN_CRASHED ...), and the generation that died in it. */
   lastCrash = '';
+  crashedGeneration = 0;
   /** Instances to make again after a restart: id -> [function index, rule]. */
   readonly instances = new Map<number, [number, string]>();
   private readonly opts: Required<Omit<IsolationOptions, 'memoryLimitBytes' | 'tag' | 'report'>> & Pick<IsolationOptions, 'memoryLimitBytes' | 'tag' | 'report'>;
@@ -185,7 +186,7 @@ export class IsolatedWorker {
         } else if (msg.type === 'error') {
           settle(new StreamplugError((msg.code ?? 'E_ISOLATION') as ErrorCode, msg.message ?? 'the worker refused the plugin'));
         } else if (msg.type === 'wake') {
-          this.ioWakes.get(msg.id ?? -1)?.();
+          this.ioWakes.get(msg.id ?? -1)?.wake();
         } else if (msg.type === 'log') {
           this.hooks.onLog({ plugin: msg.plugin ?? '?', rule: msg.rule ?? '', level: msg.level ?? 30, message: msg.message ?? '' });
         }
@@ -222,7 +223,9 @@ export class IsolatedWorker {
     this.channel.detach();
     this.child = undefined;
     if (this.state === 'stopped') return;
-    const ctx = this.inflight;
+    // Died outside a request: the sources' and sinks' threads are what ran plugin code meanwhile.
+    const io = [...this.ioWakes.values()];
+    const ctx = this.inflight ?? (io.length ? { hook: [...new Set(io.map((i) => i.hook))].join(','), rule: [...new Set(io.map((i) => i.rule).filter(Boolean))].join(',') } : undefined);
     this.inflight = undefined;
     const name = this.description.name;
     const how = ctx?.timedOut ? `killed after exceeding callTimeoutMs (${this.opts.callTimeoutMs} ms)` : signal ? `killed by ${signal}` : `exit status ${code}`;
@@ -231,6 +234,7 @@ export class IsolatedWorker {
     const count = this.recentCrashes();
     const quarantine = count >= this.opts.maxCrashes;
     const detail = `plugin ${name} (isolated worker) ${how}${where}${this.tailText()}`;
+    this.crashedGeneration = this.generation;
     this.lastCrash = `E_PLUGIN_CRASHED plugin=${name} hook=${ctx?.hook ?? '-'} rule=${ctx?.rule || '-'} signal=${signal ?? '-'} exit=${code ?? '-'}: ${detail}`;
     this.report(this.lastCrash);
     if (quarantine) {
@@ -244,7 +248,7 @@ export class IsolatedWorker {
     }
     this.hooks.onCrash?.({ plugin: name, hook: ctx?.hook, rule: ctx?.rule || undefined, signal: signal ?? undefined, detail, quarantine });
     // Sources and sinks of the dead worker look again: they find it gone and report the crash.
-    for (const wake of [...this.ioWakes.values()]) wake();
+    for (const i of io) i.wake();
   }
 
   /** An id for a source or sink instance in this worker. */
