@@ -62,6 +62,8 @@ export interface SinkMetrics {
   lastError?: string;
   lastErrorAt?: number;
   lastInvocation?: number;
+  /** The connector's own error state, when it reports one (a native sink stopped for good, e.g. its isolated worker crashed). */
+  sinkError?: string;
 }
 
 interface Pending {
@@ -188,7 +190,9 @@ export class SinkRunner {
   }
 
   metrics(): SinkMetrics {
-    return { ...this.m, buffered: this.queue.length };
+    // A sink that failed between collects (its thread, or its worker process) says so only here.
+    const st = (this.sink as { status?: () => { state: string; error?: string } }).status?.();
+    return { ...this.m, buffered: this.queue.length, ...(st?.state === 'error' && st.error ? { sinkError: st.error } : {}) };
   }
 
   // `running` flips back synchronously when the queue is seen empty, so a message pushed a moment

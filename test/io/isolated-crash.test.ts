@@ -55,6 +55,7 @@ describe('isolated sources and sinks: a worker crash', () => {
       const named = /^E_PLUGIN_CRASHED plugin=iofx hook=sink fx_sink rule=r_sink signal=SIGSEGV/;
       await until(() => named.test(sink.status().error ?? ''), 'the sink to report the crash by name');
       assert.equal(sink.status().state, 'error');
+      assert.deepEqual([sink.stats()!.in, sink.stats()!.out, sink.stats()!.dropped], [1, 0, 1], 'the row in flight counts as dropped');
       await assert.rejects(() => sink.collect([{ a: 2 }]), { code: 'E_SINK_FAILED', message: /E_PLUGIN_CRASHED plugin=iofx/ });
       await sink.close();
       assert.equal(fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '', '', 'the crashing batch was never written');

@@ -46,7 +46,7 @@ class IoInstance {
 
   constructor(
     protected readonly w: IsolatedWorker,
-    kind: 1 | 2,
+    private readonly kind: 1 | 2,
     index: number,
     private readonly rule: string,
     config: string,
@@ -125,7 +125,11 @@ class IoInstance {
 
   stats(): IoStats {
     if (!this.gone() && !this.disposed) this.ask(OP.ioStats, []);
-    if (this.gone()) return { ...this.last, depth: 0, state: 'error', failure: this.dead, message: this.dead, finished: true };
+    if (this.gone()) {
+      // What the worker held when it died is lost: a sink's rows not yet acknowledged, a source's queued items.
+      const lost = this.kind === 2 ? Math.max(0, this.last.in - this.last.out - this.last.dropped) : this.last.depth;
+      return { ...this.last, dropped: this.last.dropped + lost, depth: 0, state: 'error', failure: this.dead, message: this.dead, finished: true };
+    }
     return { ...this.last };
   }
 
