@@ -8,6 +8,11 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   E_PLUGIN_LOADED: 409,
   E_DUPLICATE_FUNCTION: 409,
   E_HOST_RUNNING: 409,
+  E_UNAUTHORIZED: 401,
+  E_FORBIDDEN: 403,
+  E_DOWNGRADE: 409,
+  // the host could not get the zip from elsewhere: a gateway error, not the client's
+  E_FETCH: 502,
   E_INTERNAL: 500,
 };
 

@@ -70,7 +70,7 @@ function tooBig(what: string, bytes: number, max: number): StreamplugError {
 }
 
 /** Copies `input` to `dest` counting and hashing, failing as soon as maxBytes is passed. */
-async function spool(input: Readable, dest: string, what: string, opts: FetchOptions, total?: number): Promise<FetchedZip> {
+async function spool(input: Readable, dest: string, what: string, opts: FetchOptions, total?: number, isNetworkSource = false): Promise<FetchedZip> {
   const hash = crypto.createHash('sha256');
   let bytes = 0;
   let lastReport = 0;
@@ -86,7 +86,20 @@ async function spool(input: Readable, dest: string, what: string, opts: FetchOpt
       cb(null, chunk);
     },
   });
-  await pipeline(input, meter, fs.createWriteStream(dest, { flags: 'wx', mode: 0o600 }));
+  const out = fs.createWriteStream(dest, { flags: 'wx', mode: 0o600 });
+  try {
+    await pipeline(input, meter, out);
+  } catch (e) {
+    // pipeline can reject before the file is even opened; wait for the stream to close, then remove
+    // the partial file, so that a failed or abandoned upload leaves nothing behind.
+    if (!out.closed) await new Promise<void>((r) => out.once('close', () => r()));
+    fs.rmSync(dest, { force: true });
+    if (e instanceof StreamplugError || !isNetworkSource) throw e;
+    const fe = e as { code?: string; message?: string };
+    throw new StreamplugError('E_FETCH', `the download of ${what} broke off after ${bytes} bytes (${fe.code ?? fe.message}); expected the whole zip: try again`, {
+      bytes,
+    });
+  }
   opts.onProgress?.({ phase: 'download', bytes, total });
   return { file: dest, bytes, sha256: hash.digest('hex') };
 }
@@ -157,6 +170,6 @@ export async function fetchZip(spec: string, dest: string, opts: FetchOptions): 
       await res.body.cancel();
       throw tooBig(current.href, length, opts.maxBytes);
     }
-    return spool(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), dest, current.href, opts, Number.isFinite(length) ? length : undefined);
+    return spool(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), dest, current.href, opts, Number.isFinite(length) ? length : undefined, true);
   }
 }

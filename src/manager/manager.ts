@@ -9,7 +9,9 @@ import { fetchZip, spoolStream, type FetchedZip } from './fetch.js';
 import { dataLayout, ensureLayout, isPluginType, PLUGIN_TYPES, singular, type DataLayout, type PluginType } from './layout.js';
 import { resolveLimits, type ZipLimits } from './limits.js';
 import { deleteRecord, readAllRecords, readRecord, writeRecord } from './records.js';
-import { loadTrustedKeys, verifyLibrary, type TrustedKey } from './signature.js';
+import { appendAudit, readAudit, type AuditEntry } from './audit.js';
+import { loadTrustedKeys, verifyInstalled, verifyManifest, type TrustedKey } from './signature.js';
+import { compareVersions } from './version.js';
 import {
   NO_USAGE,
   type PluginDescription,
@@ -38,6 +40,11 @@ export interface ManagerOptions {
   trustedKeyFiles?: string[];
   /** Let http(s) downloads reach loopback/private addresses. */
   allowPrivateUrls?: boolean;
+  /**
+   * Refuse plugins without a valid signature from a trusted key. An explicit setting, off by
+   * default: never inferred from whether key files exist (deleting them must not turn it off).
+   */
+  requireSignatures?: boolean;
   log?: ManagerLogger;
 }
 
@@ -53,6 +60,18 @@ export interface InstallRequest {
   /** Recorded as where the zip came from; default the path/URL, or "upload". */
   origin?: string;
   onProgress?: (p: ProgressEvent) => void;
+  /** Who asks, for the audit log ("token:…", "jwt:…", "cli"). */
+  actor?: string;
+  /** Aborted when the requester went away: a queued change then never runs. */
+  signal?: AbortSignal;
+  /** Update to an older version (a downgrade) on purpose. */
+  force?: boolean;
+}
+
+export interface RemoveOptions {
+  force?: boolean;
+  actor?: string;
+  signal?: AbortSignal;
 }
 
 export interface InstallResult {
@@ -110,9 +129,22 @@ export class PluginManager {
     return loadTrustedKeys(this.layout.trustedKeysDir, this.opts.trustedKeyFiles);
   }
 
-  /** One change at a time: installs, updates and deletes are serialised. */
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
+  get requireSignatures(): boolean {
+    return !!this.opts.requireSignatures;
+  }
+
+  /**
+   * One change at a time: installs, updates and deletes are serialised. A change whose requester
+   * has gone (`signal` aborted) by the time its turn comes is dropped, not run.
+   */
+  private exclusive<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const guarded = () => {
+      if (signal?.aborted) {
+        return Promise.reject(new StreamplugError('E_CANCELLED', 'the client went away before this change ran; nothing was changed: send the request again'));
+      }
+      return fn();
+    };
+    const run = this.queue.then(guarded, guarded);
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -186,7 +218,7 @@ export class PluginManager {
       }
       try {
         if (keyError) throw keyError;
-        if (keys.length) verifyLibrary(fs.readFileSync(file), rec.file, rec.signature, keys);
+        verifyInstalled(sha256Of(file), rec.file, rec.signature, keys, this.requireSignatures);
         const info = this.registry.load(file);
         this.status.set(key(rec.type, rec.name), { state: 'loaded', info });
         report.loaded.push({ type: rec.type, name: rec.name, file, functions: info.functions });
@@ -248,8 +280,7 @@ export class PluginManager {
     const report = checkPluginFile(file);
     let signedBy: string | null = null;
     try {
-      const keys = this.trustedKeys();
-      if (keys.length && rec.signature) signedBy = verifyLibrary(fs.readFileSync(file), rec.file, rec.signature, keys) ?? null;
+      signedBy = verifyInstalled(sha256Of(file), rec.file, rec.signature, this.trustedKeys(), false) ?? null;
     } catch {
       signedBy = null;
     }
@@ -271,6 +302,7 @@ export class PluginManager {
       lastError: st.lastError ?? null,
       pendingRestart: rec.pendingRestart?.reason ?? null,
       signedBy,
+      signedFiles: signedBy && rec.signature?.files ? Object.keys(rec.signature.files).sort() : [],
       check: { loadable: report.loadable, rows: report.rows },
       rulesUsing: this.usage.rulesUsing(name),
     };
@@ -300,6 +332,12 @@ export class PluginManager {
     return undefined;
   }
 
+  /** An installed plugin of this type whose name differs from `name` only in case. */
+  private recordNamedLike(type: PluginType, name: string): PluginRecord | undefined {
+    const lower = name.toLowerCase();
+    return readAllRecords(this.layout).records.find((r) => r.type === type && r.name.toLowerCase() === lower);
+  }
+
   private requireRecord(type: PluginType, name: string): PluginRecord {
     if (!isPluginType(type)) throw badType(type);
     assertPluginName(name);
@@ -320,7 +358,7 @@ export class PluginManager {
     ensureLayout(this.layout);
     const work = this.workDir('inspect');
     try {
-      const u = await unpackPlugin(zipFile, path.join(work, 'x'), { ...opts, limits: this.limits, keys: this.trustedKeys() });
+      const u = await unpackPlugin(zipFile, path.join(work, 'x'), { ...opts, limits: this.limits, keys: this.trustedKeys(), requireSignatures: this.requireSignatures });
       const { dir: _d, library: _l, ...rest } = u;
       return rest;
     } finally {
@@ -331,11 +369,39 @@ export class PluginManager {
   // ---------------------------------------------------------------- install / update
 
   install(req: InstallRequest): Promise<InstallResult> {
-    return this.exclusive(() => this.installNow(req, 'create'));
+    return this.exclusive(() => this.audited(req, 'install', () => this.installNow(req, 'create')), req.signal);
   }
 
   update(req: InstallRequest): Promise<InstallResult> {
-    return this.exclusive(() => this.installNow(req, 'update'));
+    return this.exclusive(() => this.audited(req, 'update', () => this.installNow(req, 'update')), req.signal);
+  }
+
+  /** Records the outcome of an install or update in the audit log, refusals included. */
+  private async audited(req: InstallRequest, action: 'install' | 'update', fn: () => Promise<InstallResult>): Promise<InstallResult> {
+    try {
+      const r = await fn();
+      this.audit({ action, type: req.type, name: req.name, actor: req.actor ?? 'cli', sha256: this.record(req.type, req.name)?.sha256, outcome: 'ok' });
+      return r;
+    } catch (e) {
+      this.audit({ action, type: String(req.type), name: String(req.name), actor: req.actor ?? 'cli', outcome: 'refused', code: asError(e).code });
+      throw e;
+    }
+  }
+
+  /**
+   * The one audit hook: every install, update, delete — and enable / quarantine, whose code calls
+   * it too — lands in `<data>/plugins/audit.jsonl`. A failing audit write is logged, never fatal.
+   */
+  audit(entry: Omit<AuditEntry, 'at'>): void {
+    try {
+      appendAudit(this.layout.root, entry);
+    } catch (e) {
+      this.log.error({ code: (e as NodeJS.ErrnoException).code }, `cannot write the audit log: ${(e as Error).message}`);
+    }
+  }
+
+  auditEntries(): AuditEntry[] {
+    return readAudit(this.layout.root);
   }
 
   private workDir(kind: string): string {
@@ -352,6 +418,15 @@ export class PluginManager {
       throw new StreamplugError('E_BAD_REQUEST', '"functions" must be an array of function names');
     }
     const old = readRecord(this.layout, type, name);
+    const sameName = mode === 'create' && !old ? this.recordNamedLike(type, name) : undefined;
+    if (sameName) {
+      // Echo and echo would be two plugins to the manager but one to SQL, whose names ignore case.
+      throw new StreamplugError(
+        'E_CONFLICT',
+        `${singular(type)} plugin ${sameName.name} is installed and names are unique regardless of case; expected a new name, or update ${sameName.name}`,
+        { type, name, existing: sameName.name },
+      );
+    }
     if (mode === 'create' && old) {
       throw new StreamplugError(
         'E_CONFLICT',
@@ -372,8 +447,8 @@ export class PluginManager {
       if (req.sha256 !== undefined) {
         const want = String(req.sha256).toLowerCase();
         if (want !== zip.sha256) {
-          throw new StreamplugError('E_SHA256', `the zip's sha256 is ${zip.sha256}, not the ${want} given; the download is damaged or not the file meant`, {
-            found: zip.sha256,
+          // The actual hash is not told: it would make the host a hash oracle for any file it can read.
+          throw new StreamplugError('E_SHA256', `the zip's sha256 is not the ${want} given; the download is damaged or not the file meant`, {
             expected: want,
           });
         }
@@ -383,8 +458,17 @@ export class PluginManager {
         name,
         limits: this.limits,
         keys: this.trustedKeys(),
+        requireSignatures: this.requireSignatures,
         onProgress: req.onProgress,
       });
+      const newVersion = (typeof u.metadata?.version === 'string' ? u.metadata.version : undefined) ?? u.report.manifest?.version;
+      if (mode === 'update' && old?.version && newVersion && !req.force && compareVersions(newVersion, old.version) < 0) {
+        throw new StreamplugError(
+          'E_DOWNGRADE',
+          `${singular(type)} plugin ${name} ${newVersion} is older than the installed ${old.version}; a downgrade needs force (PUT ?force=true, \`plugin update --force\`)`,
+          { installed: old.version, offered: newVersion },
+        );
+      }
 
       // A fresh file name per content: a loaded library's path is never written over.
       const fileName = `${name}@${u.sha256.slice(0, 8)}.${u.flavour}`;
@@ -530,8 +614,21 @@ export class PluginManager {
 
   // ---------------------------------------------------------------- delete / register
 
-  remove(type: PluginType, name: string, opts: { force?: boolean } = {}): Promise<{ message: string; restartNeeded: boolean }> {
+  remove(type: PluginType, name: string, opts: RemoveOptions = {}): Promise<{ message: string; restartNeeded: boolean }> {
     return this.exclusive(async () => {
+      try {
+        const r = await this.removeNow(type, name, opts);
+        this.audit({ action: 'delete', type, name, actor: opts.actor ?? 'cli', sha256: r.sha256, outcome: 'ok' });
+        return { message: r.message, restartNeeded: r.restartNeeded };
+      } catch (e) {
+        this.audit({ action: 'delete', type: String(type), name: String(name), actor: opts.actor ?? 'cli', outcome: 'refused', code: asError(e).code });
+        throw e;
+      }
+    }, opts.signal);
+  }
+
+  private async removeNow(type: PluginType, name: string, opts: RemoveOptions): Promise<{ message: string; restartNeeded: boolean; sha256: string }> {
+    {
       const rec = this.requireRecord(type, name);
       const rules = this.usage.rulesUsing(name);
       if (rules.length && !opts.force) {
@@ -552,8 +649,8 @@ export class PluginManager {
         ? `${singular(type)} plugin ${name} is deleted; its functions are unregistered, and Node releases the .node library at restart`
         : `${singular(type)} plugin ${name} is deleted`;
       this.log.info({ plugin: name, type }, message);
-      return { message, restartNeeded };
-    });
+      return { message, restartNeeded, sha256: rec.sha256 };
+    }
   }
 
   /** eKuiper's POST /plugins/functions/{name}/register: records which functions the plugin serves. */
@@ -583,6 +680,10 @@ export class PluginManager {
   statusOf(type: PluginType, name: string): PluginStatus | undefined {
     return this.status.get(key(type, name));
   }
+}
+
+function sha256Of(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
 function now(): string {

@@ -8,6 +8,8 @@ import { dataLayout, ensureLayout, isPluginType, PLUGIN_TYPES, type PluginType }
 import { PluginManager } from '../../manager/manager.js';
 import type { ProgressEvent } from '../../manager/types.js';
 import { PluginRegistry } from '../../plugins/registry.js';
+import { authHeaders } from '../credentials.js';
+import { readSecurityConfig } from '../../host/security-config.js';
 
 /** Exit codes shared by these commands: 0 ok, 1 refused, 2 usage. */
 export function fail(e: unknown): never {
@@ -60,17 +62,20 @@ interface Common {
   data?: string;
   host?: string;
   json?: boolean;
+  token?: string;
 }
 
 // ------------------------------------------------------------------ running host (REST)
 
-async function http(base: string, method: string, route: string, init: { json?: unknown; body?: BodyInit; headers?: Record<string, string> } = {}) {
+/** A REST call to a running host, with the token found by cliToken (see ../credentials.ts). */
+async function http(o: Common, method: string, route: string, init: { json?: unknown; body?: BodyInit; headers?: Record<string, string> } = {}) {
+  const base = o.host!;
   const url = new URL(route, base.endsWith('/') ? base : `${base}/`);
   let res: Response;
   try {
     res = await fetch(url, {
       method,
-      headers: { ...(init.json !== undefined ? { 'content-type': 'application/json' } : {}), ...(init.headers ?? {}) },
+      headers: { ...authHeaders(o), ...(init.json !== undefined ? { 'content-type': 'application/json' } : {}), ...(init.headers ?? {}) },
       body: init.json !== undefined ? JSON.stringify(init.json) : init.body,
       ...(init.body ? { duplex: 'half' } : {}),
     } as RequestInit);
@@ -96,10 +101,10 @@ function isUrl(s: string): boolean {
   return /^(https?|file):\/\//i.test(s);
 }
 
-async function remoteInstall(base: string, method: 'POST' | 'PUT', type: PluginType, name: string, zip: string, o: InstallOpts): Promise<string> {
+async function remoteInstall(base: Common, method: 'POST' | 'PUT', type: PluginType, name: string, zip: string, o: InstallOpts): Promise<string> {
   const route = method === 'POST' ? `plugins/${type}` : `plugins/${type}/${name}`;
   if (isUrl(zip)) {
-    return http(base, method, route, { json: { name, file: zip, functions: parseFunctions(o.functions), sha256: o.sha256 } });
+    return http(base, method, route, { json: { name, file: zip, functions: parseFunctions(o.functions), sha256: o.sha256, ...(o.force ? { force: true } : {}) } });
   }
   // A local zip is uploaded (the host may run elsewhere), streaming, as application/zip.
   const st = fs.statSync(zip, { throwIfNoEntry: false });
@@ -107,6 +112,7 @@ async function remoteInstall(base: string, method: 'POST' | 'PUT', type: PluginT
   const q = new URLSearchParams({ name });
   if (o.sha256) q.set('sha256', o.sha256);
   if (o.functions) q.set('functions', o.functions);
+  if (o.force) q.set('force', 'true');
   const show = progressPrinter(!!o.progress || process.stderr.isTTY);
   let sent = 0;
   const stream = fs.createReadStream(zip);
@@ -142,7 +148,9 @@ async function withDirect<T>(dataDir: string, fn: (m: PluginManager) => Promise<
   acquireLock(layout.lockFile);
   const registry = new PluginRegistry({ onLog: () => undefined });
   try {
-    const manager = new PluginManager({ dataDir, registry, allowPrivateUrls: process.env.STREAMPLUG_ALLOW_PRIVATE_URLS === '1' });
+    // the same explicit setting the host reads at start (etc/security.json), never inferred from key files
+    const requireSignatures = readSecurityConfig(dataDir).requireSignatures ?? false;
+    const manager = new PluginManager({ dataDir, registry, requireSignatures, allowPrivateUrls: process.env.STREAMPLUG_ALLOW_PRIVATE_URLS === '1' });
     const report = await manager.start();
     for (const f of report.failed) process.stderr.write(`warning: ${f.type}/${f.name} does not load: ${f.code} ${f.message}\n`);
     return await fn(manager);
@@ -156,6 +164,7 @@ async function withDirect<T>(dataDir: string, fn: (m: PluginManager) => Promise<
 }
 
 interface InstallOpts extends Common {
+  force?: boolean;
   functions?: string;
   sha256?: string;
   progress?: boolean;
@@ -178,6 +187,7 @@ export function register(program: Command): void {
     c
       .option('--data <dir>', 'data directory to work on directly (default $STREAMPLUG_DATA or ./data)')
       .option('--host <url>', 'a running host to go through instead, e.g. http://127.0.0.1:9081')
+      .option('--token <token>', 'API token for --host (default $STREAMPLUG_TOKEN, else <data>/etc/api-token)')
       .option('--json', 'print JSON');
 
   common(plugin.command('list').argument('[type]', 'sources, sinks or functions (default: all)').description('list installed plugins'))
@@ -185,7 +195,7 @@ export function register(program: Command): void {
       try {
         const types = type ? [parseType(type)] : [...PLUGIN_TYPES];
         const out: Record<string, string[]> = {};
-        if (o.host) for (const t of types) out[t] = JSON.parse(await http(o.host, 'GET', `plugins/${t}`)) as string[];
+        if (o.host) for (const t of types) out[t] = JSON.parse(await http(o, 'GET', `plugins/${t}`)) as string[];
         else await withDirect(dataDirOf(o), async (m) => types.forEach((t) => (out[t] = m.list(t))));
         print(o, type ? out[types[0]] : out, () => types.map((t) => `${t}: ${out[t].join(', ') || '(none)'}`).join('\n'));
       } catch (e) {
@@ -199,7 +209,7 @@ export function register(program: Command): void {
     try {
       const t = parseType(type);
       const d = o.host
-        ? (JSON.parse(await http(o.host, 'GET', `plugins/${t}/${encodeURIComponent(name)}`)) as Record<string, unknown>)
+        ? (JSON.parse(await http(o, 'GET', `plugins/${t}/${encodeURIComponent(name)}`)) as Record<string, unknown>)
         : await withDirect(dataDirOf(o), async (m) => m.describe(t, name) as unknown as Record<string, unknown>);
       print(o, d, () => JSON.stringify(d, null, 2));
     } catch (e) {
@@ -217,18 +227,19 @@ export function register(program: Command): void {
         .option('--functions <list>', 'comma-separated functions the plugin must provide')
         .option('--sha256 <hex>', 'refuse the zip unless its sha256 is this')
         .option('--progress', 'show download/unpack progress on stderr even when not a terminal')
+        .option('--force', 'update: accept an older version (a downgrade)')
         .description(verb === 'install' ? 'install a plugin zip (refused if the name exists)' : 'replace an installed plugin with a new zip'),
     ).action(async (type: string, name: string, zip: string, o: InstallOpts) => {
       try {
         const t = parseType(type);
         let message: string;
         if (o.host) {
-          message = await remoteInstall(o.host, verb === 'install' ? 'POST' : 'PUT', t, name, zip, o);
+          message = await remoteInstall(o, verb === 'install' ? 'POST' : 'PUT', t, name, zip, o);
         } else {
           const show = progressPrinter(!!o.progress || process.stderr.isTTY);
           try {
             message = await withDirect(dataDirOf(o), async (m) => {
-              const req = { type: t, name, source: { file: zip }, functions: parseFunctions(o.functions), sha256: o.sha256, onProgress: show };
+              const req = { type: t, name, source: { file: zip }, functions: parseFunctions(o.functions), sha256: o.sha256, onProgress: show, force: o.force, actor: 'cli' };
               return (verb === 'install' ? await m.install(req) : await m.update(req)).message;
             });
           } finally {
@@ -253,7 +264,7 @@ export function register(program: Command): void {
     try {
       const t = parseType(type);
       const message = o.host
-        ? await http(o.host, 'DELETE', `plugins/${t}/${encodeURIComponent(name)}${o.force ? '?force=true' : ''}`)
+        ? await http(o, 'DELETE', `plugins/${t}/${encodeURIComponent(name)}${o.force ? '?force=true' : ''}`)
         : (await withDirect(dataDirOf(o), (m) => m.remove(t, name, { force: o.force }))).message;
       print(o, { message }, () => message);
     } catch (e) {
