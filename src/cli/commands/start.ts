@@ -22,6 +22,8 @@ interface StartOpts {
   fileRoot?: string[];
   requireSignatures?: boolean;
   socket?: string;
+  requestTimeout?: string;
+  idleTimeout?: string;
 }
 
 export function register(program: Command): void {
@@ -44,6 +46,8 @@ export function register(program: Command): void {
     .option('--file-root <dir...>', 'folders REST clients may name local zips in (default: anywhere with auth, nowhere without)')
     .option('--require-signatures', 'refuse plugins not signed by a key in <data>/etc/trusted-keys (off by default)')
     .option('--socket <path>', 'listen on this unix socket (mode 0600) instead of TCP')
+    .option('--request-timeout <ms>', 'a whole request (upload included) must arrive within this (default 300000)')
+    .option('--idle-timeout <ms>', 'a connection with no bytes moving is closed after this (default 30000)')
     .action(async (o: StartOpts) => {
       let port: number | undefined;
       if (o.port !== undefined) {
@@ -56,6 +60,14 @@ export function register(program: Command): void {
       if (!Number.isInteger(mqttPort) || mqttPort < 0 || mqttPort > 65535) usage(`--mqtt-port ${mqttPortText} is not a port number; expected 0..65535`);
       const { dataDir } = hostDefaults({ dataDir: o.data });
       if (o.auth === false && o.jwt) usage('--no-auth and --jwt contradict each other; choose one');
+      const ms = (flag: string, v: string | undefined) => {
+        if (v === undefined) return undefined;
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1) usage(`${flag} ${v} is not a number of milliseconds; expected a positive integer`);
+        return n;
+      };
+      const requestTimeoutMs = ms('--request-timeout', o.requestTimeout);
+      const idleTimeoutMs = ms('--idle-timeout', o.idleTimeout);
       let seeded: string[] = [];
       try {
         const host = await startHost({
@@ -73,6 +85,7 @@ export function register(program: Command): void {
           fileRoots: o.fileRoot,
           requireSignatures: o.requireSignatures ? true : undefined,
           socketPath: o.socket,
+          timeouts: { ...(requestTimeoutMs ? { requestTimeoutMs } : {}), ...(idleTimeoutMs ? { idleTimeoutMs } : {}) },
         });
         const demo = o.demo ? await installDemo(host.rules) : undefined;
         if (o.demo) process.stderr.write(demoSummary(host, seeded, demo) + '\n');
