@@ -133,18 +133,9 @@ export class PluginManager {
     return !!this.opts.requireSignatures;
   }
 
-  /**
-   * One change at a time: installs, updates and deletes are serialised. A change whose requester
-   * has gone (`signal` aborted) by the time its turn comes is dropped, not run.
-   */
-  private exclusive<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    const guarded = () => {
-      if (signal?.aborted) {
-        return Promise.reject(new StreamplugError('E_CANCELLED', 'the client went away before this change ran; nothing was changed: send the request again'));
-      }
-      return fn();
-    };
-    const run = this.queue.then(guarded, guarded);
+  /** One change at a time: installs, updates and deletes are serialised. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -369,16 +360,17 @@ export class PluginManager {
   // ---------------------------------------------------------------- install / update
 
   install(req: InstallRequest): Promise<InstallResult> {
-    return this.exclusive(() => this.audited(req, 'install', () => this.installNow(req, 'create')), req.signal);
+    return this.exclusive(() => this.audited(req, 'install', () => this.installNow(req, 'create')));
   }
 
   update(req: InstallRequest): Promise<InstallResult> {
-    return this.exclusive(() => this.audited(req, 'update', () => this.installNow(req, 'update')), req.signal);
+    return this.exclusive(() => this.audited(req, 'update', () => this.installNow(req, 'update')));
   }
 
   /** Records the outcome of an install or update in the audit log, refusals included. */
   private async audited(req: InstallRequest, action: 'install' | 'update', fn: () => Promise<InstallResult>): Promise<InstallResult> {
     try {
+      notCancelled(req.signal);
       const r = await fn();
       this.audit({ action, type: req.type, name: req.name, actor: req.actor ?? 'cli', sha256: this.record(req.type, req.name)?.sha256, outcome: 'ok' });
       return r;
@@ -617,6 +609,7 @@ export class PluginManager {
   remove(type: PluginType, name: string, opts: RemoveOptions = {}): Promise<{ message: string; restartNeeded: boolean }> {
     return this.exclusive(async () => {
       try {
+        notCancelled(opts.signal);
         const r = await this.removeNow(type, name, opts);
         this.audit({ action: 'delete', type, name, actor: opts.actor ?? 'cli', sha256: r.sha256, outcome: 'ok' });
         return { message: r.message, restartNeeded: r.restartNeeded };
@@ -624,7 +617,7 @@ export class PluginManager {
         this.audit({ action: 'delete', type: String(type), name: String(name), actor: opts.actor ?? 'cli', outcome: 'refused', code: asError(e).code });
         throw e;
       }
-    }, opts.signal);
+    });
   }
 
   private async removeNow(type: PluginType, name: string, opts: RemoveOptions): Promise<{ message: string; restartNeeded: boolean; sha256: string }> {
@@ -679,6 +672,13 @@ export class PluginManager {
   /** Status of a plugin as loaded in this process (for hosts and tests). */
   statusOf(type: PluginType, name: string): PluginStatus | undefined {
     return this.status.get(key(type, name));
+  }
+}
+
+/** A change whose requester has gone (`signal` aborted) by the time its turn comes is dropped, not run. */
+function notCancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw new StreamplugError('E_CANCELLED', 'the client went away before this change ran; nothing was changed: send the request again');
   }
 }
 
