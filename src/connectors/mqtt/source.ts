@@ -3,13 +3,17 @@
  * and emits every message decoded per FORMAT. Reconnects on its own (`reconnectPeriod`) and
  * subscribes again after every connect, so a restarted broker without our session still feeds us.
  */
-import { connect, type MqttClient } from 'mqtt';
+import { connect, MqttClient } from 'mqtt';
+import { limitedStreamBuilder } from './size-limit.js';
 import { PropReader } from '../props.js';
 import { decode, readFormat, SourceCounters, type Format } from '../decode.js';
 import { validateFilter } from '../topic.js';
 import { resolveMqttProps } from './conf.js';
 import { mqttConnection, type MqttConnection } from './options.js';
 import type { ConnectorContext, EmitFn, Props, SourceConnector, SourceMetrics, StatusFn } from '../types.js';
+
+/** Default maximum MQTT message a source accepts: 8 MiB (MQTT itself allows 256 MiB). */
+export const DEFAULT_MAX_MESSAGE_SIZE = 8 * 1024 * 1024;
 
 export class MqttSource implements SourceConnector {
   private client?: MqttClient;
@@ -21,6 +25,8 @@ export class MqttSource implements SourceConnector {
     readonly topics: string[],
     readonly conn: MqttConnection,
     readonly format: Format,
+    /** Largest PUBLISH accepted, in bytes; larger ones are skipped unbuffered and counted as errors. */
+    readonly maxMessageSize: number = DEFAULT_MAX_MESSAGE_SIZE,
   ) {
     topics.forEach(validateFilter);
   }
@@ -30,7 +36,11 @@ export class MqttSource implements SourceConnector {
     this.stopping = false;
     this.onStatus = onStatus;
     onStatus({ state: 'connecting' });
-    const client = connect(this.conn.url, this.conn.options);
+    const oversize = (bytes: number) =>
+      this.counters.record({ ok: false, error: `a message of ${bytes} bytes exceeds maxMessageSize ${this.maxMessageSize}; it was dropped unread (raise maxMessageSize if such messages are expected)` });
+    const builder = limitedStreamBuilder(this.conn.url, this.conn.options, this.maxMessageSize, oversize);
+    // websockets keep mqtt.js's own transport (no size filter there)
+    const client = builder ? new MqttClient(builder, { ...this.conn.options }) : connect(this.conn.url, this.conn.options);
     this.client = client;
     return new Promise<void>((resolve) => {
       client.on('connect', () => {
@@ -78,5 +88,6 @@ export function createMqttSource(datasource: string, props: Props, ctx: Connecto
   const p = new PropReader('mqtt source', merged);
   const topics = datasource.split(',').map((t) => t.trim()).filter(Boolean);
   if (topics.length === 0) throw p.fail('DATASOURCE', datasource, 'one or more MQTT topic filters, comma-separated');
-  return new MqttSource(topics, mqttConnection(p, ctx, 'source'), readFormat(p));
+  const maxMessageSize = p.count('maxMessageSize', DEFAULT_MAX_MESSAGE_SIZE);
+  return new MqttSource(topics, mqttConnection(p, ctx, 'source'), readFormat(p), maxMessageSize);
 }
