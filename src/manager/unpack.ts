@@ -49,7 +49,13 @@ export const MAX_METADATA_BYTES = 64 * 1024;
 
 const LIB_RE = /^([A-Za-z0-9_-]+)(?:@([^/]+))?\.(so|node)$/;
 
+/** Longest plugin name: NAME@sha8.so, the record's file name and etc/ paths must stay under NAME_MAX (255). */
+export const MAX_PLUGIN_NAME = 128;
+
 export function assertPluginName(name: string): void {
+  if (typeof name === 'string' && name.length > MAX_PLUGIN_NAME) {
+    throw new StreamplugError('E_ZIP_BAD_NAME', `plugin name is ${name.length} characters long; expected at most ${MAX_PLUGIN_NAME}`, { length: name.length });
+  }
   if (!PLUGIN_NAME_RE.test(name)) {
     throw new StreamplugError(
       'E_ZIP_BAD_NAME',
