@@ -254,7 +254,7 @@ export class PluginManager {
   // ---------------------------------------------------------------- queries
 
   list(type: PluginType): string[] {
-    return readAllRecords(this.layout)
+    return readAllRecords(this.layout, { readOnly: true })
       .records.filter((r) => r.type === type)
       .map((r) => r.name);
   }
@@ -326,7 +326,7 @@ export class PluginManager {
   /** An installed plugin of this type whose name differs from `name` only in case. */
   private recordNamedLike(type: PluginType, name: string): PluginRecord | undefined {
     const lower = name.toLowerCase();
-    return readAllRecords(this.layout).records.find((r) => r.type === type && r.name.toLowerCase() === lower);
+    return readAllRecords(this.layout, { readOnly: true }).records.find((r) => r.type === type && r.name.toLowerCase() === lower);
   }
 
   private requireRecord(type: PluginType, name: string): PluginRecord {

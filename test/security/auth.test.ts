@@ -209,6 +209,23 @@ describe('--no-auth, unix socket and JWT mode', () => {
     }
   });
 
+  it('requireSignatures is reported at start and in GET /, from the flag or etc/security.json', async () => {
+    for (const [dir, args] of [['req-flag', ['--require-signatures']], ['req-file', []]] as const) {
+      const data = path.join(root, dir);
+      if (dir === 'req-file') {
+        fs.mkdirSync(path.join(data, 'etc'), { recursive: true });
+        fs.writeFileSync(path.join(data, 'etc/security.json'), JSON.stringify({ requireSignatures: true }));
+      }
+      const host = await startHostProcess({ dataDir: data, args: ['--mqtt-port', '0', ...args] });
+      try {
+        assert.equal((await host.api('GET', '/')).body.requireSignatures, true);
+        assert.match(host.stdout(), /requireSignatures true/);
+      } finally {
+        await host.stop();
+      }
+    }
+  });
+
   it('listens on a unix socket of mode 0600 when asked, with auth still on', async () => {
     const data = path.join(root, 'sock');
     const sock = path.join(root, 'api.sock');
