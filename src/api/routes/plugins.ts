@@ -164,12 +164,10 @@ function fileUrlPath(u: string): string {
  * Aborted when the client goes away before the answer is sent, so that a queued change whose
  * requester is gone never runs.
  */
-function clientGone(req: FastifyRequest, reply: FastifyReply): AbortSignal {
+function clientGone(reply: FastifyReply): AbortSignal {
   const ac = new AbortController();
+  // a response emits 'close' when it is done or when its connection went away first
   reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) ac.abort();
-  });
-  req.raw.socket?.once('close', () => {
     if (!reply.raw.writableFinished) ac.abort();
   });
   return ac.signal;
@@ -202,7 +200,7 @@ export const pluginRoutes: FastifyPluginAsync<RouteOptions> = async (app, { serv
 
   app.post<{ Params: { type: string } }>('/plugins/:type', async (req, reply) => {
     const type = asType(req.params.type);
-    const signal = clientGone(req, reply);
+    const signal = clientGone(reply);
     const body = await readInstallBody(req, services);
     try {
       if (!body.name) throw new StreamplugError('E_BAD_REQUEST', 'the request has no "name"; expected the plugin name (^[A-Za-z0-9_-]+$)');
@@ -228,7 +226,7 @@ export const pluginRoutes: FastifyPluginAsync<RouteOptions> = async (app, { serv
 
   app.put<{ Params: { type: string; name: string }; Querystring: { force?: string } }>('/plugins/:type/:name', async (req, reply) => {
     const type = asType(req.params.type);
-    const signal = clientGone(req, reply);
+    const signal = clientGone(reply);
     const body = await readInstallBody(req, services);
     const force = body.force || req.query.force === 'true' || req.query.force === '1';
     try {
@@ -254,7 +252,7 @@ export const pluginRoutes: FastifyPluginAsync<RouteOptions> = async (app, { serv
 
   app.delete<{ Params: { type: string; name: string }; Querystring: { force?: string } }>('/plugins/:type/:name', async (req, reply) => {
     const force = req.query.force === 'true' || req.query.force === '1';
-    const r = await manager.remove(asType(req.params.type), req.params.name, { force, actor: actorOf(req), signal: clientGone(req, reply) });
+    const r = await manager.remove(asType(req.params.type), req.params.name, { force, actor: actorOf(req), signal: clientGone(reply) });
     return reply.code(200).type('text/plain; charset=utf-8').send(r.message);
   });
 
