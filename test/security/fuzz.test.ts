@@ -174,7 +174,7 @@ describe('REST fuzz', () => {
         assert.ok(res.status > 0 && res.status < 500, `${r.method} ${r.path} ${JSON.stringify(r.headers)} → ${res.status} ${res.body.slice(0, 300)}`);
         assert.doesNotMatch(res.body, /\n\s+at /, 'no stack trace');
       }),
-      { numRuns: 2500, interruptAfterTimeLimit: 150_000, markInterruptAsFailure: false, verbose: 1, includeErrorInReport: true, seed: Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31) },
+      { numRuns: Number(process.env.FUZZ_RUNS ?? 2500), interruptAfterTimeLimit: 150_000, markInterruptAsFailure: false, verbose: 1, includeErrorInReport: true, seed: Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31) },
     );
     const total = [...seen.values()].reduce((a, b) => a + b, 0);
     t.diagnostic(`${total} requests; statuses ${JSON.stringify([...seen].sort())}`);

@@ -18,7 +18,8 @@ export const DEFAULT_TIMEOUTS: HttpTimeouts = {
   headersTimeoutMs: 10_000,
   // a 64 MiB zip over a slow link still fits; a 1 byte/s upload does not
   requestTimeoutMs: 300_000,
-  idleTimeoutMs: 30_000,
+  // generous: a queued install's client waits silently while the ones before it download and load
+  idleTimeoutMs: 120_000,
   keepAliveTimeoutMs: 5_000,
 };
 

@@ -47,7 +47,7 @@ export function register(program: Command): void {
     .option('--require-signatures', 'refuse plugins not signed by a key in <data>/etc/trusted-keys (off by default)')
     .option('--socket <path>', 'listen on this unix socket (mode 0600) instead of TCP')
     .option('--request-timeout <ms>', 'a whole request (upload included) must arrive within this (default 300000)')
-    .option('--idle-timeout <ms>', 'a connection with no bytes moving is closed after this (default 30000)')
+    .option('--idle-timeout <ms>', 'a connection with no bytes moving is closed after this (default 120000)')
     .action(async (o: StartOpts) => {
       let port: number | undefined;
       if (o.port !== undefined) {
