@@ -40,6 +40,8 @@ export interface ManagerOptions {
   trustedKeyFiles?: string[];
   /** Let http(s) downloads reach loopback/private addresses. */
   allowPrivateUrls?: boolean;
+  /** A download receiving nothing for this long fails (E_FETCH) instead of holding the queue; default 30 s. */
+  downloadIdleTimeoutMs?: number;
   /**
    * Refuse plugins without a valid signature from a trusted key. An explicit setting, off by
    * default: never inferred from whether key files exist (deleting them must not turn it off).
@@ -570,7 +572,7 @@ export class PluginManager {
   }
 
   private obtainZip(source: ZipSource, dest: string, onProgress?: (p: ProgressEvent) => void): Promise<FetchedZip> {
-    const opts = { maxBytes: this.limits.maxZipBytes, allowPrivateNetworks: this.opts.allowPrivateUrls, onProgress };
+    const opts = { maxBytes: this.limits.maxZipBytes, allowPrivateNetworks: this.opts.allowPrivateUrls, idleTimeoutMs: this.opts.downloadIdleTimeoutMs, onProgress };
     return 'file' in source ? fetchZip(source.file, dest, opts) : spoolStream(source.stream, dest, opts);
   }
 

@@ -10,6 +10,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { clientHeaders, startHostProcess, type HostProcess } from '../helpers/host-process.js';
+import { PluginManager } from '../../src/manager/manager.js';
+import { PluginRegistry } from '../../src/plugins/registry.js';
 import { makeZip, pluginState, sample } from '../manager/zips.js';
 import { eventually, filesIn, openFds, rawRequest, sampleZips, tempRoot } from './helpers.js';
 
@@ -232,6 +234,45 @@ describe('file:// installs and configured roots', () => {
       assert.equal((await host.api('POST', '/plugins/functions', { name: 'echo', file: zips.echo })).status, 201);
     } finally {
       await host.stop();
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('downloads that stall', () => {
+  it('fail with E_FETCH after the idle timeout instead of holding the install queue', async () => {
+    const root = tempRoot('stall');
+    const zips = await sampleZips(path.join(root, 'zips'));
+    const registry = new PluginRegistry({ onLog: () => undefined });
+    const manager = new PluginManager({ dataDir: path.join(root, 'data'), registry, allowPrivateUrls: true, downloadIdleTimeoutMs: 300 });
+    await manager.start();
+    const sockets = new Set<net.Socket>();
+    // /headers: never answers; /body: answers headers and 10 bytes, then nothing
+    const server = http.createServer((req, res) => {
+      if (req.url === '/body') {
+        res.writeHead(200, { 'content-type': 'application/zip', 'content-length': '100000' });
+        res.write(Buffer.alloc(10));
+      }
+    });
+    server.on('connection', (s) => sockets.add(s));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    try {
+      for (const route of ['/headers', '/body']) {
+        await assert.rejects(manager.install({ type: 'functions', name: 'vector', source: { file: base + route } }), (e: Error & { code: string }) => {
+          assert.equal(e.code, 'E_FETCH', e.message);
+          assert.match(e.message, route === '/body' ? /stalled: nothing arrived for 300 ms after 10 bytes/ : /no answer within 300 ms/);
+          return true;
+        });
+      }
+      // the queue is free again
+      await manager.install({ type: 'functions', name: 'vector', source: { file: zips.vector } });
+      assert.deepEqual(manager.list('functions'), ['vector']);
+      assert.deepEqual(filesIn(path.join(root, 'data', 'tmp')), []);
+    } finally {
+      for (const s of sockets) s.destroy();
+      server.close();
+      registry.unloadAll();
       fs.rmSync(root, { recursive: true, force: true });
     }
   });
