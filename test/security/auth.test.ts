@@ -44,12 +44,19 @@ describe('REST authentication (token mode, the default)', () => {
     fs.rmSync(root, { recursive: true, force: true });
   });
 
-  it('writes a random token to <data>/etc/api-token, mode 0600, and keeps it across restarts', async () => {
+  it('writes a random token to <data>/etc/api-token, mode 0600, and keeps it across restarts (tightening its mode)', async () => {
     const file = path.join(data, 'etc', 'api-token');
     const st = fs.statSync(file);
     assert.equal(st.mode & 0o777, 0o600);
     const token = fs.readFileSync(file, 'utf8').trim();
     assert.match(token, /^[A-Za-z0-9_-]{40,}$/);
+    // a restart keeps it, and tightens a file others could read back to 0600
+    await host.stop();
+    fs.chmodSync(file, 0o644);
+    host = await startHostProcess({ dataDir: data, args: ['--mqtt-port', '0'] });
+    assert.equal(fs.readFileSync(file, 'utf8').trim(), token);
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    assert.equal((await host.api('GET', '/rules/r1/status')).body.status, 'running');
   });
 
   it('GET /ping stays open; everything else answers 401 without a token', async () => {
@@ -119,6 +126,10 @@ describe('REST authentication (token mode, the default)', () => {
     for (const origin of ['null', 'http://127.0.0.1:1', host.url]) {
       assert.equal((await host.api('GET', '/plugins/functions', undefined, { origin })).status, 403, origin);
     }
+    // a foreign page's CORS preflight is refused as well
+    const pre = await fetch(`${host.url}/plugins/functions`, { method: 'OPTIONS', headers: { origin: 'http://evil.example', 'access-control-request-method': 'POST' } });
+    assert.equal(pre.status, 403);
+    assert.equal(pre.headers.get('access-control-allow-origin'), null);
     const port = new URL(host.url).port;
     const rebound = await rawRequest({ url: host.url }, 'GET', '/plugins/functions', { host: `attacker.example:${port}`, authorization: `Bearer ${token}` });
     assert.equal(rebound.status, 403);
@@ -223,6 +234,25 @@ describe('--no-auth, unix socket and JWT mode', () => {
       } finally {
         await host.stop();
       }
+    }
+  });
+
+  it('an allowed origin may call with the token (CORS), and only with it', async () => {
+    const data = path.join(root, 'cors');
+    const origin = 'http://dashboard.example:8080';
+    const host = await startHostProcess({ dataDir: data, args: ['--mqtt-port', '0', '--allowed-origin', origin] });
+    try {
+      const pre = await fetch(`${host.url}/plugins/functions`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization' } });
+      assert.equal(pre.status, 204);
+      assert.equal(pre.headers.get('access-control-allow-origin'), origin);
+      assert.match(pre.headers.get('access-control-allow-headers') ?? '', /authorization/);
+      const ok = await host.api('GET', '/plugins/functions', undefined, { origin });
+      assert.equal(ok.status, 200);
+      assert.equal(ok.headers.get('access-control-allow-origin'), origin);
+      assert.equal((await fetch(`${host.url}/plugins/functions`, { headers: { origin } })).status, 401, 'an allowed page still needs the token');
+      assert.equal((await host.api('GET', '/plugins/functions', undefined, { origin: 'http://dashboard.example:8081' })).status, 403);
+    } finally {
+      await host.stop();
     }
   });
 

@@ -35,9 +35,22 @@ export function installSecurity(app: FastifyInstance, dataDir: string, boundHost
   const authenticator = makeAuthenticator(opts.auth, dataDir);
   const policy: BrowserPolicy = { allowedOrigins: opts.allowedOrigins ?? [], allowedHosts: opts.allowedHosts ?? [], boundHost };
   app.decorateRequest('principal', undefined);
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', async (req, reply) => {
     checkOrigin(req.headers.origin, policy);
     checkHost(req.headers.host, policy);
+    if (typeof req.headers.origin === 'string') {
+      // an allowed web origin (checked above): let its page read answers and send the token
+      void reply.header('access-control-allow-origin', req.headers.origin).header('vary', 'Origin');
+      if (req.method === 'OPTIONS' && req.headers['access-control-request-method']) {
+        // a CORS preflight carries no credentials by design; it changes nothing and is answered here
+        return reply
+          .code(204)
+          .header('access-control-allow-methods', 'GET, POST, PUT, DELETE')
+          .header('access-control-allow-headers', 'authorization, content-type')
+          .header('access-control-max-age', '600')
+          .send();
+      }
+    }
     if (isOpen(req)) return;
     req.principal = await authenticator.authenticate(req.headers.authorization);
   });
