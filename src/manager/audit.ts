@@ -26,7 +26,9 @@ export function auditFile(dataDir: string): string {
  * update and delete; enable and quarantine call it too (`action` is open for them).
  */
 export function appendAudit(dataDir: string, entry: Omit<AuditEntry, 'at'> & { at?: string }): AuditEntry {
-  const full: AuditEntry = { at: entry.at ?? new Date().toISOString(), ...entry } as AuditEntry;
+  // refused requests can carry any name a client sent: keep entries small
+  const clip = (v: string) => (v.length > 200 ? `${v.slice(0, 200)}…` : v);
+  const full: AuditEntry = { ...entry, at: entry.at ?? new Date().toISOString(), type: clip(String(entry.type)), name: clip(String(entry.name)) } as AuditEntry;
   const file = auditFile(dataDir);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.appendFileSync(file, JSON.stringify(full) + '\n', { mode: 0o600 });

@@ -623,29 +623,27 @@ export class PluginManager {
   }
 
   private async removeNow(type: PluginType, name: string, opts: RemoveOptions): Promise<{ message: string; restartNeeded: boolean; sha256: string }> {
-    {
-      const rec = this.requireRecord(type, name);
-      const rules = this.usage.rulesUsing(name);
-      if (rules.length && !opts.force) {
-        throw new StreamplugError(
-          'E_PLUGIN_IN_USE',
-          `${singular(type)} plugin ${name} is used by rule(s) ${rules.join(', ')}; delete or change those rules first, or delete with force`,
-          { type, name, rules },
-        );
-      }
-      const st = this.status.get(key(type, name));
-      if (st?.state === 'loaded' && st.info) this.registry.unload(st.info.name, { force: opts.force });
-      this.status.delete(key(type, name));
-      deleteRecord(this.layout, type, name); // commit point: from here the plugin is gone
-      fs.rmSync(path.join(this.layout.pluginDir(type), rec.file), { force: true });
-      this.removeEtc(rec);
-      const restartNeeded = rec.flavour === 'node';
-      const message = restartNeeded
-        ? `${singular(type)} plugin ${name} is deleted; its functions are unregistered, and Node releases the .node library at restart`
-        : `${singular(type)} plugin ${name} is deleted`;
-      this.log.info({ plugin: name, type }, message);
-      return { message, restartNeeded, sha256: rec.sha256 };
+    const rec = this.requireRecord(type, name);
+    const rules = this.usage.rulesUsing(name);
+    if (rules.length && !opts.force) {
+      throw new StreamplugError(
+        'E_PLUGIN_IN_USE',
+        `${singular(type)} plugin ${name} is used by rule(s) ${rules.join(', ')}; delete or change those rules first, or delete with force`,
+        { type, name, rules },
+      );
     }
+    const st = this.status.get(key(type, name));
+    if (st?.state === 'loaded' && st.info) this.registry.unload(st.info.name, { force: opts.force });
+    this.status.delete(key(type, name));
+    deleteRecord(this.layout, type, name); // commit point: from here the plugin is gone
+    fs.rmSync(path.join(this.layout.pluginDir(type), rec.file), { force: true });
+    this.removeEtc(rec);
+    const restartNeeded = rec.flavour === 'node';
+    const message = restartNeeded
+      ? `${singular(type)} plugin ${name} is deleted; its functions are unregistered, and Node releases the .node library at restart`
+      : `${singular(type)} plugin ${name} is deleted`;
+    this.log.info({ plugin: name, type }, message);
+    return { message, restartNeeded, sha256: rec.sha256 };
   }
 
   /** eKuiper's POST /plugins/functions/{name}/register: records which functions the plugin serves. */
