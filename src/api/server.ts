@@ -8,6 +8,7 @@ import { pluginRoutes } from './routes/plugins.js';
 import { registerRuleRoutes } from './routes/rules.js';
 import { registerStreamRoutes } from './routes/streams.js';
 import { installSecurity, MULTIPART_LIMITS, resolveTimeouts, type HttpTimeouts, type SecurityOptions } from './security/index.js';
+import { registerDataRoutes } from './routes/data.js';
 
 export interface ServerOptions {
   services: HostServices;
@@ -54,6 +55,7 @@ export async function buildServer({ services, logger, security, timeouts }: Serv
   if (services.rules) {
     await registerStreamRoutes(app, services.rules);
     await registerRuleRoutes(app, services.rules);
+    await registerDataRoutes(app, services.rules, services.manager);
   }
   return app;
 }

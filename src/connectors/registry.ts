@@ -12,11 +12,14 @@ import { createLogSink } from './sinks/log.js';
 import { createFileSink } from './sinks/file.js';
 import { createRestSink } from './sinks/rest.js';
 import { createNopSink } from './sinks/nop.js';
+import { createNatsSource } from './nats/source.js';
+import { createNatsSink } from './nats/sink.js';
 import { SinkRunner } from './sink-runner.js';
 
 const sources = new Map<string, SourceFactory>([
   ['mqtt', createMqttSource],
   ['memory', createMemorySource],
+  ['nats', createNatsSource],
 ]);
 
 const sinks = new Map<string, SinkFactory>([
@@ -26,6 +29,7 @@ const sinks = new Map<string, SinkFactory>([
   ['file', createFileSink],
   ['rest', createRestSink],
   ['nop', createNopSink],
+  ['nats', createNatsSink],
 ]);
 
 function key(type: string): string {

@@ -11,6 +11,10 @@
  * again; rows of earlier, delivered messages are never re-sent. A message that still fails after its
  * retries (or cannot be rendered) is dropped and counted; failures never throw out of collect().
  *
+ * settled() is the delivery hook for acknowledging sources (EmitMeta.onDelivered): it resolves once
+ * every message accepted before the call was delivered and the sink flushed (sink.flush()), with
+ * false when any message was dropped meanwhile or the runner is closing.
+ *
  * collectEncoded() takes a batch still encoded as JSON lines; when acceptsEncoded() (the sink has
  * collectEncoded, no sendSingle, no dataTemplate) it is one message forwarded as it is, never decoded.
  */
@@ -80,6 +84,10 @@ export class SinkRunner {
   private closing = false;
   private wakeRetry?: () => void;
   private opened = false;
+  /** Messages accepted by collect()/collectEncoded() and messages finished (delivered or dropped), in order. */
+  private accepted = 0;
+  private finished = 0;
+  private settleWaiters: { upTo: number; wake: () => void }[] = [];
 
   constructor(
     readonly sink: SinkConnector,
@@ -108,6 +116,7 @@ export class SinkRunner {
     const msgs: Pending[] = sendSingle
       ? rows.filter((r) => !omitIfEmpty || Object.keys(r).length > 0).map((r) => ({ data: r, rows: 1 }))
       : omitIfEmpty && rows.length === 0 ? [] : [{ data: rows, rows: rows.length }];
+    this.accepted += msgs.length; // counted now, so settled() called right after covers them
     for (const msg of msgs) await this.enqueue(msg);
   }
 
@@ -121,6 +130,7 @@ export class SinkRunner {
     if (!this.acceptsEncoded()) return this.collect(batch.rows());
     if (this.closing) throw new StreamplugError('E_SINK_FAILED', `${this.opts.name ?? 'sink'} is closed; rows cannot be collected after close()`);
     this.m.recordsIn += batch.count;
+    if (batch.count > 0) this.accepted++;
     if (batch.count > 0) await this.enqueue({ data: [], rows: batch.count, encoded: batch });
   }
 
@@ -129,6 +139,35 @@ export class SinkRunner {
     this.queue.push(msg);
     this.m.buffered = this.queue.length;
     this.kick();
+  }
+
+  /**
+   * Resolves once every message accepted so far was delivered and the sink flushed: true, or false
+   * when a message was dropped meanwhile (it may be one of them), the flush failed, or the runner is
+   * closing (rows collected from now on are refused). Cheap when nothing waits: one counter compare.
+   */
+  async settled(): Promise<boolean> {
+    if (this.closing) return false;
+    const dropsBefore = this.m.droppedMessages;
+    const upTo = this.accepted;
+    if (this.finished < upTo) await new Promise<void>((wake) => this.settleWaiters.push({ upTo, wake }));
+    if (this.sink.flush) {
+      try {
+        await this.sink.flush();
+      } catch (e) {
+        this.noteError(e);
+        return false;
+      }
+    }
+    return this.m.droppedMessages === dropsBefore;
+  }
+
+  private noteFinished(): void {
+    this.finished++;
+    if (this.settleWaiters.length === 0) return;
+    const still: typeof this.settleWaiters = [];
+    for (const w of this.settleWaiters) (this.finished >= w.upTo ? w.wake() : still.push(w));
+    this.settleWaiters = still;
   }
 
   /** Resolves when every buffered message was delivered or dropped. */
@@ -163,6 +202,7 @@ export class SinkRunner {
           this.m.buffered = this.queue.length;
           this.spaceWaiters.shift()?.();
           await this.deliver(msg);
+          this.noteFinished();
         }
       } finally {
         this.running = false;

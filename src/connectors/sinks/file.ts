@@ -63,7 +63,7 @@ export class FileSink implements SinkConnector {
     if (this.pendingBytes >= this.opts.bufferSize) await this.flush();
   }
 
-  /** Writes everything buffered so far. */
+  /** Writes everything buffered so far (also the delivery hook: SinkConnector.flush). */
   flush(): Promise<void> {
     const chunk = this.pending.join('');
     this.pending = [];
