@@ -48,13 +48,13 @@ describe('REST authentication (token mode, the default)', () => {
     const file = path.join(data, 'etc', 'api-token');
     const st = fs.statSync(file);
     assert.equal(st.mode & 0o777, 0o600);
-    const token = fs.readFileSync(file, 'utf8').trim();
-    assert.match(token, /^[A-Za-z0-9_-]{40,}$/);
+    const token = fs.readFileSync(file, 'utf8');
+    assert.match(token, /^[A-Za-z0-9_-]{40,}$/, 'the file holds the token alone, usable verbatim');
     // a restart keeps it, and tightens a file others could read back to 0600
     await host.stop();
     fs.chmodSync(file, 0o644);
     host = await startHostProcess({ dataDir: data, args: ['--mqtt-port', '0'] });
-    assert.equal(fs.readFileSync(file, 'utf8').trim(), token);
+    assert.equal(fs.readFileSync(file, 'utf8'), token);
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
     assert.equal((await host.api('GET', '/rules/r1/status')).body.status, 'running');
   });

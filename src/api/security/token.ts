@@ -37,7 +37,8 @@ export function ensureApiToken(dataDir: string): string {
   }
   const token = crypto.randomBytes(32).toString('base64url');
   const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, token + '\n', { mode: 0o600, flag: 'w' });
+  // no trailing newline: a client that reads the file verbatim gets a valid header value
+  fs.writeFileSync(tmp, token, { mode: 0o600, flag: 'w' });
   fs.chmodSync(tmp, 0o600); // the umask may have narrowed mode, never widened it; make it exact
   fs.renameSync(tmp, file);
   return token;
