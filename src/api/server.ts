@@ -40,6 +40,10 @@ export async function buildServer({ services, logger, security, timeouts }: Serv
     bodyLimit: 1024 * 1024,
   }) as unknown as FastifyInstance;
   app.server.headersTimeout = t.headersTimeoutMs;
+  // CONNECT never reaches fastify; without this Node drops the connection without an answer
+  app.server.on('connect', (_req, socket) => {
+    socket.end('HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   if (security) services.authMode = installSecurity(app, services.dataDir, security.boundHost, security).mode;

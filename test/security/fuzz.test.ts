@@ -145,7 +145,10 @@ describe('REST fuzz', () => {
     );
     const request = fc
       .record({
-        method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD'),
+        method: fc.oneof(
+          { weight: 20, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD') },
+          { weight: 1, arbitrary: fc.constantFrom('CONNECT', 'TRACE', 'PROPFIND', 'FOO', 'get') },
+        ),
         path: urlPath,
         body,
         auth,
