@@ -23,3 +23,12 @@ int streamplug_header_check_c(const sp_host_api *host);
 int streamplug_header_check_c(const sp_host_api *host) {
   return SP_HAS_FIELD(host, sp_host_api, rule_id);
 }
+
+/* The 1.2 additions: per-minor sizes, the arg_types length, the limits, the header minor. */
+int streamplug_header_check_sizes(const sp_plugin_descriptor *d);
+int streamplug_header_check_sizes(const sp_plugin_descriptor *d) {
+  return (int)(SP_DESCRIPTOR_SIZE_1_0 + SP_DESCRIPTOR_SIZE_1_1 + SP_DESCRIPTOR_SIZE_1_2 + SP_FUNCTION_DEF_SIZE_1_0 +
+               SP_SOURCE_DEF_SIZE_1_1 + SP_SINK_DEF_SIZE_1_1) +
+         SP_ARG_TYPES_LENGTH(&check_functions[0]) + SP_MAX_NAME_LENGTH + SP_MAX_ARGS +
+         (SP_HAS_FIELD(d, sp_plugin_descriptor, header_minor) ? (int)d->header_minor : 0);
+}

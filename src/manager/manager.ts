@@ -95,6 +95,13 @@ export interface StartupReport {
 /** Files the manager itself names: NAME@<sha8>.so|.node. Others in plugins/<type>/ were dropped in by hand. */
 const OWNED_RE = /^([A-Za-z0-9_-]+)@([0-9a-f]{8})\.(so|node)$/;
 const LIB_EXT_RE = /\.(so|node)$/;
+/** Version folders of plugins that ship private libraries: NAME@<sha8>/ holding the library and lib/. */
+const OWNED_DIR_RE = /^([A-Za-z0-9_-]+)@([0-9a-f]{8})$/;
+
+/** What to remove for an installed file: its version folder when it has one, else the file. */
+function installedPath(pluginDir: string, file: string): string {
+  return path.join(pluginDir, file.includes('/') ? file.split('/')[0] : file);
+}
 
 const key = (type: PluginType, name: string) => `${type}/${name}`;
 
@@ -174,10 +181,14 @@ export class PluginManager {
 
     for (const type of PLUGIN_TYPES) {
       const dir = this.layout.pluginDir(type);
-      const referenced = new Set(live.filter((r) => r.type === type).map((r) => r.file));
+      const referenced = new Set(live.filter((r) => r.type === type).map((r) => r.file.split('/')[0]));
       for (const f of fs.readdirSync(dir)) {
         if (referenced.has(f)) continue;
         const full = path.join(dir, f);
+        if (OWNED_DIR_RE.test(f) && fs.statSync(full, { throwIfNoEntry: false })?.isDirectory()) {
+          clean(full, 'a plugin version folder no plugin record refers to');
+          continue;
+        }
         if (!LIB_EXT_RE.test(f)) continue; // not ours to judge
         if (OWNED_RE.test(f)) {
           // A library copied in by an install that never reached its record, or the previous
@@ -230,27 +241,28 @@ export class PluginManager {
   private adopt(type: PluginType, file: string): PluginRecord | undefined {
     const name = file.replace(LIB_EXT_RE, '').replace(/@.*$/, '');
     const full = path.join(this.layout.pluginDir(type), file);
+    // A bad file found at startup is logged and skipped: nothing about it may stop the host.
     try {
       assertPluginName(name);
       if (readRecord(this.layout, type, name)) throw new StreamplugError('E_CONFLICT', `a plugin named ${name} is already installed`);
+      const stamp = now();
+      const rec: PluginRecord = {
+        type,
+        name,
+        file,
+        flavour: file.endsWith('.node') ? 'node' : 'so',
+        sha256: crypto.createHash('sha256').update(fs.readFileSync(full)).digest('hex'),
+        installedAt: stamp,
+        updatedAt: stamp,
+        etcFiles: [],
+      };
+      writeRecord(this.layout, rec);
+      this.log.info({ file: full }, `adopted ${full}, copied in by hand, as ${singular(type)} plugin ${name}`);
+      return rec;
     } catch (e) {
       this.log.error({ file: full, code: asError(e).code }, `ignoring ${full}: ${asError(e).message}`);
       return undefined;
     }
-    const stamp = now();
-    const rec: PluginRecord = {
-      type,
-      name,
-      file,
-      flavour: file.endsWith('.node') ? 'node' : 'so',
-      sha256: crypto.createHash('sha256').update(fs.readFileSync(full)).digest('hex'),
-      installedAt: stamp,
-      updatedAt: stamp,
-      etcFiles: [],
-    };
-    writeRecord(this.layout, rec);
-    this.log.info({ file: full }, `adopted ${full}, copied in by hand, as ${singular(type)} plugin ${name}`);
-    return rec;
   }
 
   // ---------------------------------------------------------------- queries
@@ -464,12 +476,21 @@ export class PluginManager {
         );
       }
 
-      // A fresh file name per content: a loaded library's path is never written over.
-      const fileName = `${name}@${u.sha256.slice(0, 8)}.${u.flavour}`;
+      // A fresh file name per content: a loaded library's path is never written over. A plugin
+      // with private libraries (lib/) gets a version folder of its own, NAME@sha8/, holding the
+      // library and lib/, so its RUNPATH $ORIGIN/lib finds exactly the libraries it came with.
+      const version = `${name}@${u.sha256.slice(0, 8)}`;
+      const fileName = u.privateLibs.length ? `${version}/${version}.${u.flavour}` : `${version}.${u.flavour}`;
       const dest = path.join(this.layout.pluginDir(type), fileName);
       if (!fs.existsSync(dest)) {
+        if (u.privateLibs.length) {
+          const folder = path.dirname(dest);
+          fs.mkdirSync(folder, { recursive: true });
+          created.push(folder);
+          fs.renameSync(path.join(u.dir, 'lib'), path.join(folder, 'lib'));
+        }
         fs.renameSync(u.library, dest);
-        created.push(dest);
+        if (!u.privateLibs.length) created.push(dest);
       }
 
       const oldStatus = this.status.get(key(type, name));
@@ -537,7 +558,7 @@ export class PluginManager {
       if (info) this.status.set(key(type, name), { state: 'loaded', info });
       if (old && old.file !== fileName && !pending) {
         // The old library is unloaded; unlinking a file never disturbs a mapping anyway.
-        fs.rmSync(path.join(this.layout.pluginDir(type), old.file), { force: true });
+        fs.rmSync(installedPath(this.layout.pluginDir(type), old.file), { recursive: true, force: true });
       }
       const verb = mode === 'create' ? 'created' : 'updated';
       const message = pending
@@ -636,7 +657,7 @@ export class PluginManager {
     if (st?.state === 'loaded' && st.info) this.registry.unload(st.info.name, { force: opts.force });
     this.status.delete(key(type, name));
     deleteRecord(this.layout, type, name); // commit point: from here the plugin is gone
-    fs.rmSync(path.join(this.layout.pluginDir(type), rec.file), { force: true });
+    fs.rmSync(installedPath(this.layout.pluginDir(type), rec.file), { recursive: true, force: true });
     this.removeEtc(rec);
     const restartNeeded = rec.flavour === 'node';
     const message = restartNeeded

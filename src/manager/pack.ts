@@ -15,7 +15,9 @@ export interface PackInput {
   metadata?: string;
   yaml?: string;
   etcDir?: string;
-  /** PEM private key: signs a manifest of every entry into NAME.sig. */
+  /** Private libraries the plugin needs, stored under lib/ (found through RUNPATH $ORIGIN/lib). */
+  libs?: string[];
+  /** PEM private key: signs a manifest of every entry (lib/ and etc/ included) into NAME.sig. */
   privateKeyPem?: string;
   out: string;
 }
@@ -90,6 +92,12 @@ export async function packPlugin(p: PackInput): Promise<string[]> {
     entries.push({ name: `${p.name}.json`, file: p.metadata });
   }
   if (p.yaml) entries.push({ name: `${p.name}.yaml`, file: p.yaml });
+  for (const lib of p.libs ?? []) {
+    if (!fs.statSync(lib, { throwIfNoEntry: false })?.isFile()) {
+      throw new StreamplugError('E_NOT_FOUND_FILE', `${lib} does not exist or is not a file; expected a private library to store under lib/`, { file: lib });
+    }
+    entries.push({ name: `lib/${path.basename(lib)}`, file: lib });
+  }
   if (p.etcDir) {
     if (!fs.statSync(p.etcDir, { throwIfNoEntry: false })?.isDirectory()) {
       throw new StreamplugError('E_NOT_FOUND_FILE', `${p.etcDir} is not a folder; expected the etc/ folder to include`, { file: p.etcDir });
