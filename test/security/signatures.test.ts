@@ -37,7 +37,8 @@ describe('signatures over every file of the zip', () => {
     { name: 'echo.json', data: JSON.stringify({ version: '1.0.0', author: { name: 'ops' } }) },
     { name: 'echo.yaml', data: 'default:\n  x: 1\n' },
     { name: 'etc/echo/settings.json', data: '{"x":1}' },
-    { name: 'lib/libhelper.so', data: 'private library bytes' },
+    // a private dependency must itself be a loadable ELF library: any real shared object will do
+    { name: 'lib/libhelper.so', data: fs.readFileSync(sample('vector.so')) },
   ];
   const replace = (name: string, data: string | Buffer) => good.map((e) => (e.name === name ? { name, data } : e));
 
@@ -59,8 +60,8 @@ describe('signatures over every file of the zip', () => {
       ['unsigned etc/hook.sh', [...good, { name: 'etc/hook.sh', data: '#!/bin/sh\nid\n' }], good, /not signed: etc\/hook\.sh/],
       ['changed etc/ file', replace('etc/echo/settings.json', '{"x":2}'), good, /changed: etc\/echo\/settings\.json/],
       ['changed yaml', replace('echo.yaml', 'default:\n  x: 2\n'), good, /changed: echo\.yaml/],
-      ['added private library', [...good, { name: 'lib/libevil.so', data: 'evil' }], good, /not signed: lib\/libevil\.so/],
-      ['changed private library', replace('lib/libhelper.so', 'other'), good, /changed: lib\/libhelper\.so/],
+      ['added private library', [...good, { name: 'lib/libevil.so', data: fs.readFileSync(sample('countPlusOne.so')) }], good, /not signed: lib\/libevil\.so/],
+      ['changed private library', replace('lib/libhelper.so', fs.readFileSync(sample('countPlusOne.so'))), good, /changed: lib\/libhelper\.so/],
       ['removed file', good.filter((e) => e.name !== 'echo.yaml'), good, /missing: echo\.yaml/],
     ];
     for (const [what, entries, signed, message] of cases) {
