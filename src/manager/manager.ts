@@ -419,6 +419,7 @@ export class PluginManager {
   private async installNow(req: InstallRequest, mode: 'create' | 'update'): Promise<InstallResult> {
     const { type, name } = req;
     if (!isPluginType(type)) throw badType(type);
+    if (typeof name !== 'string') throw new StreamplugError('E_BAD_REQUEST', '"name" must be a string: the plugin name');
     assertPluginName(name);
     if (req.functions !== undefined && (!Array.isArray(req.functions) || req.functions.some((f) => typeof f !== 'string'))) {
       throw new StreamplugError('E_BAD_REQUEST', '"functions" must be an array of function names');

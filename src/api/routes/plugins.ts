@@ -88,7 +88,7 @@ function multipartError(e: unknown): unknown {
  */
 async function readInstallBody(req: FastifyRequest, services: HostServices): Promise<InstallBody> {
   const { manager } = services;
-  const query = (req.query ?? {}) as Record<string, string | undefined>;
+  const query = singleValues(req.query);
   const named = (file: string): ZipSource => {
     if (!/^(https?):\/\//i.test(file)) assertInsideRoots(/^file:\/\//i.test(file) ? fileUrlPath(file) : file, services.fileRoots ?? {});
     return { file };
@@ -150,6 +150,16 @@ async function readInstallBody(req: FastifyRequest, services: HostServices): Pro
     source: named(b.file),
     cleanup() {},
   };
+}
+
+/** Query parameters as single strings: `?name=a&name=b` is a client error, not an array to trip over. */
+function singleValues(q: unknown): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries((q ?? {}) as Record<string, unknown>)) {
+    if (v !== undefined && typeof v !== 'string') throw new StreamplugError('E_BAD_REQUEST', `query parameter "${k}" is given more than once; expected it once`);
+    out[k] = v;
+  }
+  return out;
 }
 
 function fileUrlPath(u: string): string {
@@ -228,7 +238,8 @@ export const pluginRoutes: FastifyPluginAsync<RouteOptions> = async (app, { serv
     const type = asType(req.params.type);
     const signal = clientGone(reply);
     const body = await readInstallBody(req, services);
-    const force = body.force || req.query.force === 'true' || req.query.force === '1';
+    const { force: f } = singleValues(req.query);
+    const force = body.force || f === 'true' || f === '1';
     try {
       if (body.name && body.name !== req.params.name) {
         throw new StreamplugError('E_BAD_REQUEST', `the body names "${body.name}" but the path names "${req.params.name}"; expected the same plugin`);
@@ -251,7 +262,8 @@ export const pluginRoutes: FastifyPluginAsync<RouteOptions> = async (app, { serv
   });
 
   app.delete<{ Params: { type: string; name: string }; Querystring: { force?: string } }>('/plugins/:type/:name', async (req, reply) => {
-    const force = req.query.force === 'true' || req.query.force === '1';
+    const { force: f } = singleValues(req.query);
+    const force = f === 'true' || f === '1';
     const r = await manager.remove(asType(req.params.type), req.params.name, { force, actor: actorOf(req), signal: clientGone(reply) });
     return reply.code(200).type('text/plain; charset=utf-8').send(r.message);
   });
