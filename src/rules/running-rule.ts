@@ -88,7 +88,7 @@ export class RunningRule implements Subscriber {
   ) {
     // A window's result is one message; without a window each row is its own message.
     this.whole = sinks.map((s) => runtime.windowed || takesBatches(s));
-    this.passthrough = passesRowsThrough(runtime.statement);
+    this.passthrough = passesRowsThrough(runtime.statement) && runtime.rowsPassUnchanged;
     runtime.onResult = (rows) => this.deliver(rows);
   }
 
