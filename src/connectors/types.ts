@@ -85,6 +85,17 @@ export interface ConnectorContext {
   /** Named MQTT configs passed directly (take precedence over the file). */
   mqttConfigs?: NamedConfigs;
   logger?: Logger;
+  /**
+   * The store's key/value table, for state a connector keeps across restarts (the sink cache's
+   * disk pages). Without it a sink cache is memory only.
+   */
+  kv?: {
+    kvKeys(scope: string): string[];
+    kvGet(scope: string, key: string): unknown;
+    kvPut(scope: string, key: string, value: unknown): void;
+    kvDelete(scope: string, key: string): boolean;
+    kvClear(scope: string): number;
+  };
 }
 
 export type Props = Record<string, unknown>;

@@ -27,6 +27,7 @@ import {
   createSinkRunner,
   createSource,
   loadNamedConfigs,
+  sinkCacheScope,
   sinkTypes,
   sourceTypes,
   type ConnectorContext,
@@ -202,7 +203,7 @@ class Service implements RuleService {
   }
 
   private ctx(ruleId?: string): ConnectorContext {
-    return { ruleId, dataDir: this.dataDir, mqttConfigs: this.mqttConfigs(), logger: this.log };
+    return { ruleId, dataDir: this.dataDir, mqttConfigs: this.mqttConfigs(), logger: this.log, kv: this.store };
   }
 
   private makeSource(def: StreamDef, ruleId?: string): SourceConnector {
@@ -222,7 +223,7 @@ class Service implements RuleService {
       if (!sinkTypes().includes(type.toLowerCase()))
         throw new StreamplugError('E_CONNECTOR_CONFIG', `rule ${def.id}: actions[${i}] names sink type "${type}", which is unknown (have: ${sinkTypes().join(', ')}); fix the action or install the plugin that provides it`, { rule: def.id, action: i, type });
       try {
-        return { type, runner: createSinkRunner(type, props, ctx) };
+        return { type, runner: createSinkRunner(type, props, ctx, i) };
       } catch (e) {
         throw within(`rule ${def.id}, actions[${i}].${type}`, e);
       }
@@ -347,6 +348,10 @@ class Service implements RuleService {
     const run = e.queue.then(fn, fn);
     e.queue = run.catch(() => undefined);
     return run;
+  }
+
+  private clearSinkCaches(def: RuleDef): void {
+    for (let i = 0; i < def.actions.length; i++) this.store.kvClear(sinkCacheScope(def.id, i));
   }
 
   private savePlugins(id: string, plugins: Set<string>): void {
@@ -513,6 +518,8 @@ class Service implements RuleService {
       this.store.putRule(id, def, { desired, replace: true });
       // New SQL means new call sites: its functions start afresh. Same SQL (new actions, options) keeps the state.
       if (def.sql !== e.def.sql) this.store.saveCheckpoint(id, {});
+      // Cached messages were made for the old actions: new ones do not inherit them.
+      if (JSON.stringify(def.actions) !== JSON.stringify(e.def.actions)) this.clearSinkCaches(e.def);
       this.savePlugins(id, v.plugins);
       Object.assign(e, { def, ...v });
       if (desired === 'running') await this.doStart(e).catch(() => undefined);
@@ -526,6 +533,7 @@ class Service implements RuleService {
       await this.doStop(e);
       this.store.deleteRule(id);
       this.store.kvDelete(PLUGINS_SCOPE, id);
+      this.clearSinkCaches(e.def);
       this.rules.delete(id);
     });
   }
