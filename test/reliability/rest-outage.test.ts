@@ -86,7 +86,13 @@ describe('rest sink outage with enableCache', { timeout: (OUTAGE_S + 120) * 1000
       await waitFor('rows before the outage', () => target.rows.length === n);
       const base = rssKb(host.child.pid!);
       let peak = base;
-      const sampler = setInterval(() => (peak = Math.max(peak, rssKb(host.child.pid!))), 250);
+      const timeline: string[] = [];
+      let ticks = 0;
+      const sampler = setInterval(() => {
+        const now = rssKb(host.child.pid!);
+        peak = Math.max(peak, now);
+        if (ticks++ % 8 === 0) timeline.push(`${Math.round(now / 1024)}`);
+      }, 250);
       try {
         await target.down();
         await send(OUTAGE_S);
@@ -107,7 +113,7 @@ describe('rest sink outage with enableCache', { timeout: (OUTAGE_S + 120) * 1000
       assert.deepEqual([st.messagesIn, st.messagesOut, st.droppedMessages, st.cached, st.buffered], [n, n, 0, 0, 0]);
       assert.equal(st.resent, st.cachedTotal);
       assert.ok(peak - base < 100 * 1024, `RSS grew ${Math.round((peak - base) / 1024)} MB`);
-      process.stderr.write(`outage ${OUTAGE_S}s: ${n} rows, ${st.resent} resent, RSS ${Math.round(base / 1024)} -> peak ${Math.round(peak / 1024)} MB\n`);
+      process.stderr.write(`outage ${OUTAGE_S}s: ${n} rows, ${st.resent} resent, RSS ${Math.round(base / 1024)} -> peak ${Math.round(peak / 1024)} MB; every 2 s: ${timeline.join(' ')}\n`);
     } finally {
       await pub.endAsync();
       await host.stop();
