@@ -9,7 +9,8 @@
  */
 import type { Logger } from 'pino';
 import type { OperatorMetrics, RuleRuntime, RuleStateSnapshot, SelectStatement } from '../engine/index.js';
-import type { EncodedBatch, Row, SinkRunner } from '../connectors/index.js';
+import type { ConnectorStatus, EncodedBatch, Row, SinkRunner } from '../connectors/index.js';
+import { RuleHealth } from './health.js';
 import type { Subscriber } from './source-hub.js';
 
 export interface SinkSlot {
@@ -88,11 +89,21 @@ export class RunningRule implements Subscriber {
   ) {
     // A window's result is one message; without a window each row is its own message.
     this.whole = sinks.map((s) => runtime.windowed || takesBatches(s));
+    this.health = new RuleHealth(runtime.id, log);
+    sinks.forEach((s, i) => (s.runner.onHealth = (ok, reason) => this.health.set(`actions[${i}].${s.type}`, ok, reason)));
     this.passthrough = passesRowsThrough(runtime.statement);
     runtime.onResult = (rows) => this.deliver(rows);
   }
 
   private readonly whole: boolean[];
+  /** Whether the source and every sink are connected (status `degraded` when not). */
+  readonly health: RuleHealth;
+
+  /** The shared source lost or regained its connection. */
+  sourceStatus(s: ConnectorStatus): void {
+    const down = s.state === 'error' || s.state === 'reconnecting';
+    this.health.set('source', !down, down ? `${s.state}${s.error ? ` (${s.error})` : ''}` : undefined);
+  }
 
   /**
    * Starts the periodic checkpoints (when the rule has plugin state at all). `restored` is the state

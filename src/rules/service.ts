@@ -41,6 +41,7 @@ import { actionEntries, checkName, checkpointIntervalOf, parseRuleDef, type Rule
 import { SourceHub } from './source-hub.js';
 import { RunningRule, type SinkSlot } from './running-rule.js';
 import { flatMetrics, type RuleError, type RuleState, type RuleStatus } from './status.js';
+import type { Degraded } from './health.js';
 
 export interface RuleServiceOptions {
   dataDir: string;
@@ -542,8 +543,15 @@ class Service implements RuleService {
     return [...this.rules.values()].sort((a, b) => (a.def.id < b.def.id ? -1 : a.def.id > b.def.id ? 1 : 0)).map((e) => this.summary(e));
   }
 
+  /** The stored state, shown as `degraded` while a running rule has a part down. */
+  private shownState(e: Entry): { status: RuleState; degraded?: Degraded } {
+    const d = e.state === 'running' ? e.running?.health.report() : undefined;
+    return d ? { status: 'degraded', degraded: d } : { status: e.state };
+  }
+
   private summary(e: Entry): RuleSummary {
-    return { id: e.def.id, status: e.state, ...(e.error ? { message: e.error.message } : {}) };
+    const { status, degraded } = this.shownState(e);
+    return { id: e.def.id, status, ...(e.error ? { message: e.error.message } : degraded ? { message: degraded.reason } : {}) };
   }
 
   describeRule(id: string): RuleDef {
@@ -582,9 +590,10 @@ class Service implements RuleService {
     const run = e.running ?? e.last;
     const operators = run ? run.metrics() : [];
     const sinks = run ? run.sinks.map((s, action) => ({ action, type: s.type, ...s.runner.metrics() })) : [];
+    const shown = this.shownState(e);
     return {
       id,
-      status: e.state,
+      ...shown,
       ...(e.error ? { message: e.error.message, error: { ...e.error } } : {}),
       ...(e.running && e.startedAt ? { startedAt: e.startedAt } : {}),
       ...(e.running && e.hub ? { source: e.hub.report() } : {}),

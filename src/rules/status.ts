@@ -9,7 +9,10 @@ import type { SinkMetrics } from '../connectors/index.js';
 import type { SourceReport } from './source-hub.js';
 import type { FastPathStatus } from './running-rule.js';
 
-export type RuleState = 'running' | 'stopped' | 'failed' | 'starting';
+import type { Degraded } from './health.js';
+
+/** `degraded`: running, but its source or a sink is disconnected (see `degraded` for why and since when). */
+export type RuleState = 'running' | 'degraded' | 'stopped' | 'failed' | 'starting';
 
 export interface RuleError {
   code: string;
@@ -30,6 +33,8 @@ export interface RuleStatus {
   message?: string;
   error?: RuleError;
   startedAt?: number;
+  /** Present while the status is `degraded`. */
+  degraded?: Degraded;
   /** The shared source connector of the rule's stream while the rule runs. */
   source?: SourceReport;
   /** The pass-through fast path of the current (or last) run: rows that crossed still encoded. */
