@@ -80,6 +80,8 @@ export type NamedConfigs = Record<string, Record<string, unknown>>;
 export interface ConnectorContext {
   /** Rule that owns the connector, for logs and client ids. */
   ruleId?: string;
+  /** Stream a source feeds (stable MQTT client ids for persistent sessions). */
+  stream?: string;
   /** Data directory: `<dataDir>/etc/mqtt_source.json` holds named MQTT connection configs. */
   dataDir?: string;
   /** Named MQTT configs passed directly (take precedence over the file). */

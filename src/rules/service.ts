@@ -212,7 +212,7 @@ class Service implements RuleService {
     if (!sourceTypes().includes(TYPE.toLowerCase()))
       throw new StreamplugError('E_CONNECTOR_CONFIG', `stream ${def.name}: source TYPE "${TYPE}" is unknown (have: ${sourceTypes().join(', ')}); fix TYPE or install the plugin that provides it`, { stream: def.name, type: TYPE });
     try {
-      return createSource(TYPE, DATASOURCE, props, this.ctx(ruleId));
+      return createSource(TYPE, DATASOURCE, props, { ...this.ctx(ruleId), stream: def.name });
     } catch (e) {
       throw within(`stream ${def.name}`, e);
     }
@@ -593,6 +593,7 @@ class Service implements RuleService {
     const shown = this.shownState(e);
     return {
       id,
+      stream: e.stream,
       ...shown,
       ...(e.error ? { message: e.error.message, error: { ...e.error } } : {}),
       ...(e.running && e.startedAt ? { startedAt: e.startedAt } : {}),

@@ -28,6 +28,8 @@ export interface SinkReport extends SinkMetrics {
 
 export interface RuleStatus {
   id: string;
+  /** The stream the rule reads (FROM). */
+  stream: string;
   status: RuleState;
   /** Why the rule is failed (or how it was stopped), in one line. */
   message?: string;

@@ -6,56 +6,17 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt from 'mqtt';
 import { startHostProcess } from '../helpers/host-process.js';
+import { freePort, rssKb, Target, waitFor } from './helpers.js';
 
 const OUTAGE_S = Number(process.env.SP_OUTAGE_S ?? 30);
 const RATE = 200; // rows per second
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sp-outage-'));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
-
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-export function rssKb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : 0;
-}
-
-/** An HTTP endpoint that records every row it accepts, and can be taken down and brought back on its port. */
-class Target {
-  readonly rows: number[] = [];
-  private server?: http.Server;
-  constructor(readonly port: number) {}
-  async up(): Promise<void> {
-    this.server = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (d) => (body += d));
-      req.on('end', () => {
-        const v = JSON.parse(body) as { n: number } | { n: number }[];
-        for (const r of Array.isArray(v) ? v : [v]) this.rows.push(r.n);
-        res.writeHead(200).end('ok');
-      });
-    });
-    await new Promise<void>((r) => this.server!.listen(this.port, '127.0.0.1', r));
-  }
-  async down(): Promise<void> {
-    const s = this.server!;
-    this.server = undefined;
-    s.closeAllConnections();
-    await new Promise((r) => s.close(r));
-  }
-}
 
 describe('rest sink outage with enableCache', { timeout: (OUTAGE_S + 120) * 1000 }, () => {
   it(`${OUTAGE_S} s outage: every row delivered once, in order; RSS growth under 100 MB`, async () => {
@@ -121,11 +82,3 @@ describe('rest sink outage with enableCache', { timeout: (OUTAGE_S + 120) * 1000
     }
   });
 });
-
-async function waitFor(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
