@@ -4,6 +4,7 @@
  * service against the engine and the connectors.
  */
 import { StreamplugError } from '../errors.js';
+import { readRestartStrategy } from './restart.js';
 
 export type ActionDef = Record<string, Record<string, unknown>>;
 
@@ -73,6 +74,7 @@ export function parseRuleDef(body: unknown, pathId?: string): RuleDef {
   const interval = body.options?.checkpointInterval;
   if (interval !== undefined && !(typeof interval === 'number' && Number.isInteger(interval) && interval >= 0))
     throw bad(`rule ${id}: options.checkpointInterval must be a whole number of milliseconds >= 0 (0: checkpoint only when the rule stops) but found ${JSON.stringify(interval)}`, { field: 'options.checkpointInterval' });
+  readRestartStrategy(String(id), body.options?.restartStrategy);
   if (body.triggered !== undefined && typeof body.triggered !== 'boolean')
     throw bad(`rule ${id}: "triggered" must be true or false`, { field: 'triggered' });
   if (body.name !== undefined && typeof body.name !== 'string') throw bad(`rule ${id}: "name" must be a string`, { field: 'name' });

@@ -39,6 +39,7 @@ import type { PluginFunction } from '../plugins/types.js';
 import type { PluginUsage } from '../manager/types.js';
 import { actionEntries, checkName, checkpointIntervalOf, parseRuleDef, type RuleDef } from './definition.js';
 import { SourceHub } from './source-hub.js';
+import { readRestartStrategy, restartDelay } from './restart.js';
 import { RunningRule, type SinkSlot } from './running-rule.js';
 import { flatMetrics, type RuleError, type RuleState, type RuleStatus } from './status.js';
 import type { Degraded } from './health.js';
@@ -127,6 +128,8 @@ interface Entry {
   hub?: SourceHub;
   /** Serialises lifecycle operations on this rule. */
   queue: Promise<unknown>;
+  /** restartStrategy: tries made since the last good start, and the pending one. */
+  restart?: { tries: number; timer?: NodeJS.Timeout; nextAt?: number };
 }
 
 /** Store scope: rule id -> plugins its functions came from at the last compile. */
@@ -431,6 +434,7 @@ class Service implements RuleService {
       e.hub = hub;
       e.state = 'running';
       e.startedAt = Date.now();
+      this.cancelRestart(e, true);
       this.log?.info({ rule: id, stream: e.stream }, `rule ${id} started`);
     } catch (err) {
       if (hub && running) this.release(e.stream, hub, running);
@@ -442,6 +446,7 @@ class Service implements RuleService {
       e.state = 'failed';
       e.error = asError(err);
       this.log?.warn({ rule: id, code: e.error.code }, e.error.message);
+      this.scheduleRestart(e);
       throw err;
     } finally {
       this.saveStatus(e);
@@ -474,7 +479,40 @@ class Service implements RuleService {
     return hub.stop().catch((err: unknown) => this.log?.warn({ stream, err: (err as Error).message }, 'source stop failed'));
   }
 
+  /** After a failed start: the next try of the rule's restartStrategy, if it has tries left. */
+  private scheduleRestart(e: Entry): void {
+    if (this.closed || this.rules.get(e.def.id) !== e) return;
+    const s = readRestartStrategy(e.def.id, e.def.options?.restartStrategy);
+    const r = (e.restart ??= { tries: 0 });
+    if (r.timer) return;
+    if (r.tries >= s.attempts) {
+      if (s.attempts > 0) this.log?.warn({ rule: e.def.id, tries: r.tries }, `rule ${e.def.id}: restartStrategy gave up after ${r.tries} tries; it stays failed`);
+      return;
+    }
+    const wait = restartDelay(s, r.tries);
+    r.nextAt = Date.now() + wait;
+    this.log?.info({ rule: e.def.id, try: r.tries + 1, of: s.attempts, inMs: wait }, `rule ${e.def.id}: restart ${r.tries + 1} of ${s.attempts} in ${wait} ms`);
+    r.timer = setTimeout(() => {
+      r.timer = undefined;
+      r.nextAt = undefined;
+      r.tries++;
+      if (this.closed || this.rules.get(e.def.id) !== e || this.store.getRule(e.def.id)?.desired !== 'running') return;
+      this.serial(e, () => this.doStart(e)).catch(() => undefined);
+    }, wait);
+    r.timer.unref();
+  }
+
+  /** Drops a pending try; `reset` (a good start, a manual stop) also forgets the tries made. */
+  private cancelRestart(e: Entry, reset: boolean): void {
+    if (!e.restart) return;
+    if (e.restart.timer) clearTimeout(e.restart.timer);
+    e.restart.timer = undefined;
+    e.restart.nextAt = undefined;
+    if (reset) e.restart.tries = 0;
+  }
+
   private async doStop(e: Entry, state: RuleState = 'stopped'): Promise<void> {
+    this.cancelRestart(e, true);
     const running = e.running;
     if (running) {
       e.running = undefined;
@@ -597,6 +635,7 @@ class Service implements RuleService {
       ...shown,
       ...(e.error ? { message: e.error.message, error: { ...e.error } } : {}),
       ...(e.running && e.startedAt ? { startedAt: e.startedAt } : {}),
+      ...(e.restart && (e.restart.tries > 0 || e.restart.nextAt) ? { restart: { tries: e.restart.tries, ...(e.restart.nextAt ? { nextAt: e.restart.nextAt } : {}) } } : {}),
       ...(e.running && e.hub ? { source: e.hub.report() } : {}),
       ...(run ? { fastPath: run.fastPath() } : {}),
       operators,

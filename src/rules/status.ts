@@ -35,6 +35,8 @@ export interface RuleStatus {
   message?: string;
   error?: RuleError;
   startedAt?: number;
+  /** restartStrategy: tries made since the last good start, and when the next one runs. */
+  restart?: { tries: number; nextAt?: number };
   /** Present while the status is `degraded`. */
   degraded?: Degraded;
   /** The shared source connector of the rule's stream while the rule runs. */
