@@ -36,8 +36,10 @@ export type EncodedEmitFn = (batch: EncodedBatch, meta?: EmitMeta) => void;
 export interface SourceMetrics {
   messagesIn: number;
   rowsOut: number;
-  /** Messages that were not a JSON object or array of objects: counted, never thrown. */
+  /** Messages that were not a JSON object or array of objects, or were too large: counted, never thrown. */
   decodeErrors: number;
+  /** Of those, messages over the source's maxMessageSize. */
+  tooLarge?: number;
   lastDecodeError?: string;
 }
 

@@ -12,6 +12,7 @@ import { parseStatement } from './parser.js';
 import type { StreamDef } from './streams.js';
 import { compare, isNull, stableKey, truthy } from './values.js';
 import { createWindow, type Emission, type WindowBuffer } from './windows.js';
+import { DEFAULT_MAX_WINDOW_ROWS, limitWindow } from './window-limit.js';
 
 export interface CompileOptions {
   streams: (name: string) => StreamDef | undefined;
@@ -22,6 +23,8 @@ export interface CompileOptions {
   onError?: (err: StreamplugError, operator: string) => void;
   /** Processing-time clock used when push() gets no ts; default Date.now. */
   now?: () => number;
+  /** Most rows a time window holds (window-limit.ts); default DEFAULT_MAX_WINDOW_ROWS. */
+  maxWindowRows?: number;
 }
 
 export interface OperatorMetrics {
@@ -195,7 +198,11 @@ class Rule implements RuleRuntime {
       if (w.type === 'hopping' && w.hop > w.size) throw semanticError(`HOPPINGWINDOW hop ${w.hop} is larger than its size ${w.size}; rows would fall between windows — use hop <= size`, w.pos);
       if (w.type === 'count' && w.hop !== undefined && w.hop > w.size) throw semanticError(`COUNTWINDOW hop ${w.hop} is larger than its count ${w.size}; use hop <= count`, w.pos);
       if (w.type === 'session' && w.timeout > w.maxDuration) throw semanticError(`SESSIONWINDOW(unit, maxDuration, timeout): timeout ${w.timeout} exceeds maxDuration ${w.maxDuration}; eKuiper's order is max duration first, then timeout`, w.pos);
-      this.window = createWindow(w);
+      const max = opts.maxWindowRows ?? DEFAULT_MAX_WINDOW_ROWS;
+      if (w.type === 'count') {
+        if (w.size > max) throw semanticError(`COUNTWINDOW(${w.size}) holds more rows than maxWindowRows (${max}); use a smaller count or raise the rule option maxWindowRows`, w.pos);
+        this.window = createWindow(w);
+      } else this.window = limitWindow(createWindow(w), max, (err) => this.refuseRows(err));
     }
 
     const selScope: Scope = { ...base, clause: 'SELECT', aggregatesAllowed: this.aggregate };
@@ -360,6 +367,14 @@ class Rule implements RuleRuntime {
   }
 
   /** Runs one stage, timing it and counting records; on failure counts the exception and returns undefined. */
+  /** Rows a full window refused: errors of the window operator. */
+  private refuseRows(err: StreamplugError): void {
+    const m = this.ops.get('window')!;
+    m.exceptions++;
+    m.lastError = { code: err.code, message: err.message, at: Date.now() };
+    this.opts.onError?.(err, 'window');
+  }
+
   private stage<T>(name: OperatorMetrics['name'], nIn: number, fn: () => T, nOut: (r: T) => number): T | undefined {
     const m = this.ops.get(name)!;
     m.recordsIn += nIn;

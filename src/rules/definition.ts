@@ -75,6 +75,9 @@ export function parseRuleDef(body: unknown, pathId?: string): RuleDef {
   if (interval !== undefined && !(typeof interval === 'number' && Number.isInteger(interval) && interval >= 0))
     throw bad(`rule ${id}: options.checkpointInterval must be a whole number of milliseconds >= 0 (0: checkpoint only when the rule stops) but found ${JSON.stringify(interval)}`, { field: 'options.checkpointInterval' });
   readRestartStrategy(String(id), body.options?.restartStrategy);
+  const maxRows = body.options?.maxWindowRows;
+  if (maxRows !== undefined && !(typeof maxRows === 'number' && Number.isInteger(maxRows) && maxRows >= 1))
+    throw bad(`rule ${id}: options.maxWindowRows must be a whole number >= 1 (the most rows a window holds) but found ${JSON.stringify(maxRows)}`, { field: 'options.maxWindowRows' });
   if (body.triggered !== undefined && typeof body.triggered !== 'boolean')
     throw bad(`rule ${id}: "triggered" must be true or false`, { field: 'triggered' });
   if (body.name !== undefined && typeof body.name !== 'string') throw bad(`rule ${id}: "name" must be a string`, { field: 'name' });
@@ -95,6 +98,12 @@ export const DEFAULT_CHECKPOINT_INTERVAL_MS = 5000;
 export function checkpointIntervalOf(def: RuleDef): number {
   const v = def.options?.checkpointInterval;
   return typeof v === 'number' ? v : DEFAULT_CHECKPOINT_INTERVAL_MS;
+}
+
+/** The most rows one of the rule's time windows holds. */
+export function maxWindowRowsOf(def: RuleDef): number | undefined {
+  const v = def.options?.maxWindowRows;
+  return typeof v === 'number' ? v : undefined;
 }
 
 /** [type, props] of each action. */

@@ -37,7 +37,7 @@ import {
 import type { Store } from '../store/index.js';
 import type { PluginFunction } from '../plugins/types.js';
 import type { PluginUsage } from '../manager/types.js';
-import { actionEntries, checkName, checkpointIntervalOf, parseRuleDef, type RuleDef } from './definition.js';
+import { actionEntries, checkName, checkpointIntervalOf, maxWindowRowsOf, parseRuleDef, type RuleDef } from './definition.js';
 import { SourceHub } from './source-hub.js';
 import { readRestartStrategy, restartDelay } from './restart.js';
 import { RunningRule, type SinkSlot } from './running-rule.js';
@@ -318,7 +318,7 @@ class Service implements RuleService {
     const plugins = new Set<string>();
     let stream: string;
     try {
-      const rt = compileRule(def.id, def.sql, { streams: (n) => this.streams.get(n), functions: this.tracking(plugins) });
+      const rt = compileRule(def.id, def.sql, { streams: (n) => this.streams.get(n), functions: this.tracking(plugins), maxWindowRows: maxWindowRowsOf(def) });
       stream = rt.stream;
       rt.close();
     } catch (e) {
@@ -389,6 +389,7 @@ class Service implements RuleService {
           streams: (n) => this.streams.get(n),
           functions: this.tracking(plugins),
           now: this.now,
+          maxWindowRows: maxWindowRowsOf(e.def),
           onError: (err, op) => this.log?.debug({ rule: id, operator: op, code: err.code }, err.message),
         });
       } catch (err) {
