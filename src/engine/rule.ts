@@ -13,6 +13,7 @@ import type { StreamDef } from './streams.js';
 import { compare, isNull, stableKey, truthy } from './values.js';
 import { createWindow, type Emission, type WindowBuffer } from './windows.js';
 import { DEFAULT_MAX_WINDOW_ROWS, limitWindow } from './window-limit.js';
+import { JournaledWindow, type WindowSnapshot } from './window-checkpoint.js';
 
 export interface CompileOptions {
   streams: (name: string) => StreamDef | undefined;
@@ -69,6 +70,12 @@ export interface RuleRuntime {
    * aggregates and rows buffered in open windows are not part of the state.
    */
   importState(state: Readonly<Record<string, unknown>>): { restored: string[]; ignored: string[] };
+  /** The rows the window holds (window-checkpoint.ts), or undefined without a window. */
+  exportWindow(): WindowSnapshot | undefined;
+  /** Changes with every row the window takes or lets go: an equal version needs no new checkpoint. */
+  windowVersion(): number;
+  /** Puts checkpointed window rows back into the (fresh) window; returns how many. */
+  importWindow(s: WindowSnapshot): number;
   readonly closed: boolean;
   /** Closes the plugin function instances and drops buffered rows. Idempotent. */
   close(): void;
@@ -157,6 +164,7 @@ class Rule implements RuleRuntime {
   private readonly order: { ev: Eval; desc: boolean }[];
   private readonly limit?: number;
   private readonly window?: WindowBuffer;
+  private readonly journal?: JournaledWindow;
   private readonly ops = new Map<OperatorMetrics['name'], OperatorMetrics>();
   private readonly clock: () => number;
 
@@ -201,8 +209,12 @@ class Rule implements RuleRuntime {
       const max = opts.maxWindowRows ?? DEFAULT_MAX_WINDOW_ROWS;
       if (w.type === 'count') {
         if (w.size > max) throw semanticError(`COUNTWINDOW(${w.size}) holds more rows than maxWindowRows (${max}); use a smaller count or raise the rule option maxWindowRows`, w.pos);
-        this.window = createWindow(w);
-      } else this.window = limitWindow(createWindow(w), max, (err) => this.refuseRows(err));
+        this.journal = new JournaledWindow(createWindow(w));
+        this.window = this.journal;
+      } else {
+        this.journal = new JournaledWindow(createWindow(w));
+        this.window = limitWindow(this.journal, max, (err) => this.refuseRows(err));
+      }
     }
 
     const selScope: Scope = { ...base, clause: 'SELECT', aggregatesAllowed: this.aggregate };
@@ -399,6 +411,19 @@ class Rule implements RuleRuntime {
 
   get stateSites(): string[] {
     return this.sites.filter((s) => s.instance.exportState).map((s) => s.id);
+  }
+
+  exportWindow(): WindowSnapshot | undefined {
+    return this.journal?.snapshot();
+  }
+
+  windowVersion(): number {
+    return this.journal?.version ?? 0;
+  }
+
+  importWindow(s: WindowSnapshot): number {
+    this.ensureOpen();
+    return this.journal?.restore(s) ?? 0;
   }
 
   exportState(): RuleStateSnapshot {

@@ -37,7 +37,8 @@ import {
 import type { Store } from '../store/index.js';
 import type { PluginFunction } from '../plugins/types.js';
 import type { PluginUsage } from '../manager/types.js';
-import { actionEntries, checkName, checkpointIntervalOf, maxWindowRowsOf, parseRuleDef, type RuleDef } from './definition.js';
+import { actionEntries, checkName, checkpointIntervalOf, maxWindowRowsOf, parseRuleDef, qosOf, type RuleDef } from './definition.js';
+import type { WindowSnapshot } from '../engine/window-checkpoint.js';
 import { SourceHub } from './source-hub.js';
 import { readRestartStrategy, restartDelay } from './restart.js';
 import { RunningRule, type SinkSlot } from './running-rule.js';
@@ -131,6 +132,9 @@ interface Entry {
   /** restartStrategy: tries made since the last good start, and the pending one. */
   restart?: { tries: number; timer?: NodeJS.Timeout; nextAt?: number };
 }
+
+/** Store scope: rule id -> the rows its window held at the last checkpoint (qos >= 1). */
+const WINDOW_SCOPE = 'rules.window';
 
 /** Store scope: rule id -> plugins its functions came from at the last compile. */
 const PLUGINS_SCOPE = 'rules.plugins';
@@ -398,6 +402,7 @@ class Service implements RuleService {
       e.plugins = plugins;
       this.savePlugins(id, plugins);
       const restored = this.restoreState(id, runtime);
+      this.restoreWindow(id, e.def, runtime);
       let sinks: SinkSlot[];
       try {
         sinks = this.makeSinks(e.def);
@@ -408,6 +413,7 @@ class Service implements RuleService {
       running = new RunningRule(runtime, sinks, this.now, this.log, {
         intervalMs: checkpointIntervalOf(e.def),
         save: (state) => this.store.saveCheckpoint(id, state),
+        ...(qosOf(e.def) >= 1 ? { saveWindow: (w: WindowSnapshot) => this.store.kvPut(WINDOW_SCOPE, id, w) } : {}),
       });
       for (const [i, s] of sinks.entries()) {
         try {
@@ -430,6 +436,7 @@ class Service implements RuleService {
         throw within(`rule ${id} cannot start: source of stream ${e.stream}`, err);
       }
       running.startCheckpoints(restored);
+      if (runtime.windowed) running.schedule(); // a restored window may be due already
       e.running = running;
       e.last = running;
       e.hub = hub;
@@ -470,6 +477,19 @@ class Service implements RuleService {
     } catch (err) {
       this.log?.warn({ rule: id, err: (err as Error).message }, `rule ${id}: its checkpoint cannot be restored; plugin functions start with no state`);
       return undefined;
+    }
+  }
+
+  /** With qos >= 1, the rows the window held at the last checkpoint go back into it. */
+  private restoreWindow(id: string, def: RuleDef, runtime: RuleRuntime): void {
+    if (!runtime.windowed || qosOf(def) < 1) return;
+    try {
+      const saved = this.store.kvGet(WINDOW_SCOPE, id) as WindowSnapshot | undefined;
+      if (!saved) return;
+      const n = runtime.importWindow(saved);
+      if (n > 0) this.log?.info({ rule: id, rows: n }, `rule ${id}: ${n} window row(s) restored from its checkpoint`);
+    } catch (err) {
+      this.log?.warn({ rule: id, err: (err as Error).message }, `rule ${id}: its window checkpoint cannot be restored; the window starts empty`);
     }
   }
 
@@ -539,6 +559,7 @@ class Service implements RuleService {
     const desired = def.triggered === false ? 'stopped' : 'running';
     this.store.putRule(def.id, def, { desired });
     this.store.saveCheckpoint(def.id, {}); // a new rule starts with no state, whatever was left under its id
+    this.store.kvDelete(WINDOW_SCOPE, def.id);
     this.savePlugins(def.id, v.plugins);
     const e: Entry = { def, ...v, state: 'stopped', queue: Promise.resolve() };
     this.rules.set(def.id, e);
@@ -557,7 +578,10 @@ class Service implements RuleService {
       await this.doStop(e);
       this.store.putRule(id, def, { desired, replace: true });
       // New SQL means new call sites: its functions start afresh. Same SQL (new actions, options) keeps the state.
-      if (def.sql !== e.def.sql) this.store.saveCheckpoint(id, {});
+      if (def.sql !== e.def.sql) {
+        this.store.saveCheckpoint(id, {});
+        this.store.kvDelete(WINDOW_SCOPE, id);
+      }
       // Cached messages were made for the old actions: new ones do not inherit them.
       if (JSON.stringify(def.actions) !== JSON.stringify(e.def.actions)) this.clearSinkCaches(e.def);
       this.savePlugins(id, v.plugins);
@@ -574,6 +598,7 @@ class Service implements RuleService {
       this.store.deleteRule(id);
       this.store.kvDelete(PLUGINS_SCOPE, id);
       this.clearSinkCaches(e.def);
+      this.store.kvDelete(WINDOW_SCOPE, id);
       this.rules.delete(id);
     });
   }
@@ -636,6 +661,7 @@ class Service implements RuleService {
       ...shown,
       ...(e.error ? { message: e.error.message, error: { ...e.error } } : {}),
       ...(e.running && e.startedAt ? { startedAt: e.startedAt } : {}),
+      ...(run?.checkpointAt ? { checkpointAt: run.checkpointAt } : {}),
       ...(e.restart && (e.restart.tries > 0 || e.restart.nextAt) ? { restart: { tries: e.restart.tries, ...(e.restart.nextAt ? { nextAt: e.restart.nextAt } : {}) } } : {}),
       ...(e.running && e.hub ? { source: e.hub.report() } : {}),
       ...(run ? { fastPath: run.fastPath() } : {}),

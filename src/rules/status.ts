@@ -35,6 +35,8 @@ export interface RuleStatus {
   message?: string;
   error?: RuleError;
   startedAt?: number;
+  /** When the rule's state (plugin functions, window rows with qos >= 1) was last checkpointed. */
+  checkpointAt?: number;
   /** restartStrategy: tries made since the last good start, and when the next one runs. */
   restart?: { tries: number; nextAt?: number };
   /** Present while the status is `degraded`. */
