@@ -66,6 +66,9 @@ export const ERROR_CODES = {
   E_STORE_VERSION: 'the data store was written by a newer streamplug',
   E_SOURCE_FAILED: 'a native source failed to open or stopped with an error',
   E_CLOSE_TIMEOUT: 'a plugin source or sink did not finish closing in time',
+  // rule sets and fleets (src/rules/ruleset.ts, streamplug fleet)
+  E_IMPORT_INCOMPLETE: 'some items of a rule set could not be imported',
+  E_FLEET_INCOMPLETE: 'some hosts of a fleet did not take the whole rule set',
   // plugin manager: zips, downloads, signatures, install state (src/manager)
   E_ZIP_SLIP: 'zip entry escapes the target folder (..)',
   E_ZIP_ABSOLUTE: 'zip entry has an absolute path',

@@ -8,6 +8,7 @@ import { metricsRoutes } from './routes/metrics.js';
 import { pluginRoutes } from './routes/plugins.js';
 import { registerRuleRoutes } from './routes/rules.js';
 import { registerStreamRoutes } from './routes/streams.js';
+import { registerDataRoutes } from './routes/data.js';
 
 export interface ServerOptions {
   services: HostServices;
@@ -37,6 +38,7 @@ export async function buildServer({ services, logger }: ServerOptions): Promise<
   if (services.rules) {
     await registerStreamRoutes(app, services.rules);
     await registerRuleRoutes(app, services.rules);
+    await registerDataRoutes(app, services.rules, services.manager);
   }
   return app;
 }

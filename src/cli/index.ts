@@ -17,6 +17,7 @@ import { register as registerSign } from './commands/sign.js'; registerSign(prog
 import { register as registerCheck } from './commands/check.js'; registerCheck(program);
 import { register as registerStream } from './commands/stream.js'; registerStream(program);
 import { register as registerRule } from './commands/rule.js'; registerRule(program);
+import { register as registerFleet } from './commands/fleet.js'; registerFleet(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -10,3 +10,5 @@ export { MemoryBus, memoryBus } from './memory/bus.js';
 export { startEmbeddedBroker, type EmbeddedBroker, type EmbeddedBrokerOptions } from './mqtt/broker.js';
 export { loadNamedConfigs, resolveMqttProps, mqttConfigFile } from './mqtt/conf.js';
 export { PropReader } from './props.js';
+export { namedConfigFile, readNamedConfigFile, layerNamedConfig } from './named-configs.js';
+export { natsConfigFile } from './nats/conf.js';

@@ -12,12 +12,15 @@ import { createLogSink } from './sinks/log.js';
 import { createFileSink } from './sinks/file.js';
 import { createRestSink } from './sinks/rest.js';
 import { createNopSink } from './sinks/nop.js';
+import { createNatsSource } from './nats/source.js';
+import { createNatsSink } from './nats/sink.js';
 import { SinkRunner } from './sink-runner.js';
 import { kvPageStore, sinkCacheScope } from './sink-cache.js';
 
 const sources = new Map<string, SourceFactory>([
   ['mqtt', createMqttSource],
   ['memory', createMemorySource],
+  ['nats', createNatsSource],
 ]);
 
 const sinks = new Map<string, SinkFactory>([
@@ -27,6 +30,7 @@ const sinks = new Map<string, SinkFactory>([
   ['file', createFileSink],
   ['rest', createRestSink],
   ['nop', createNopSink],
+  ['nats', createNatsSink],
 ]);
 
 function key(type: string): string {

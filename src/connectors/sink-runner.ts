@@ -18,6 +18,10 @@
  * again; rows of earlier, delivered messages are never re-sent. A message that still fails after its
  * retries (or cannot be rendered) is dropped and counted; failures never throw out of collect().
  *
+ * settled() is the delivery hook for acknowledging sources (EmitMeta.onDelivered): it resolves once
+ * every message accepted before the call was delivered and the sink flushed (sink.flush()), with
+ * false when any message was dropped meanwhile or the runner is closing.
+ *
  * collectEncoded() takes a batch still encoded as JSON lines; when acceptsEncoded() (the sink has
  * collectEncoded, no sendSingle, no dataTemplate) it is one message forwarded as it is, never decoded.
  */
@@ -105,6 +109,8 @@ export class SinkRunner {
   private readonly queue: Pending[] = [];
   readonly cacheOptions: SinkCacheOptions;
   private readonly cache?: SinkCache<CachedMessage>;
+  /** Messages a previous run left in the cache and not yet resent. */
+  private fromEarlierRun = 0;
   /** Messages and rows cached in this run and not yet resent. */
   private readonly cacheRows = { length: 0, total: 0 };
   private readonly m: SinkMetrics = {
@@ -117,6 +123,10 @@ export class SinkRunner {
   private closing = false;
   private wakeRetry?: () => void;
   private opened = false;
+  /** Messages accepted by collect()/collectEncoded() and messages finished (delivered or dropped), in order. */
+  private accepted = 0;
+  private finished = 0;
+  private settleWaiters: { upTo: number; wake: () => void }[] = [];
 
   constructor(
     readonly sink: SinkConnector,
@@ -143,7 +153,11 @@ export class SinkRunner {
       throw e;
     }
     // What a previous run left in the cache is resent first.
-    if (this.cache && this.cache.load() > 0) this.kick();
+    const earlier = this.cache?.load() ?? 0;
+    if (earlier > 0) {
+      this.fromEarlierRun = earlier;
+      this.kick();
+    }
   }
 
   /** Queues the rows as messages; resolves once they are buffered (not delivered: see drain()). */
@@ -154,6 +168,7 @@ export class SinkRunner {
     const msgs: Pending[] = sendSingle
       ? rows.filter((r) => !omitIfEmpty || Object.keys(r).length > 0).map((r) => ({ data: r, rows: 1 }))
       : omitIfEmpty && rows.length === 0 ? [] : [{ data: rows, rows: rows.length }];
+    this.accepted += msgs.length; // counted now, so settled() called right after covers them
     for (const msg of msgs) await this.enqueue(msg);
   }
 
@@ -167,6 +182,7 @@ export class SinkRunner {
     if (!this.acceptsEncoded()) return this.collect(batch.rows());
     if (this.closing) throw new StreamplugError('E_SINK_FAILED', `${this.opts.name ?? 'sink'} is closed; rows cannot be collected after close()`);
     this.m.recordsIn += batch.count;
+    if (batch.count > 0) this.accepted++;
     if (batch.count > 0) await this.enqueue({ data: [], rows: batch.count, encoded: batch });
   }
 
@@ -204,6 +220,37 @@ export class SinkRunner {
     this.kick();
   }
 
+  /**
+   * Resolves once every message accepted so far was delivered and the sink flushed: true, or false
+   * when a message was dropped meanwhile (it may be one of them), the flush failed, or the runner is
+   * closing (rows collected from now on are refused). Cheap when nothing waits: one counter compare.
+   */
+  async settled(): Promise<boolean> {
+    if (this.closing) return false;
+    const dropsBefore = this.m.droppedMessages;
+    const upTo = this.accepted;
+    if (this.finished < upTo) await new Promise<void>((wake) => this.settleWaiters.push({ upTo, wake }));
+    // Woken by close() with messages still unfinished (cached for the next run, or abandoned).
+    if (this.finished < upTo) return false;
+    if (this.sink.flush) {
+      try {
+        await this.sink.flush();
+      } catch (e) {
+        this.noteError(e);
+        return false;
+      }
+    }
+    return this.m.droppedMessages === dropsBefore;
+  }
+
+  private noteFinished(): void {
+    this.finished++;
+    if (this.settleWaiters.length === 0) return;
+    const still: typeof this.settleWaiters = [];
+    for (const w of this.settleWaiters) (this.finished >= w.upTo ? w.wake() : still.push(w));
+    this.settleWaiters = still;
+  }
+
   /** Resolves when every buffered message was delivered or dropped. */
   async drain(): Promise<void> {
     while (this.running) await this.working;
@@ -219,6 +266,7 @@ export class SinkRunner {
     this.closing = true;
     this.wakeRetry?.();
     await this.drain();
+    for (const w of this.settleWaiters.splice(0)) w.wake();
     if (this.cache && this.cache.size > 0) {
       const clean = this.cacheOptions.cleanCacheAtStop;
       const lost = clean ? this.cache.clear() : this.cache.persist();
@@ -270,6 +318,10 @@ export class SinkRunner {
       this.noteError(e);
       const lost = (e as { details?: { lost?: number } }).details?.lost ?? 0;
       this.m.droppedMessages += lost;
+      for (let i = 0; i < lost; i++) {
+        if (this.fromEarlierRun > 0) this.fromEarlierRun--;
+        else this.noteFinished();
+      }
       return;
     }
     if (!head) return;
@@ -291,6 +343,9 @@ export class SinkRunner {
     this.m.recordsOut += head.n;
     this.m.resent++;
     this.m.resentRecords += head.n;
+    // Messages cached by an earlier run were never accepted by this one: settled() does not wait on them.
+    if (this.fromEarlierRun > 0) this.fromEarlierRun--;
+    else this.noteFinished();
     this.setConnected(true);
     if (wait > 0 && c.size > 0) await this.sleep(wait);
   }
@@ -311,6 +366,7 @@ export class SinkRunner {
         this.m.messagesOut++;
         this.m.recordsOut += msg.rows;
         this.setConnected(true);
+        this.noteFinished();
         return;
       } catch (e) {
         this.noteError(e);
@@ -350,6 +406,7 @@ export class SinkRunner {
   private drop(msg: Pending): void {
     this.m.droppedMessages++;
     this.m.droppedRecords += msg.rows;
+    this.noteFinished();
   }
 
   private noteError(e: unknown): void {

@@ -15,6 +15,14 @@ export interface EmitMeta {
   topic?: string;
   /** Milliseconds since the epoch when the message arrived. */
   ts: number;
+  /**
+   * The delivery hook, for sources that acknowledge upstream (NATS JetStream; later Kafka offsets).
+   * When set, the rules layer calls it exactly once for these rows: `true` once every rule reading
+   * the stream has handed them to its sinks and each sink confirmed them (SinkRunner.settled(): sent,
+   * and for buffering sinks such as file, written), `false` when that cannot be confirmed (a sink
+   * dropped a message, the rule stopped). Sources without it cost nothing.
+   */
+  onDelivered?: (delivered: boolean) => void;
 }
 
 export type EmitFn = (rows: Row[], meta?: EmitMeta) => void;
@@ -41,6 +49,29 @@ export interface SourceMetrics {
   /** Of those, messages over the source's maxMessageSize. */
   tooLarge?: number;
   lastDecodeError?: string;
+  /** Sources that read through a shared consumer (JetStream durable, later a Kafka group) report it here. */
+  consumer?: ConsumerReport;
+}
+
+/** A shared consumer as the broker sees it (refreshed every few seconds) and as this host saw it. */
+export interface ConsumerReport {
+  /** e.g. "jetstream" or "queue" (core NATS queue group) */
+  kind: string;
+  name: string;
+  stream?: string;
+  /** Messages the broker has not yet delivered to any member. */
+  pending?: number;
+  /** Delivered to some member and not acknowledged yet. */
+  ackPending?: number;
+  /** Messages the broker redelivered (to any member) that are not acknowledged yet. */
+  redelivered?: number;
+  /** This host: messages received that were redeliveries, acks and naks sent. */
+  receivedRedelivered: number;
+  acked: number;
+  nacked: number;
+  /** When the broker-side figures were read (ms since the epoch); absent before the first read. */
+  infoAt?: number;
+  infoError?: string;
 }
 
 export interface SourceConnector {
@@ -74,6 +105,11 @@ export interface SinkConnector {
   send?(msg: SinkMessage): Promise<void>;
   /** Optional: present on sinks that write JSON lines as they are (EncodedBatch), no decoding. */
   collectEncoded?(batch: EncodedBatch): Promise<void>;
+  /**
+   * Optional, for sinks that buffer after send() returns (file): resolves once everything sent so far
+   * is where the sink puts it. SinkRunner.settled() calls it only when a source asked to learn of delivery.
+   */
+  flush?(): Promise<void>;
 }
 
 /** Named connection configs, eKuiper style: `{ default: {...}, other: {...} }`. */

@@ -187,6 +187,19 @@ export class RunningRule implements Subscriber {
     for (const s of this.sinks) s.runner.collectEncoded(batch).catch(ignore);
   }
 
+  /**
+   * The delivery hook (EmitMeta.onDelivered): resolves once the rows pushed so far left through every
+   * sink (SinkRunner.settled()), false if one could not confirm them. A windowed rule holds rows in its
+   * window, not in a sink: it confirms them once accepted into the window, so an acknowledging source
+   * gives at-least-once up to the window, and a crash loses the open window (docs/connectors.md).
+   */
+  async settled(): Promise<boolean> {
+    if (this.runtime.closed) return false;
+    if (this.runtime.windowed) return true;
+    const all = await Promise.all(this.sinks.map((s) => s.runner.settled()));
+    return all.every(Boolean);
+  }
+
   fastPath(): FastPathStatus {
     return { eligible: this.acceptsEncoded(), rows: this.fastRows, batches: this.fastBatches };
   }

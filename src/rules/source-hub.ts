@@ -11,9 +11,13 @@
  * A source may also hand over batches still encoded (EncodedBatch, the pass-through fast path): each
  * goes at once, after any rows pending before it, to the subscribers that accept it as it is; the
  * others get its rows, decoded once for all of them.
+ *
+ * Delivery hook: a source that acknowledges upstream passes EmitMeta.onDelivered with its rows. The
+ * hub calls it once the batch holding those rows was settled by every subscriber (Subscriber.settled:
+ * the rule's sinks confirmed them), with false when one could not or nobody was subscribed.
  */
 import type { StreamDef } from '../engine/index.js';
-import type { ConnectorStatus, EncodedBatch, Row, SourceConnector, SourceMetrics } from '../connectors/index.js';
+import type { ConnectorStatus, EmitMeta, EncodedBatch, Row, SourceConnector, SourceMetrics } from '../connectors/index.js';
 
 export interface Subscriber {
   push(rows: Row[], ts: number): void;
@@ -22,7 +26,11 @@ export interface Subscriber {
   pushEncoded?(batch: EncodedBatch, ts: number): void;
   /** Optional: told every change of the shared connector's state (rule health). */
   sourceStatus?(s: ConnectorStatus): void;
+  /** Optional: resolves once everything pushed so far was delivered (true) or could not be (false). */
+  settled?(): Promise<boolean>;
 }
+
+type DeliveredFn = (delivered: boolean) => void;
 
 export interface SourceReport extends Partial<SourceMetrics> {
   stream: string;
@@ -67,7 +75,10 @@ export class SourceHub {
   private batches = 0;
   private encodedBatches = 0;
 
-  private readonly emitEncoded = (batch: EncodedBatch, meta?: { ts: number }): void => {
+  /** onDelivered callbacks of the rows in `pending`. */
+  private pendingDelivered: DeliveredFn[] = [];
+
+  private readonly emitEncoded = (batch: EncodedBatch, meta?: EmitMeta): void => {
     this.flush(); // rows that came first go first
     const ts = meta?.ts ?? Date.now();
     this.batches++;
@@ -76,10 +87,12 @@ export class SourceHub {
       if (s.pushEncoded && s.acceptsEncoded?.()) s.pushEncoded(batch, ts);
       else s.push(batch.rows(), ts);
     }
+    if (meta?.onDelivered) this.settle([meta.onDelivered]);
   };
 
-  private readonly emit = (rows: Row[], meta?: { ts: number }): void => {
+  private readonly emit = (rows: Row[], meta?: EmitMeta): void => {
     if (this.pending.length === 0) this.pendingTs = meta?.ts ?? Date.now();
+    if (meta?.onDelivered) this.pendingDelivered.push(meta.onDelivered);
     for (const r of rows) this.pending.push(r);
     if (this.pending.length >= MAX_BATCH) this.flush();
     else if (!this.flushArmed) {
@@ -91,11 +104,25 @@ export class SourceHub {
   private readonly flush = (): void => {
     this.flushArmed = false;
     const rows = this.pending;
-    if (rows.length === 0) return;
-    this.pending = [];
-    this.batches++;
-    for (const s of this.subscribers) s.push(rows, this.pendingTs);
+    const delivered = this.pendingDelivered;
+    this.pendingDelivered = [];
+    if (rows.length > 0) {
+      this.pending = [];
+      this.batches++;
+      for (const s of this.subscribers) s.push(rows, this.pendingTs);
+    }
+    if (delivered.length > 0) this.settle(delivered);
   };
+
+  /** Asks every subscriber to settle what it was given so far, then tells the source. */
+  private settle(callbacks: DeliveredFn[]): void {
+    const subs = [...this.subscribers];
+    const waits = subs.map((s) => (s.settled ? s.settled().catch(() => false) : Promise.resolve(true)));
+    void Promise.all(waits).then((oks) => {
+      const ok = subs.length > 0 && oks.every(Boolean);
+      for (const cb of callbacks) cb(ok);
+    });
+  }
 
   /** Adds the subscriber and resolves once the connector is receiving (or its first attempt failed; it keeps retrying). */
   attach(sub: Subscriber): Promise<void> {
@@ -123,6 +150,9 @@ export class SourceHub {
     this.stopped ??= (async () => {
       this.subscribers.clear();
       this.pending = [];
+      const undelivered = this.pendingDelivered;
+      this.pendingDelivered = [];
+      for (const cb of undelivered) cb(false);
       await this.started?.catch(() => undefined);
       await this.connector.stop();
       this.status = { state: 'stopped' };

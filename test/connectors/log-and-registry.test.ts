@@ -35,8 +35,8 @@ describe('log sink', () => {
 
 describe('connector registry', () => {
   it('knows the built-in types and refuses unknown ones', () => {
-    assert.deepEqual(sourceTypes(), ['memory', 'mqtt']);
-    assert.deepEqual(sinkTypes(), ['file', 'log', 'memory', 'mqtt', 'nop', 'rest']);
+    assert.deepEqual(sourceTypes(), ['memory', 'mqtt', 'nats']);
+    assert.deepEqual(sinkTypes(), ['file', 'log', 'memory', 'mqtt', 'nats', 'nop', 'rest']);
     assert.throws(() => createSource('kafka', 't'), { code: 'E_NOT_FOUND' });
     assert.throws(() => createSink('kafka'), { code: 'E_NOT_FOUND' });
   });

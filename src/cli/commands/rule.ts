@@ -31,6 +31,9 @@ function statusText(s: RuleStatus): string {
   if (s.source) {
     const src = s.source;
     lines.push(`source ${src.type} ${src.datasource} (stream ${src.stream}): ${src.state}${src.error ? ` — ${src.error}` : ''}, ${src.messagesIn ?? 0} messages in, ${src.decodeErrors ?? 0} decode errors, shared by ${src.rules} rule(s)`);
+    const c = src.consumer;
+    if (c)
+      lines.push(`  consumer ${c.kind} ${c.name}${c.stream ? ` on ${c.stream}` : ''}: pending ${c.pending ?? '?'}  ack pending ${c.ackPending ?? '?'}  redelivered ${c.redelivered ?? '?'}  (this host: acked ${c.acked}, nacked ${c.nacked}, redeliveries received ${c.receivedRedelivered})`);
   }
   for (const op of s.operators)
     lines.push(`  ${op.name.padEnd(9)} in ${op.recordsIn}  out ${op.recordsOut}  exceptions ${op.exceptions}  last ${op.lastLatencyUs} µs${op.lastError ? `  last error ${op.lastError.code}: ${op.lastError.message}` : ''}`);

@@ -2,6 +2,11 @@
  * MQTT source: subscribes to the datasource's topic filter(s) (comma-separated, wildcards allowed)
  * and emits every message decoded per FORMAT. Reconnects on its own (`reconnectPeriod`) and
  * subscribes again after every connect, so a restarted broker without our session still feeds us.
+ *
+ * SHARED="group" subscribes with MQTT shared subscriptions (`$share/group/<filter>`, MQTT 5 and
+ * Mosquitto's 3.1.1 extension): every host running a stream with the same group on the same broker
+ * gets a share of the messages instead of all of them. SHARED="true"/"false" keep eKuiper's meaning
+ * (one connector shared by the rules of a stream, which streamplug always does) and subscribe normally.
  */
 import { connect, type MqttClient } from 'mqtt';
 import { PropReader } from '../props.js';
@@ -17,13 +22,18 @@ export class MqttSource implements SourceConnector {
   private stopping = false;
   private onStatus?: StatusFn;
 
+  /** What is sent in SUBSCRIBE: the filters, each as `$share/group/filter` when shared. */
+  readonly subscriptions: string[];
+
   constructor(
     readonly topics: string[],
     readonly conn: MqttConnection,
     readonly format: Format,
+    readonly shareGroup?: string,
     readonly maxMessageSize = 0,
   ) {
     topics.forEach(validateFilter);
+    this.subscriptions = shareGroup ? topics.map((t) => `$share/${shareGroup}/${t}`) : topics;
   }
 
   start(emit: EmitFn, onStatus: StatusFn): Promise<void> {
@@ -35,10 +45,10 @@ export class MqttSource implements SourceConnector {
     this.client = client;
     return new Promise<void>((resolve) => {
       client.on('connect', () => {
-        client.subscribe(this.topics, { qos: this.conn.qos }, (err, granted) => {
+        client.subscribe(this.subscriptions, { qos: this.conn.qos }, (err, granted) => {
           const refused = granted?.find((g) => g.qos === 128);
           if (err || refused) {
-            onStatus({ state: 'error', error: `subscribe to ${refused?.topic ?? this.topics.join(',')} refused: ${err?.message ?? 'SUBACK 128'}` });
+            onStatus({ state: 'error', error: `subscribe to ${refused?.topic ?? this.subscriptions.join(',')} refused: ${err?.message ?? 'SUBACK 128'}` });
           } else if (!this.stopping) onStatus({ state: 'connected' });
           resolve();
         });
@@ -79,5 +89,13 @@ export function createMqttSource(datasource: string, props: Props, ctx: Connecto
   const p = new PropReader('mqtt source', merged);
   const topics = datasource.split(',').map((t) => t.trim()).filter(Boolean);
   if (topics.length === 0) throw p.fail('DATASOURCE', datasource, 'one or more MQTT topic filters, comma-separated');
-  return new MqttSource(topics, mqttConnection(p, ctx, 'source'), readFormat(p), readMaxMessageSize(p));
+  return new MqttSource(topics, mqttConnection(p, ctx, 'source'), readFormat(p), shareGroupOf(p), readMaxMessageSize(p));
+}
+
+/** SHARED="group" → the group; unset, "true" or "false" (eKuiper's boolean) → none. */
+function shareGroupOf(p: PropReader): string | undefined {
+  const v = p.string('SHARED');
+  if (v === undefined || /^(true|false)$/i.test(v)) return undefined;
+  if (!/^[^/+#$\s]+$/.test(v)) throw p.fail('SHARED', v, 'a shared-subscription group name without "/", "+", "#", "$" or spaces (or true/false)');
+  return v;
 }

@@ -72,7 +72,7 @@ export class FileSink implements SinkConnector {
     if (this.opts.flush === 'fsync') await this.fh.datasync();
   }
 
-  /** Writes everything buffered so far. */
+  /** Writes everything buffered so far (also the delivery hook: SinkConnector.flush). */
   flush(): Promise<void> {
     const chunk = this.pending.join('');
     this.pending = [];
