@@ -416,7 +416,9 @@ export class SinkRunner {
     this.opts.logger?.warn({ sink: this.opts.name, err: this.m.lastError }, 'sink error');
   }
 
+  /** Waits, unless the runner is closing (close() also cuts a wait short). */
   private sleep(ms: number): Promise<void> {
+    if (this.closing) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const t = setTimeout(done, ms);
       function done() {
