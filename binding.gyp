@@ -6,6 +6,7 @@
         "native/host/addon.cc",
         "native/host/host_api.cc",
         "native/host/library.cc",
+        "native/host/manifest.cc",
         "native/host/library_wrap.cc",
         "native/host/instance_wrap.cc",
         "native/host/frame_wrap.cc",

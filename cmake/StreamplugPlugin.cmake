@@ -8,6 +8,9 @@
 #   include(cmake/StreamplugPlugin.cmake)
 #   streamplug_add_plugin(NAME myplugin SOURCES src/myplugin.c)
 #
+# Private libraries the plugin links go into its zip under lib/ (`streamplug pack` takes --lib);
+# the plugin is linked with RUNPATH $ORIGIN/lib so it finds them where install puts them.
+#
 # The result is `myplugin.so`: no `lib` prefix, hidden visibility (only the entry point and
 # symbols marked SP_EXPORT are exported), warnings as errors, and nothing of Node linked in, so the
 # same file loads under every Node version whose streamplug host speaks contract 1.
@@ -78,6 +81,8 @@ function(streamplug_add_plugin)
     C_VISIBILITY_PRESET hidden
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON)
+  # Debug builds check column types in the sp_col_* accessors of plugin.h.
+  target_compile_definitions(${SP_NAME} PRIVATE $<$<CONFIG:Debug>:STREAMPLUG_DEBUG>)
   target_compile_options(${SP_NAME} PRIVATE
     $<$<COMPILE_LANGUAGE:C>:${STREAMPLUG_C_WARNINGS}>
     $<$<COMPILE_LANGUAGE:CXX>:${STREAMPLUG_CXX_WARNINGS}>)
@@ -88,6 +93,14 @@ function(streamplug_add_plugin)
     # Every symbol must resolve against the plugin's own libraries: a plugin links nothing of the host.
     # --as-needed: record only the libraries the plugin really uses (fewer things to be missing).
     target_link_options(${SP_NAME} PRIVATE "LINKER:--no-undefined" "LINKER:--as-needed")
+    # Private dependencies ship in the plugin zip under lib/ and are installed beside the plugin:
+    # RUNPATH $ORIGIN/lib finds them there, wherever the data directory is. --enable-new-dtags
+    # makes it a RUNPATH (searched after LD_LIBRARY_PATH), not the deprecated RPATH.
+    set_target_properties(${SP_NAME} PROPERTIES
+      BUILD_RPATH "\$ORIGIN/lib"
+      INSTALL_RPATH "\$ORIGIN/lib"
+      BUILD_RPATH_USE_ORIGIN ON)
+    target_link_options(${SP_NAME} PRIVATE "LINKER:--enable-new-dtags")
   endif()
 endfunction()
 

@@ -101,6 +101,17 @@ if (!process.argv.includes('--samples-only')) {
     throwsCode(() => fn.callBatch([f64(1, -1)], 2), 'E_FUNCTION_FAILED');
     fn.close();
   }]);
+  // Contract fidelity: a table walked by the plugin's own entry size, and a 1.0-header descriptor.
+  scenarios.push([plugin('corpus', 'grown.so'), () => {
+    const fn = registry.requireFunction('grownTimes3').instantiate('r');
+    check(fn.call(7) === 21, 'grown table, entry 1 at the plugin stride');
+    fn.close();
+  }]);
+  scenarios.push([plugin('corpus', 'header-1.0.so'), () => {
+    const fn = registry.requireFunction('goodDouble10').instantiate('r');
+    check(fn.call(2) === 4, '1.0 descriptor');
+    fn.close();
+  }]);
 }
 
 const started = process.hrtime.bigint();
@@ -113,6 +124,14 @@ for (let i = 0; i < cycles; i++) {
   if (i % 200 === 199 && globalThis.gc) {
     globalThis.gc(); // finalizers of frames, scalar entries and instances run inside the measured run
     await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+if (!process.argv.includes('--samples-only')) {
+  // Refusals by the loader itself (after dlopen, before any hook): nothing may leak or be misread.
+  const refusals = [['grown-mixed.so', 'E_BAD_DESCRIPTOR'], ['grown-small.so', 'E_BAD_DESCRIPTOR'], ['huge-arity.so', 'E_LIMIT']];
+  for (let i = 0; i < Math.min(cycles, 300); i++) {
+    const [file, code] = refusals[i % refusals.length];
+    throwsCode(() => registry.load(plugin('corpus', file)), code);
   }
 }
 globalThis.gc?.();

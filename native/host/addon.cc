@@ -1,6 +1,7 @@
 // Module entry: wires the classes, the error factory and the plugin log sink.
 #include "addon.h"
 #include "io_wrap.h"
+#include "manifest.h"
 
 namespace streamplug {
 
@@ -113,6 +114,24 @@ Napi::Value IsMappedJs(const Napi::CallbackInfo &info) {
 
 }  // namespace
 
+// parseManifest(bytes: Buffer) -> { fields } | { error }: the loader's manifest parser, so the
+// check's parser and this one run the same test vectors (test/fixtures/manifest-vectors.json).
+Napi::Value ParseManifestJs(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBuffer()) return Throw(env, "E_USAGE", "parseManifest(bytes): expected a Buffer");
+  auto bytes = info[0].As<Napi::Buffer<char>>();
+  ParsedManifest m = ParseManifestText(bytes.Data(), bytes.Length());
+  Napi::Object out = Napi::Object::New(env);
+  if (!m.ok()) {
+    out.Set("error", m.error);
+    return out;
+  }
+  Napi::Object fields = Napi::Object::New(env);
+  for (const auto &kv : m.fields) fields.Set(kv.first, kv.second);
+  out.Set("fields", fields);
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto *data = new AddonData();
   env.SetInstanceData<AddonData>(data);
@@ -126,6 +145,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("hostInfo", Napi::Function::New(env, HostInfo, "hostInfo"));
   exports.Set("unattributedMemory", Napi::Function::New(env, UnattributedMemoryJs, "unattributedMemory"));
   exports.Set("isMapped", Napi::Function::New(env, IsMappedJs, "isMapped"));
+  exports.Set("parseManifest", Napi::Function::New(env, ParseManifestJs, "parseManifest"));
   InitIo(env, exports);
   return exports;
 }

@@ -24,7 +24,7 @@ struct Instance {
   sp_ctx *ctx = nullptr;
   Instance(std::shared_ptr<Library> l, int function, const std::string &rule);
   ~Instance();
-  const sp_function_def &def() const { return lib->desc->functions[ctx->function]; }
+  const sp_function_def &def() const { return lib->Function(ctx->function); }
   // A readable error for a failed hook: plugin, function, rule and the plugin's own reason.
   std::string FailureText(const char *hook, sp_status status) const;
 };

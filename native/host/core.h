@@ -5,6 +5,8 @@
 
 #include <streamplug/plugin.h>
 
+#include "tables.h"
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -68,6 +70,16 @@ struct Library : std::enable_shared_from_this<Library> {
   // Source/sink threads still alive (io.cc). While any is, CloseLibrary keeps the code mapped:
   // a hook abandoned after a close timeout may still be running in it.
   std::atomic<int> io_busy{0};
+
+  // Entry sizes of the descriptor's tables as the plugin declared them (entry 0's `size`), set by
+  // OpenLibrary once validated. Every table access goes through the accessors below.
+  size_t function_stride = sizeof(sp_function_def);
+  size_t source_stride = sizeof(sp_source_def);
+  size_t sink_stride = sizeof(sp_sink_def);
+
+  const sp_function_def &Function(size_t i) const { return TableEntry(desc->functions, function_stride, i); }
+  const sp_source_def &Source(size_t i) const { return TableEntry(desc->sources, source_stride, i); }
+  const sp_sink_def &Sink(size_t i) const { return TableEntry(desc->sinks, sink_stride, i); }
 
   bool open() const { return handle != nullptr; }
   ~Library() { memory->Release(); }

@@ -40,7 +40,8 @@ void HostLog(sp_ctx *ctx, int level, const char *message) {
 
 void HostSetError(sp_ctx *ctx, const char *message) {
   if (ctx == nullptr) return;
-  ctx->error = message != nullptr ? message : "";
+  // NULL is a plugin bug, but the rule still deserves a non-empty reason.
+  ctx->error = message != nullptr ? message : "plugin gave no reason";
   ctx->error_set = true;
 }
 
@@ -153,7 +154,7 @@ void CloseContext(sp_ctx *ctx) {
   ctx->closed = true;
   Library *lib = ctx->lib;
   if (lib->open() && ctx->function >= 0) {
-    const sp_function_def &def = lib->desc->functions[ctx->function];
+    const sp_function_def &def = lib->Function(ctx->function);
     if (def.close != nullptr) {
       HookScope scope(lib, ctx);
       def.close(ctx);

@@ -84,7 +84,7 @@ std::string IoBase::failure() {
 
 std::string IoBase::HookError(const char *hook, sp_status status) {
   const char *kind = ctx_->io_kind == 1 ? "source" : "sink";
-  const char *name = ctx_->io_kind == 1 ? lib_->desc->sources[index_].name : lib_->desc->sinks[index_].name;
+  const char *name = ctx_->io_kind == 1 ? lib_->Source(index_).name : lib_->Sink(index_).name;
   std::string reason = ctx_->error_set ? ctx_->error
                                        : "returned status " + std::to_string(static_cast<int>(status)) +
                                              " without calling set_error";

@@ -135,7 +135,7 @@ class Source : public IoBase {
   // the JS side's batch size, so a drain takes whole segments.
   Source(std::shared_ptr<Library> lib, int index, const std::string &rule, std::string config, size_t capacity,
          Overflow overflow, bool lines, size_t segment_items);
-  const sp_source_def &def() const { return lib_->desc->sources[index_]; }
+  const sp_source_def &def() const { return lib_->Source(index_); }
   // Starts the control thread. `self` keeps the instance alive while the thread runs.
   void Start(std::shared_ptr<Source> self);
   ~Source() override;
@@ -212,7 +212,7 @@ class Sink : public IoBase {
  public:
   Sink(std::shared_ptr<Library> lib, int index, const std::string &rule, std::string config, SinkOptions options);
   ~Sink() override;
-  const sp_sink_def &def() const { return lib_->desc->sinks[index_]; }
+  const sp_sink_def &def() const { return lib_->Sink(index_); }
   void Start(std::shared_ptr<Sink> self);
   // Takes the batch when there is room; false when the queue is full (wait for a wake). Fails
   // (returns false and sets *fatal) once the sink stopped for good.

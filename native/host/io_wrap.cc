@@ -579,18 +579,18 @@ Napi::Value DescribeIo(const Napi::CallbackInfo &info) {
   Napi::Array sources = Napi::Array::New(env, NumSources(d));
   for (size_t i = 0; i < NumSources(d); ++i) {
     Napi::Object o = Napi::Object::New(env);
-    o.Set("name", d->sources[i].name);
-    o.Set("flags", d->sources[i].flags);
-    o.Set("hasValidate", d->sources[i].validate != nullptr);
-    o.Set("hasRun", d->sources[i].run != nullptr);
+    o.Set("name", lib->Source(i).name);
+    o.Set("flags", lib->Source(i).flags);
+    o.Set("hasValidate", lib->Source(i).validate != nullptr);
+    o.Set("hasRun", lib->Source(i).run != nullptr);
     sources.Set(static_cast<uint32_t>(i), o);
   }
   Napi::Array sinks = Napi::Array::New(env, NumSinks(d));
   for (size_t i = 0; i < NumSinks(d); ++i) {
     Napi::Object o = Napi::Object::New(env);
-    o.Set("name", d->sinks[i].name);
-    o.Set("flags", d->sinks[i].flags);
-    o.Set("hasValidate", d->sinks[i].validate != nullptr);
+    o.Set("name", lib->Sink(i).name);
+    o.Set("flags", lib->Sink(i).flags);
+    o.Set("hasValidate", lib->Sink(i).validate != nullptr);
     sinks.Set(static_cast<uint32_t>(i), o);
   }
   Napi::Object o = Napi::Object::New(env);
@@ -613,8 +613,8 @@ Napi::Value ValidateIo(const Napi::CallbackInfo &info) {
   const size_t n = kind == 1 ? NumSources(lib->desc) : NumSinks(lib->desc);
   if (i < 0 || static_cast<size_t>(i) >= n) return Throw(env, "E_NOT_FOUND", "no such source/sink #" + std::to_string(i));
   const std::string config = StringArg(info[3]);
-  auto validate = kind == 1 ? lib->desc->sources[i].validate : lib->desc->sinks[i].validate;
-  const char *name = kind == 1 ? lib->desc->sources[i].name : lib->desc->sinks[i].name;
+  auto validate = kind == 1 ? lib->Source(i).validate : lib->Sink(i).validate;
+  const char *name = kind == 1 ? lib->Source(i).name : lib->Sink(i).name;
   if (validate == nullptr) return env.Undefined();
   sp_ctx probe;
   probe.lib = lib.get();

@@ -45,13 +45,14 @@ Napi::Value LibraryWrap::Describe(const Napi::CallbackInfo &info) {
   o.Set("version", d->version);
   o.Set("contractMajor", d->contract_major);
   o.Set("contractMinor", d->contract_minor);
+  o.Set("headerMinor", HeaderMinor(d));
   o.Set("compiler", d->build_compiler != nullptr ? d->build_compiler : "");
   o.Set("arch", d->build_arch != nullptr ? d->build_arch : "");
   o.Set("libc", d->build_libc != nullptr ? d->build_libc : "");
   o.Set("manifest", lib_->manifest);
   Napi::Array functions = Napi::Array::New(env, d->n_functions);
   for (size_t i = 0; i < d->n_functions; ++i) {
-    const sp_function_def &f = d->functions[i];
+    const sp_function_def &f = lib_->Function(i);
     const size_t declared = f.max_args == 0 ? 0 : static_cast<size_t>(f.min_args > 1 ? f.min_args : 1);
     Napi::Object fo = Napi::Object::New(env);
     fo.Set("name", f.name);
@@ -108,7 +109,7 @@ Napi::Value LibraryWrap::Validate(const Napi::CallbackInfo &info) {
   if (index < 0 || static_cast<size_t>(index) >= lib_->desc->n_functions) {
     return Throw(env, "E_UNKNOWN_FUNCTION", "plugin " + lib_->name + " has no function #" + std::to_string(index));
   }
-  const sp_function_def &def = lib_->desc->functions[index];
+  const sp_function_def &def = lib_->Function(static_cast<size_t>(index));
   if (def.validate == nullptr) return env.Undefined();
   Napi::Array types = info[1].As<Napi::Array>();
   Napi::Array literals = info[2].As<Napi::Array>();

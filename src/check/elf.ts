@@ -34,6 +34,13 @@ export const DT_VERDEFNUM = 0x6ffffffd;
 export const DT_VERNEED = 0x6ffffffe;
 export const DT_VERNEEDNUM = 0x6fffffff;
 export const DF_1_PIE = 0x08000000;
+export const DF_1_NODELETE = 0x00000008;
+
+export const PF_X = 1;
+
+export const STT_OBJECT = 1;
+export const STT_FUNC = 2;
+export const STT_GNU_IFUNC = 10;
 
 export const STB_GLOBAL = 1;
 export const STB_WEAK = 2;
@@ -381,6 +388,16 @@ export class ElfFile {
       .filter((d) => d !== '');
   }
 
+  /** Linked with -z nodelete: the loader never unmaps it. */
+  get isNodelete(): boolean {
+    return ((this.dyn(DT_FLAGS_1) ?? 0) & DF_1_NODELETE) !== 0;
+  }
+
+  /** The PT_LOAD segment holding virtual address `vaddr`, if any. */
+  loadSegmentAt(vaddr: number): ProgramHeader | undefined {
+    return this.programHeaders.find((p) => p.type === PT_LOAD && vaddr >= p.vaddr && vaddr < p.vaddr + p.memsz);
+  }
+
   get isPie(): boolean {
     return ((this.dyn(DT_FLAGS_1) ?? 0) & DF_1_PIE) !== 0;
   }
@@ -503,16 +520,13 @@ export class ElfFile {
     return out;
   }
 
-  /** Notes from PT_NOTE segments, or from SHT_NOTE sections when no segment holds any. */
+  /** Notes from PT_NOTE segments (a note section outside every PT_NOTE segment is not read). */
   get notes(): ElfNote[] {
     const areas: { offset: number; size: number; align: number; what: string }[] = this.programHeaders
       .filter((p) => p.type === PT_NOTE)
       .map((p) => ({ offset: p.offset, size: p.filesz, align: p.align === 8 ? 8 : 4, what: `PT_NOTE segment ${p.index}` }));
-    const fromSegments = areas.flatMap((a) => this.readNotes(a.offset, a.size, a.align, a.what));
-    if (fromSegments.length > 0) return fromSegments;
-    return this.sectionHeaders
-      .filter((s) => s.type === SHT_NOTE)
-      .flatMap((s) => this.readNotes(s.offset, s.size, 4, `note section ${s.name || s.index}`));
+    // PT_NOTE segments only, as the loader reads the mapped file (plugin.h, GRAMMAR).
+    return areas.flatMap((a) => this.readNotes(a.offset, a.size, a.align, a.what));
   }
 
   private readNotes(offset: number, size: number, align: number, what: string): ElfNote[] {

@@ -8,7 +8,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { StreamplugError, type ErrorCode } from '../errors.js';
-import { entryName } from './contract.js';
+import { LIMITS, MINOR_FOR_KIND, entryName } from './contract.js';
+import { builtinNamed } from './builtins.js';
 import {
   DT_RPATH,
   DT_RUNPATH,
@@ -16,14 +17,18 @@ import {
   ElfFile,
   ElfMalformed,
   ElfTruncated,
+  PF_X,
   PT_LOAD,
   SHT_NOBITS,
   STB_GNU_UNIQUE,
+  STT_FUNC,
+  STT_GNU_IFUNC,
+  STT_OBJECT,
   readIdent,
   type DynamicSymbol,
 } from './elf.js';
 import { hostEnv } from './host-env.js';
-import { resolveLibrary } from './libraries.js';
+import { resolveClosure } from './libraries.js';
 import { NOTE_OWNER, NOTE_TYPE_MANIFEST, parseManifest } from './manifest.js';
 import { NAPI_VERSION_EXPERIMENTAL, decodeAarch64, decodeX86_64 } from './napi.js';
 import { elfTypeName, hostMachine, machineName, osabiName, sniff } from './names.js';
@@ -159,9 +164,10 @@ class Checker {
       this.manifestRows(elf, true);
     } else {
       this.manifestRows(elf, false);
-      this.entry(exports);
+      this.entry(elf, exports);
     }
     this.gnuUnique(exports);
+    this.nodelete(elf);
   }
 
   private readFile(): Buffer {
@@ -352,25 +358,30 @@ class Checker {
     }
   }
 
+  /** The whole DT_NEEDED closure, each library searched with its own RPATH/RUNPATH and $ORIGIN. */
   private neededLibraries(elf: ElfFile): void {
-    const needed = elf.needed;
-    if (needed.length === 0) {
+    if (elf.needed.length === 0) {
       this.ok('needed-libraries', 'needs no libraries');
       return;
     }
-    const ctx = {
-      file: this.file,
-      is64: elf.ident.is64,
-      machine: elf.machine,
-      rpath: elf.searchPath(DT_RPATH),
-      runpath: elf.searchPath(DT_RUNPATH),
-    };
-    const missing = needed.map((n) => ({ name: n, r: resolveLibrary(n, ctx) })).filter((x) => !x.r.found);
+    const closure = resolveClosure(this.file, elf);
+    const missing = closure.missing;
     if (missing.length > 0) {
-      const names = missing.map((m) => m.name).join(', ');
-      this.refuse('needed-libraries', 'E_MISSING_LIBRARY', `${this.name} needs ${names}, which the loader cannot find (searched ${missing[0].r.via}): install ${missing.length > 1 ? 'them' : 'it'}, or ship ${missing.length > 1 ? 'them' : 'it'} next to the plugin and link with -Wl,-rpath,'$ORIGIN'`, names, 'every DT_NEEDED library resolvable');
+      const first = missing[0];
+      const chain = [this.name, ...first.chain.slice(1)].join(' -> ');
+      const names = [...new Set(missing.map((m) => m.name))].join(', ');
+      const direct = first.chain.length === 1;
+      this.refuse(
+        'needed-libraries',
+        'E_MISSING_LIBRARY',
+        `${this.name} needs ${first.name}${direct ? '' : ` through ${chain}`}, which the loader cannot find (searched ${first.via})` +
+          `${missing.length > 1 ? `; also missing: ${names}` : ''}: install it, or ship it in the plugin zip under lib/ and link the ` +
+          `plugin with -Wl,-rpath,'$ORIGIN/lib' (the CMake helper does)`,
+        names,
+        'every library of the DT_NEEDED closure resolvable',
+      );
     } else {
-      this.ok('needed-libraries', `all found: ${needed.join(', ')}`);
+      this.ok('needed-libraries', `all ${closure.found.length} found: ${elf.needed.join(', ')}${closure.found.length > elf.needed.length ? ' and what they need' : ''}`);
     }
   }
 
@@ -399,21 +410,58 @@ class Checker {
       return;
     }
     this.manifest = m;
-    this.ok('manifest', `${m.name} ${m.version}, contract ${m.contract}, provides ${m.extensions.join(', ') || 'nothing'}`);
+    const built = m.header !== undefined ? `built with header ${m.header}` : 'built with header 1.0 or 1.1 (not recorded before 1.2)';
+    this.ok('manifest', `${m.name} ${m.version}, needs host contract ${m.contract} or newer, ${built}; provides ${m.extensions.join(', ') || 'nothing'}`);
+    this.limits(m);
     const host = `${this.env.contract.major}.${this.env.contract.minor}`;
     if (m.contractMajor !== this.env.contract.major) {
       this.refuse('contract', 'E_CONTRACT_MAJOR', `${this.name} is built for streamplug contract ${m.contract}; this host implements contract ${host}: use a build of the plugin for contract ${this.env.contract.major}.x, or a host for contract ${m.contractMajor}`, m.contract, `${this.env.contract.major}.x`);
     } else if (m.contractMinor > this.env.contract.minor) {
       this.refuse('contract', 'E_CONTRACT_MINOR', `${this.name} is built for streamplug contract ${m.contract}, newer than this host's ${host}: upgrade streamplug, or rebuild the plugin against the ${host} header`, m.contract, `${this.env.contract.major}.${this.env.contract.minor} or older`);
     } else {
-      this.ok('contract', `contract ${m.contract}; this host implements ${host}`);
+      this.ok('contract', `needs contract ${m.contract}; this host implements ${host}`);
+    }
+    const needing = m.extensions.filter((e) => MINOR_FOR_KIND[e.split(':')[0] as keyof typeof MINOR_FOR_KIND] > m.contractMinor);
+    if (!optional && m.contractMajor === this.env.contract.major && needing.length > 0) {
+      this.refuse('contract', 'E_BAD_DESCRIPTOR', `${this.name} provides ${needing.join(', ')} but declares contract ${m.contract}; sources and sinks need 1.1: #define STREAMPLUG_PLUGIN_MINOR 1 before including plugin.h`, m.contract, '1.1 or newer for sources and sinks');
+    }
+    const shadowing = m.extensions.filter((e) => e.startsWith('function:') && builtinNamed(e.slice(9)));
+    if (shadowing.length > 0) {
+      const fn = shadowing[0].slice(9);
+      this.refuse('functions', 'E_BUILTIN_SHADOW', `${this.name} provides function ${fn}, which has the name of the built-in SQL function ${builtinNamed(fn)}; SQL would call the built-in: rename the plugin function`, fn, 'function names that are not built-ins');
     }
   }
 
-  private entry(exports: DynamicSymbol[]): void {
+  /** plugin.h LIMITS that the manifest shows: name lengths and counts. */
+  private limits(m: Manifest): void {
+    const long = [m.name, ...m.extensions.map((e) => e.slice(e.indexOf(':') + 1))].find((n) => Buffer.byteLength(n) > LIMITS.nameLength);
+    const count = (kind: string) => m.extensions.filter((e) => e.startsWith(`${kind}:`)).length;
+    const over = (['function', 'source', 'sink'] as const).find((k) => count(k) > LIMITS[`${k}s`]);
+    if (long !== undefined) {
+      this.refuse('limits', 'E_LIMIT', `${this.name} names ${long === m.name ? 'the plugin' : 'an extension'} "${long.slice(0, LIMITS.nameLength)}…", ${Buffer.byteLength(long)} bytes; names are at most ${LIMITS.nameLength} bytes (SP_MAX_NAME_LENGTH in plugin.h): shorten it`, Buffer.byteLength(long), `at most ${LIMITS.nameLength} bytes`);
+    } else if (over !== undefined) {
+      this.refuse('limits', 'E_LIMIT', `${this.name} declares ${count(over)} ${over}s; at most ${LIMITS[`${over}s`]} are allowed (plugin.h LIMITS): split the plugin`, count(over), `at most ${LIMITS[`${over}s`]}`);
+    } else {
+      this.ok('limits', `names and counts within plugin.h LIMITS`);
+    }
+  }
+
+  private entry(elf: ElfFile, exports: DynamicSymbol[]): void {
     const want = entryName(this.env.contract.major);
-    if (exports.some((s) => s.name === want)) {
-      this.ok('entry', `exports ${want}`);
+    const sym = exports.find((s) => s.name === want);
+    if (sym) {
+      if (sym.type !== STT_FUNC && sym.type !== STT_GNU_IFUNC) {
+        const kind = sym.type === STT_OBJECT ? 'a data object (STT_OBJECT)' : `not a function (symbol type ${sym.type})`;
+        this.refuse('entry', 'E_NO_ENTRY', `${this.name} exports ${want} as ${kind}; the host calls it: define it with STREAMPLUG_PLUGIN() from streamplug/plugin.h`, kind, 'a function (STT_FUNC)');
+        return;
+      }
+      const seg = elf.loadSegmentAt(sym.value);
+      if (!seg || (seg.flags & PF_X) === 0) {
+        const where = seg ? `in segment ${seg.index}, which is not executable` : 'outside every loadable segment';
+        this.refuse('entry', 'E_NO_ENTRY', `${this.name} exports ${want} ${where}; the host calls it: define it with STREAMPLUG_PLUGIN() from streamplug/plugin.h`, where, 'a function in an executable segment');
+        return;
+      }
+      this.ok('entry', `exports ${want}, a function in executable segment ${seg.index}`);
       return;
     }
     const other = exports.map((s) => /^streamplug_plugin_v(\d+)$/.exec(s.name)).find((m) => m !== null);
@@ -437,7 +485,8 @@ class Checker {
       const code = elf.bytesAt(fn.value, 32, NAPI_VERSION_FN);
       const version = elf.machine === 62 ? decodeX86_64(code) : elf.machine === 183 ? decodeAarch64(code) : undefined;
       if (version === undefined) {
-        this.warn('addon', 'W_NAPI_UNKNOWN', `${this.name} is a Node-API module but the version its ${NAPI_VERSION_FN} returns could not be read; if it is above ${this.env.napiVersion}, ${node} may crash loading it: build it with NAPI_VERSION ${this.env.napiVersion} or lower`);
+        // Node crashes on a version above its own, so an unreadable one is refused, not guessed.
+        this.refuse('addon', 'E_NAPI_UNKNOWN', `${this.name} is a Node-API module but the version its ${NAPI_VERSION_FN} returns cannot be read from its code (instrumented builds, e.g. --coverage, -pg or -finstrument-functions, add calls there); ${node} would crash on a version above ${this.env.napiVersion}: build it without instrumentation, or declare the version with -DNAPI_VERSION=${this.env.napiVersion} (or lower)`, 'an unreadable Node-API version', `a plain \`return NAPI_VERSION;\` of ${this.env.napiVersion} or lower`);
         return;
       }
       this.napiVersion = version;
@@ -468,6 +517,11 @@ class Checker {
     } else {
       this.refuse('addon', 'E_NOT_ADDON', `${this.name} exports neither ${NAPI_ENTRY} (Node-API) nor node_register_module_vNNN (a Node module): build it with node-gyp/node-addon-api, or name it .so if it is a streamplug C plugin`, 'no addon entry', `${NAPI_ENTRY} or node_register_module_v${this.env.nodeModuleVersion}`);
     }
+  }
+
+  private nodelete(elf: ElfFile): void {
+    if (!elf.isNodelete) return;
+    this.warn('nodelete', 'W_NODELETE', `${this.name} was linked with -z nodelete (DF_1_NODELETE): it loads, but the loader never unloads it, so unload/reload keeps the old code; link without -z nodelete`);
   }
 
   private gnuUnique(exports: DynamicSymbol[]): void {

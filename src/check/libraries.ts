@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { elfClassAndMachine } from './elf.js';
+import { ElfFile, elfClassAndMachine, readIdent } from './elf.js';
 
 export interface SearchContext {
   /** The plugin's own path (for $ORIGIN). */
@@ -142,8 +142,7 @@ function matches(file: string, ctx: SearchContext): boolean {
 }
 
 function expand(dir: string, ctx: SearchContext): string {
-  const origin = path.dirname(path.resolve(ctx.file));
-  return dir.replace(/\$\{ORIGIN\}|\$ORIGIN/g, origin);
+  return expandDst(dir, ctx.file);
 }
 
 /** Finds `name` the way the loader would for the plugin described by `ctx`. */
@@ -175,4 +174,94 @@ export function resolveLibrary(name: string, ctx: SearchContext): Resolution {
   }
   const searched = [...steps.map(([via]) => via), '/etc/ld.so.cache', 'the default library directories'];
   return { via: searched.join(', ') };
+}
+
+/** One library of a DT_NEEDED closure: found, or missing with the chain of files that needs it. */
+export interface ClosureEntry {
+  name: string;
+  /** The plugin first, then each library down to the one that needs `name`. */
+  chain: string[];
+  found?: string;
+  via: string;
+}
+
+/** Libraries read per check, at most: a closure is a handful; a cycle or a huge tree stops here. */
+const MAX_CLOSURE = 256;
+
+/** `$LIB` and `$PLATFORM` as glibc expands them on this machine. */
+function dstValues(): { lib: string; platform: string } {
+  const triplets: Record<string, string> = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' };
+  const platforms: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', ia32: 'i686', arm: 'v7l' };
+  const multiarch = triplets[process.arch];
+  const lib = multiarch && fs.existsSync(`/lib/${multiarch}`) ? `lib/${multiarch}` : process.arch === 'x64' || process.arch === 'arm64' ? 'lib64' : 'lib';
+  return { lib, platform: platforms[process.arch] ?? process.arch };
+}
+
+/** Expands $ORIGIN (the directory of `owner`), $LIB and $PLATFORM, braced or not. */
+export function expandDst(dir: string, owner: string): string {
+  const { lib, platform } = dstValues();
+  return dir
+    .replace(/\$\{ORIGIN\}|\$ORIGIN\b/g, path.dirname(path.resolve(owner)))
+    .replace(/\$\{LIB\}|\$LIB\b/g, lib)
+    .replace(/\$\{PLATFORM\}|\$PLATFORM\b/g, platform);
+}
+
+interface ElfLike {
+  ident: { is64: boolean };
+  machine: number;
+  needed: string[];
+  searchPath(tag: 15 | 29): string[] | undefined;
+}
+
+/**
+ * Resolves the whole DT_NEEDED closure of `file` the way glibc would: each library's needs are
+ * searched with that library's DT_RUNPATH (or, without one, its DT_RPATH and those of the
+ * libraries that loaded it), `$ORIGIN` being that library's folder. Libraries already mapped in
+ * this process are not read again (their needs are met).
+ */
+export function resolveClosure(file: string, elf: ElfLike, open: (f: string) => ElfLike | undefined = openElf): { found: string[]; missing: ClosureEntry[] } {
+  const found: string[] = [];
+  const missing: ClosureEntry[] = [];
+  const seen = new Set<string>();
+  type Item = { owner: string; elf: ElfLike; chain: string[]; rpaths: string[] };
+  const rp = (e: ElfLike, owner: string) => (e.searchPath(29) ? [] : (e.searchPath(15) ?? []).map((d) => expandDst(d, owner)));
+  const queue: Item[] = [{ owner: file, elf, chain: [path.basename(file)], rpaths: rp(elf, file) }];
+  while (queue.length > 0 && seen.size < MAX_CLOSURE) {
+    const item = queue.shift()!;
+    for (const name of item.elf.needed) {
+      const ctx: SearchContext = {
+        file: item.owner,
+        is64: elf.ident.is64,
+        machine: elf.machine,
+        rpath: item.rpaths.length ? item.rpaths : undefined,
+        runpath: item.elf.searchPath(29)?.map((d) => expandDst(d, item.owner)),
+      };
+      const r = resolveLibrary(name, ctx);
+      if (!r.found) {
+        if (!missing.some((m) => m.name === name)) missing.push({ name, chain: item.chain, via: r.via });
+        continue;
+      }
+      if (seen.has(r.found)) continue;
+      seen.add(r.found);
+      found.push(r.found);
+      if (r.via === 'already loaded in this process') continue;
+      const dep = open(r.found);
+      if (dep) queue.push({ owner: r.found, elf: dep, chain: [...item.chain, name], rpaths: [...rp(dep, r.found), ...item.rpaths] });
+    }
+  }
+  return { found, missing };
+}
+
+/** A library of the closure, parsed; undefined when unreadable (the loader reports those itself). */
+function openElf(file: string): ElfLike | undefined {
+  try {
+    const buf = fs.readFileSync(file);
+    const id = readIdent(buf);
+    if (!id) return undefined;
+    const e = new ElfFile(buf, id);
+    void e.needed;
+    return e;
+  } catch {
+    return undefined;
+  }
 }

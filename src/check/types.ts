@@ -10,9 +10,13 @@ export interface CheckRow {
 
 /** The manifest note (`.note.streamplug`), read without loading the file. */
 export interface Manifest {
-  contract: string; // "1.0"
+  /** The oldest host contract the plugin needs ("1.0"): `contract=`. */
+  contract: string;
   contractMajor: number;
   contractMinor: number;
+  /** The header it was built with (`header=`, from 1.2 on); absent: built with the 1.0 or 1.1 header. */
+  header?: string;
+  headerMinor?: number;
   name: string;
   version: string;
   extensions: string[]; // "function:echo", …

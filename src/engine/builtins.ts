@@ -3,6 +3,7 @@
  * batch column); aggregates reduce the rows of one group. Names are case-insensitive.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { StreamplugError } from '../errors.js';
 import type { ValueType } from '../plugins/types.js';
 import { jsonPathExists, jsonPathQuery, jsonPathQueryFirst } from './jsonpath.js';
 import { castValue, compare, evalError, isNull, num, short, stableKey, str, toEpochMs, toText, typeName } from './values.js';
@@ -19,10 +20,14 @@ export interface BuiltinScalar {
   min: number;
   /** -1: variadic */
   max: number;
-  /** true: the function sees nulls; otherwise a null argument gives null without a call. */
+  /** true: the function sees nulls; otherwise a null argument gives `onNull` (default null) without a call. */
   nulls?: boolean;
+  /** What a null argument gives, as eKuiper's checks do: false (endswith), 0 (length), … */
+  onNull?: unknown;
   /** Argument positions that must be literals in the SQL. */
   literal?: number[];
+  /** Checks the literal arguments when the rule is created (undefined: not a literal); throws E_ARG_LITERAL. */
+  validate?: (literals: unknown[]) => void;
   type?: ValueType;
   fn: (a: unknown[], env: Env) => unknown;
 }
@@ -76,6 +81,62 @@ function crc32(data: Uint8Array): number {
   let c = 0xffffffff;
   for (const b of data) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
+}
+
+/** Go's json.Marshal as eKuiper's to_json uses it: object keys sorted, <, > and & escaped. */
+export function goJson(v: unknown): string {
+  const norm = (x: unknown): unknown => {
+    if (typeof x === 'bigint') return Number(x);
+    if (x instanceof Date) return x.toISOString();
+    if (x instanceof Uint8Array) return Buffer.from(x).toString('base64');
+    if (Array.isArray(x)) return x.map(norm);
+    if (x && typeof x === 'object') {
+      const o: Record<string, unknown> = {};
+      for (const k of Object.keys(x).sort()) o[k] = norm((x as Record<string, unknown>)[k]);
+      return o;
+    }
+    return x;
+  };
+  return JSON.stringify(norm(v) ?? null).replace(/[<>&\u2028\u2029]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+}
+
+/** Go duration text (1h30m, -10s, 100ms, 200us, 300ns) in milliseconds. */
+function durationMs(text: string): number {
+  let t = text.trim();
+  let sign = 1;
+  if (t.startsWith('-')) {
+    sign = -1;
+    t = t.slice(1);
+  }
+  const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  let total = 0;
+  let m: RegExpExecArray | null;
+  let at = 0;
+  while ((m = re.exec(t))) {
+    total += Number(m[1]) * UNITS[m[2]];
+    at = re.lastIndex;
+  }
+  if (at !== t.length || t === '') throw evalError(`date_calc: ${JSON.stringify(text)} is not a duration such as 1h30m or -10s`, {});
+  return sign * total;
+}
+
+/** The clock as text with fsp (0 to 6) fraction digits; milliseconds are padded with zeros. */
+function nowText(now: number, pattern: string, fsp: unknown): string {
+  const n = isNull(fsp) ? 0 : Math.trunc(num(fsp, 'fsp'));
+  if (n < 0 || n > 6) throw evalError(`fsp must be 0 to 6 but found ${n}`, {});
+  const text = formatTime(new Date(now), pattern);
+  if (n === 0) return text;
+  return text + '.' + String(now % 1000).padStart(3, '0').padEnd(6, '0').slice(0, n);
+}
+
+/** Microseconds within the second; text keeps its own digits beyond milliseconds. */
+function microsOf(v: unknown, where: string): number {
+  if (typeof v === 'string') {
+    const m = /[T ]\d{2}:\d{2}:\d{2}\.(\d+)/.exec(v);
+    if (m) return Number(m[1].slice(0, 6).padEnd(6, '0'));
+  }
+  return toDate(v, where).getUTCMilliseconds() * 1000;
 }
 
 const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
@@ -148,6 +209,31 @@ function regex(p: unknown, where: string, flags = ''): RegExp {
   return r;
 }
 
+function badLiteral(message: string): StreamplugError {
+  return new StreamplugError('E_ARG_LITERAL', message, {});
+}
+
+/** A literal JSON path must parse when the rule is created. */
+function pathLiteral(lits: unknown[]): void {
+  if (lits[1] === undefined) return;
+  if (typeof lits[1] !== 'string') throw badLiteral(`the JSON path must be text like "$.a.b" but found ${short(lits[1])}`);
+  try {
+    jsonPathExists({}, lits[1]);
+  } catch (e) {
+    throw badLiteral((e as Error).message);
+  }
+}
+
+function base64Literal(lits: unknown[]): void {
+  if (lits[1] !== undefined && (typeof lits[1] !== 'string' || lits[1].toLowerCase() !== 'base64'))
+    throw badLiteral(`only "base64" is supported as the scheme but found ${short(lits[1])}`);
+}
+
+function jsonData(v: unknown, where: string): unknown {
+  if (isNull(v)) throw evalError(`${where}: invalid data nil for jsonpath; guard the field with IS NOT NULL`, {});
+  return v;
+}
+
 const arr = (v: unknown, where: string): unknown[] => {
   if (Array.isArray(v)) return v;
   throw evalError(`${where} expects an array but found ${typeName(v)} ${short(v)}`, {});
@@ -199,11 +285,16 @@ export const SCALARS: Record<string, BuiltinScalar> = {
 
   // string
   concat: S(0, -1, (a) => a.map((v) => (isNull(v) ? '' : toText(v))).join(''), { nulls: true, type: 'string' }),
-  endswith: S(2, 2, (a) => str(a[0], 'endswith').endsWith(str(a[1], 'endswith')), { type: 'bool' }),
-  startswith: S(2, 2, (a) => str(a[0], 'startswith').startsWith(str(a[1], 'startswith')), { type: 'bool' }),
+  endswith: S(2, 2, (a) => toText(a[0]).endsWith(toText(a[1])), { type: 'bool', onNull: false }),
+  startswith: S(2, 2, (a) => toText(a[0]).startsWith(toText(a[1])), { type: 'bool', onNull: false }),
   format: S(2, 2, (a) => formatNumber(num(a[0], 'format'), num(a[1], 'format')), { type: 'string' }),
-  indexof: S(2, 2, (a) => str(a[0], 'indexof').indexOf(str(a[1], 'indexof')), { type: 'int64' }),
-  length: S(1, 1, (a) => (Array.isArray(a[0]) ? a[0].length : [...str(a[0], 'length')].length), { type: 'int64' }),
+  indexof: S(2, 2, (a) => Buffer.from(toText(a[0])).indexOf(Buffer.from(toText(a[1]))), { type: 'int64', onNull: -1 }),
+  length: S(1, 1, (a) => {
+    const v = a[0];
+    if (Array.isArray(v)) return v.length;
+    if (v && typeof v === 'object' && !(v instanceof Date) && !(v instanceof Uint8Array)) return Object.keys(v).length;
+    return [...toText(v)].length;
+  }, { type: 'int64', onNull: 0 }),
   lower: S(1, 1, (a) => str(a[0], 'lower').toLowerCase(), { type: 'string' }),
   upper: S(1, 1, (a) => str(a[0], 'upper').toUpperCase(), { type: 'string' }),
   lpad: S(2, 2, (a) => ' '.repeat(Math.max(0, num(a[1], 'lpad'))) + str(a[0], 'lpad'), { type: 'string' }),
@@ -211,45 +302,69 @@ export const SCALARS: Record<string, BuiltinScalar> = {
   ltrim: S(1, 1, (a) => str(a[0], 'ltrim').trimStart(), { type: 'string' }),
   rtrim: S(1, 1, (a) => str(a[0], 'rtrim').trimEnd(), { type: 'string' }),
   trim: S(1, 1, (a) => str(a[0], 'trim').trim(), { type: 'string' }),
-  numbytes: S(1, 1, (a) => Buffer.byteLength(str(a[0], 'numbytes'), 'utf8'), { type: 'int64' }),
+  numbytes: S(1, 1, (a) => Buffer.byteLength(toText(a[0]), 'utf8'), { type: 'int64', onNull: 0 }),
   reverse: S(1, 1, (a) => [...str(a[0], 'reverse')].reverse().join(''), { type: 'string' }),
+  // byte offsets, as eKuiper: a start past the end gives "", an end past the end stops at the end
   substring: S(2, 3, (a) => {
-    const s = str(a[0], 'substring');
+    const s = Buffer.from(toText(a[0]));
     const start = num(a[1], 'substring');
-    const end = a.length > 2 ? num(a[2], 'substring') : s.length;
-    if (start < 0 || end < start) throw evalError(`substring(${short(s)}, ${start}, ${end}): expected 0 <= start <= end`, {});
-    return s.substring(start, end);
+    if (start < 0) throw evalError(`substring: start index ${start} must be a positive number`, {});
+    if (a.length > 2) {
+      const end = num(a[2], 'substring');
+      if (end < 0) throw evalError(`substring: end index ${end} must be a positive number`, {});
+      if (start > end) throw evalError(`substring: start index ${start} must be smaller than end index ${end}`, {});
+      if (start > s.length) return '';
+      return s.subarray(start, Math.min(end, s.length)).toString();
+    }
+    if (start > s.length) return '';
+    return s.subarray(start).toString();
   }, { type: 'string' }),
   split_value: S(3, 3, (a) => {
-    const parts = str(a[0], 'split_value').split(str(a[1], 'split_value'));
+    const parts = toText(a[0]).split(toText(a[1]));
     const i = num(a[2], 'split_value');
-    if (!Number.isInteger(i) || i < 0 || i >= parts.length)
+    if (!Number.isInteger(i) || i >= parts.length || i < -parts.length)
       throw evalError(`split_value: index ${i} is out of range, the value has ${parts.length} parts`, { index: i, parts: parts.length });
-    return parts[i];
+    return parts[i < 0 ? parts.length + i : i];
   }, { type: 'string' }),
-  regexp_matches: S(2, 2, (a) => regex(a[1], 'regexp_matches').test(str(a[0], 'regexp_matches')), { type: 'bool' }),
+  regexp_matches: S(2, 2, (a) => regex(toText(a[1]), 'regexp_matches').test(toText(a[0])), { type: 'bool', onNull: false }),
   regexp_replace: S(3, 3, (a) => str(a[0], 'regexp_replace').replace(regex(a[1], 'regexp_replace', 'g'), str(a[2], 'regexp_replace')), { type: 'string' }),
   regexp_substr: S(2, 2, (a) => regex(a[1], 'regexp_substr').exec(str(a[0], 'regexp_substr'))?.[0] ?? null, { type: 'string' }),
 
   // conversion
   cast: S(2, 2, (a) => castValue(a[0], String(a[1]).toLowerCase()), { literal: [1], nulls: true }),
-  chr: S(1, 1, (a) => (typeof a[0] === 'string' ? a[0].charCodeAt(0) : String.fromCodePoint(num(a[0], 'chr')))),
-  encode: S(2, 2, (a) => {
-    if (String(a[1]).toLowerCase() !== 'base64') throw evalError(`encode: unknown scheme ${short(a[1])}; expected "base64"`, {});
-    return Buffer.from(a[0] instanceof Uint8Array ? a[0] : toText(a[0])).toString('base64');
-  }, { type: 'string' }),
-  decode: S(2, 2, (a) => {
-    if (String(a[1]).toLowerCase() !== 'base64') throw evalError(`decode: unknown scheme ${short(a[1])}; expected "base64"`, {});
-    return Buffer.from(str(a[0], 'decode'), 'base64').toString('utf8');
-  }, { type: 'string' }),
-  to_json: S(1, 1, (a) => toText(a[0]), { type: 'string' }),
-  parse_json: S(1, 1, (a) => {
-    try {
-      return JSON.parse(str(a[0], 'parse_json'));
-    } catch {
-      throw evalError(`parse_json: ${short(a[0])} is not JSON`, {});
+  // eKuiper's chr gives a rune, which its JSON writes as the code point number: chr(65) is 65, chr("A") is 65
+  chr: S(1, 1, (a) => {
+    const v = a[0];
+    if (typeof v === 'string') {
+      if (Buffer.byteLength(v) > 1) throw evalError(`chr: parameter ${short(v)} is longer than 1`, {});
+      return v.codePointAt(0) ?? null;
     }
-  }),
+    if (typeof v === 'bigint') return Number(BigInt.asIntN(32, v));
+    if (typeof v === 'number') return Math.trunc(v) | 0;
+    throw evalError(`chr: only bigint, float and string can be converted to a character, found ${typeName(v)}`, {});
+  }, { type: 'int64' }),
+  encode: S(2, 2, (a) => {
+    if (typeof a[1] !== 'string' || a[1].toLowerCase() !== 'base64') throw evalError(`encode: unknown scheme ${short(a[1])}; only "base64" is supported`, {});
+    if (typeof a[0] !== 'string') throw evalError(`encode: only text can be encoded, found ${typeName(a[0])} ${short(a[0])}`, {});
+    return Buffer.from(a[0]).toString('base64');
+  }, { type: 'string', validate: base64Literal }),
+  // eKuiper returns bytes, which its JSON writes as base64 again
+  decode: S(2, 2, (a) => {
+    if (typeof a[1] !== 'string' || a[1].toLowerCase() !== 'base64') throw evalError(`decode: unknown scheme ${short(a[1])}; only "base64" is supported`, {});
+    if (typeof a[0] !== 'string') throw evalError(`decode: only text can be decoded, found ${typeName(a[0])} ${short(a[0])}`, {});
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(a[0]) || a[0].length % 4 !== 0) throw evalError(`decode: ${short(a[0])} is not base64`, {});
+    return new Uint8Array(Buffer.from(a[0], 'base64'));
+  }, { type: 'bytes', validate: base64Literal }),
+  to_json: S(1, 1, (a) => goJson(a[0]), { type: 'string' }),
+  parse_json: S(1, 1, (a) => {
+    if (isNull(a[0]) || a[0] === 'null') return null;
+    if (typeof a[0] !== 'string') throw evalError(`parse_json: fail to convert ${short(a[0])} to string`, {});
+    try {
+      return JSON.parse(a[0]);
+    } catch (e) {
+      throw evalError(`parse_json: fail to parse json: ${(e as Error).message}`, {});
+    }
+  }, { nulls: true }),
 
   // hashing
   md5: hash('md5'),
@@ -258,17 +373,46 @@ export const SCALARS: Record<string, BuiltinScalar> = {
   sha256: hash('sha256'),
   sha384: hash('sha384'),
   sha512: hash('sha512'),
-  crc32: S(1, 1, (a) => crc32(a[0] instanceof Uint8Array ? a[0] : Buffer.from(toText(a[0]))), { type: 'int64' }),
+  crc32: S(1, 1, (a) => crc32(a[0] instanceof Uint8Array ? a[0] : Buffer.from(toText(a[0]))).toString(16), { type: 'string' }),
 
   // date and time (UTC; `now` is the rule's clock, so tests can drive it)
-  now: S(0, 0, (_a, env) => new Date(env.now)),
-  current_timestamp: S(0, 0, (_a, env) => new Date(env.now)),
+  // eKuiper: "yyyy-MM-dd HH:mm:ss", with fsp (0 to 6) digits of fraction
+  now: S(0, 1, (a, env) => nowText(env.now, 'yyyy-MM-dd HH:mm:ss', a[0]), { type: 'string' }),
+  current_timestamp: S(0, 1, (a, env) => nowText(env.now, 'yyyy-MM-dd HH:mm:ss', a[0]), { type: 'string' }),
   tstamp: S(0, 0, (_a, env) => env.now, { type: 'int64' }),
   cur_date: S(0, 0, (_a, env) => formatTime(new Date(env.now), 'yyyy-MM-dd'), { type: 'string' }),
-  cur_time: S(0, 0, (_a, env) => formatTime(new Date(env.now), 'HH:mm:ss'), { type: 'string' }),
+  cur_time: S(0, 1, (a, env) => nowText(env.now, 'HH:mm:ss', a[0]), { type: 'string' }),
   format_time: S(2, 2, (a) => formatTime(toDate(a[0], 'format_time'), str(a[1], 'format_time')), { type: 'string' }),
   unix_timestamp: S(0, 1, (a, env) => Math.floor((a.length ? toDate(a[0], 'unix_timestamp').getTime() : env.now) / 1000), { type: 'int64' }),
-  from_unix_time: S(1, 1, (a) => new Date(num(a[0], 'from_unix_time') * 1000)),
+  from_unix_time: S(1, 1, (a) => {
+    const sec = Math.trunc(num(a[0], 'from_unix_time'));
+    return sec === 0 ? null : formatTime(new Date(sec * 1000), 'yyyy-MM-dd HH:mm:ss');
+  }, { type: 'string' }),
+  current_date: S(0, 0, (_a, env) => formatTime(new Date(env.now), 'yyyy-MM-dd'), { type: 'string' }),
+  current_time: S(0, 1, (a, env) => nowText(env.now, 'HH:mm:ss', a[0]), { type: 'string' }),
+  local_time: S(0, 1, (a, env) => nowText(env.now, 'yyyy-MM-dd HH:mm:ss', a[0]), { type: 'string' }),
+  local_timestamp: S(0, 1, (a, env) => nowText(env.now, 'yyyy-MM-dd HH:mm:ss', a[0]), { type: 'string' }),
+  day_name: S(1, 1, (a) => DAYS[toDate(a[0], 'day_name').getUTCDay()], { type: 'string' }),
+  month_name: S(1, 1, (a) => MONTHS[toDate(a[0], 'month_name').getUTCMonth()], { type: 'string' }),
+  day_of_year: S(1, 1, (a) => {
+    const d = toDate(a[0], 'day_of_year');
+    return Math.floor((d.getTime() - Date.UTC(d.getUTCFullYear(), 0, 1)) / 86_400_000) + 1;
+  }, { type: 'int64' }),
+  microsecond: S(1, 1, (a) => microsOf(a[0], 'microsecond'), { type: 'int64' }),
+  last_day: S(1, 1, (a) => {
+    const d = toDate(a[0], 'last_day');
+    return formatTime(new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 0)), 'yyyy-MM-dd');
+  }, { type: 'string' }),
+  from_days: S(1, 1, (a) => {
+    const days = Math.trunc(num(a[0], 'from_days'));
+    return days === 0 ? null : formatTime(new Date((days - 1) * 86_400_000), 'yyyy-MM-dd');
+  }, { type: 'string' }),
+  // eKuiper returns a Go duration, which its JSON writes as nanoseconds
+  date_diff: S(2, 2, (a) => (toDate(a[1], 'date_diff').getTime() - toDate(a[0], 'date_diff').getTime()) * 1_000_000, { type: 'int64' }),
+  date_calc: S(2, 2, (a) => {
+    const d = toDate(a[0], 'date_calc');
+    return formatTime(new Date(d.getTime() + durationMs(toText(a[1]))), 'yyyy-MM-dd HH:mm:ss');
+  }, { type: 'string' }),
   year: S(1, 1, (a) => toDate(a[0], 'year').getUTCFullYear(), { type: 'int64' }),
   month: S(1, 1, (a) => toDate(a[0], 'month').getUTCMonth() + 1, { type: 'int64' }),
   day: S(1, 1, (a) => toDate(a[0], 'day').getUTCDate(), { type: 'int64' }),
@@ -279,12 +423,13 @@ export const SCALARS: Record<string, BuiltinScalar> = {
   second: S(1, 1, (a) => toDate(a[0], 'second').getUTCSeconds(), { type: 'int64' }),
 
   // JSON path
-  json_path_query: S(2, 2, (a) => jsonPathQuery(a[0], str(a[1], 'json_path_query'))),
-  json_path_query_first: S(2, 2, (a) => jsonPathQueryFirst(a[0], str(a[1], 'json_path_query_first'))),
-  json_path_exists: S(2, 2, (a) => jsonPathExists(a[0], str(a[1], 'json_path_exists')), { type: 'bool' }),
+  // eKuiper: null data is an error ("invalid data nil for jsonpath"), not a null
+  json_path_query: S(2, 2, (a) => jsonPathQuery(jsonData(a[0], 'json_path_query'), str(a[1], 'json_path_query')), { nulls: true, validate: pathLiteral }),
+  json_path_query_first: S(2, 2, (a) => jsonPathQueryFirst(jsonData(a[0], 'json_path_query_first'), str(a[1], 'json_path_query_first')), { nulls: true, validate: pathLiteral }),
+  json_path_exists: S(2, 2, (a) => jsonPathExists(jsonData(a[0], 'json_path_exists'), str(a[1], 'json_path_exists')), { type: 'bool', nulls: true, validate: pathLiteral }),
 
   // arrays and others
-  cardinality: S(1, 1, (a) => arr(a[0], 'cardinality').length, { type: 'int64' }),
+  cardinality: S(1, 1, (a) => arr(a[0], 'cardinality').length, { type: 'int64', onNull: 0 }),
   array_contains: S(2, 2, (a) => arr(a[0], 'array_contains').some((x) => stableKey(x) === stableKey(a[1])), { type: 'bool', nulls: true }),
   array_position: S(2, 2, (a) => arr(a[0], 'array_position').findIndex((x) => stableKey(x) === stableKey(a[1])), { type: 'int64', nulls: true }),
   element_at: S(2, 2, (a) => {
@@ -294,6 +439,11 @@ export const SCALARS: Record<string, BuiltinScalar> = {
     }
     if (typeof a[0] === 'object') return (a[0] as Row)[str(a[1], 'element_at')] ?? null;
     throw evalError(`element_at expects an array or struct but found ${typeName(a[0])}`, {});
+  }),
+  // the projection turns the array into one row per element (a multiple-row function, SELECT only)
+  unnest: S(1, 1, (a) => {
+    if (!Array.isArray(a[0])) throw evalError('the argument for the unnest function should be array', {});
+    return a[0];
   }),
   isnull: S(1, 1, (a) => isNull(a[0]), { nulls: true, type: 'bool' }),
   coalesce: S(1, -1, (a) => a.find((v) => !isNull(v)) ?? null, { nulls: true }),
@@ -330,9 +480,13 @@ export const AGGREGATES: Record<string, BuiltinAggregate> = {
     if (vs.every((v) => typeof v === 'bigint')) return bigOut((vs as bigint[]).reduce((x, y) => x + y, 0n));
     return vs.reduce((x: number, v) => x + num(v, 'sum'), 0);
   }),
+  // eKuiper: the average of BIGINTs is a BIGINT (the sum divided by the count, truncated)
   avg: A(1, 1, (args, s, e) => {
-    const xs = numbers(args, s, e, 'avg');
-    return xs.length ? xs.reduce((x, y) => x + y, 0) / xs.length : null;
+    const vs = values(args, s, e);
+    if (!vs.length) return null;
+    if (typeof vs[0] === 'bigint') return bigOut(vs.reduce((x: bigint, v) => x + int(v, 'avg'), 0n) / BigInt(vs.length));
+    const xs = vs.map((v) => num(v, 'avg'));
+    return xs.reduce((x, y) => x + y, 0) / xs.length;
   }, { type: 'float64' }),
   min: A(1, 1, (args, s, e) => extreme(values(args, s, e), -1)),
   max: A(1, 1, (args, s, e) => extreme(values(args, s, e), 1)),
@@ -341,9 +495,9 @@ export const AGGREGATES: Record<string, BuiltinAggregate> = {
     for (let i = s; i < e; i++) out.push(args.length === 0 ? { ...rows[i] } : args[0][i]);
     return out;
   }, { star: true }),
-  /** deduplicate(col, false): every row whose col was not seen before in the group; (col, true): the last row, or null when its col repeats. */
+  /** eKuiper: deduplicate(col, true): every row whose col was not seen before in the group; (col, false): the last row, or null when its col repeats. */
   deduplicate: A(2, 2, (args, s, e, rows) => {
-    const all = args[1][s] !== true;
+    const all = args[1][s] === true;
     if (all) {
       const seen = new Set<string>();
       const out: Row[] = [];

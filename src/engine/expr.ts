@@ -3,10 +3,12 @@
  * and returns one value per row/group. Plugin scalars are called once per frame through callBatch,
  * plugin aggregates once per frame through callGroups.
  */
-import { StreamplugError } from '../errors.js';
+import { StreamplugError, isStreamplugError } from '../errors.js';
 import type { ArgInfo, Column, FunctionInstance, PluginFunction, Scalar, ValueType } from '../plugins/types.js';
 import type { Expr, StreamField, FieldType } from './ast.js';
 import { AGGREGATES, lookupBuiltin, SCALARS, WINDOW_FUNCS, type Row } from './builtins.js';
+import { ANALYTIC_FUNCS, compileAnalytic, type AnalyticRegistry } from './analytic.js';
+import { rowMeta, rowTime } from './meta.js';
 import type { Pos } from './lexer.js';
 import { compare, equals, evalError, fromColumn, isNull, num, short, toColumn, toText, truthy, typeName } from './values.js';
 
@@ -26,8 +28,10 @@ export interface Frame {
   group?: { rows: Row[]; offsets: Uint32Array };
   window?: { start: number; end: number };
   now: number;
-  /** Output columns by select position, for ORDER BY on aliases. */
+  /** Output columns by select position, for ORDER BY and later select fields that name an alias. */
   projected?: unknown[][];
+  /** True when the frame is one window's rows (row_number counts within it). */
+  windowed?: boolean;
 }
 
 export type Eval = (f: Frame) => unknown[];
@@ -48,6 +52,19 @@ export interface Scope {
   aliasExprs?: Map<string, Expr>;
   /** ORDER BY: select aliases read the projected column. */
   aliasColumns?: Map<string, number>;
+  /** Analytic call sites (lag, latest, changed_col, acc_*…): evaluated on every row before WHERE. */
+  analytics?: AnalyticRegistry;
+  /** Every select alias and its expression: an analytic function's arguments may name any of them. */
+  allAliases?: Map<string, Expr>;
+  /** The rule itself, for rule_id(), rule_start(), last_hit_*() and last_agg_hit_*(). */
+  rule?: RuleInfo;
+}
+
+/** What a rule tells its SQL about itself: its start, and how often (and when last) it was hit. */
+export interface RuleInfo {
+  start: number;
+  hits: { count: number; time: number };
+  aggHits: { count: number; time: number };
 }
 
 export function semanticError(message: string, pos?: Pos): StreamplugError {
@@ -57,10 +74,26 @@ export function semanticError(message: string, pos?: Pos): StreamplugError {
 
 const fill = (n: number, v: unknown): unknown[] => new Array(n).fill(v);
 
+/** Functions that read the rule, not the row. */
+const RULE_FUNCS: Record<string, (r: RuleInfo, id: string) => unknown> = {
+  rule_id: (_r, id) => id,
+  rule_start: (r) => r.start,
+  last_hit_count: (r) => r.hits.count,
+  last_hit_time: (r) => r.hits.time,
+  last_agg_hit_count: (r) => r.aggHits.count,
+  last_agg_hit_time: (r) => r.aggHits.time,
+};
+
+/** True when the SQL reads the rule's hit counters: rows then go one by one so each sees the count before it. */
+export function usesHits(e: Expr): boolean {
+  if (e.kind === 'call' && /^last_(agg_)?hit_(count|time)$/i.test(e.name)) return true;
+  return childExprs(e).some(usesHits);
+}
+
 /** A frame holding only the selected rows (and, when grouped, only the selected groups' input rows). */
 export function subFrame(f: Frame, idx: number[]): Frame {
   const rows = idx.map((i) => f.rows[i]);
-  const out: Frame = { rows, n: idx.length, window: f.window, now: f.now };
+  const out: Frame = { rows, n: idx.length, window: f.window, now: f.now, windowed: f.windowed };
   if (f.group) {
     const inner: Row[] = [];
     const offsets = new Uint32Array(idx.length + 1);
@@ -77,7 +110,7 @@ export function subFrame(f: Frame, idx: number[]): Frame {
 /** The frame an aggregate's arguments are evaluated over: every input row of every group. */
 function innerFrame(f: Frame, pos: Pos): Frame {
   if (!f.group) throw semanticError('an aggregate function was evaluated outside a group', pos);
-  return { rows: f.group.rows, n: f.group.rows.length, window: f.window, now: f.now };
+  return { rows: f.group.rows, n: f.group.rows.length, window: f.window, now: f.now, windowed: f.windowed };
 }
 
 export function isAggregateCall(e: Expr, scope: Pick<Scope, 'functions'>): boolean {
@@ -97,6 +130,7 @@ function childExprs(e: Expr): Expr[] {
   switch (e.kind) {
     case 'member': return [e.object];
     case 'index': return [e.object, e.index];
+    case 'slice': return [e.object, ...(e.start ? [e.start] : []), ...(e.end ? [e.end] : [])];
     case 'unary': return [e.operand];
     case 'binary': return [e.left, e.right];
     case 'like': return [e.operand, e.pattern];
@@ -104,10 +138,12 @@ function childExprs(e: Expr): Expr[] {
     case 'between': return [e.operand, e.low, e.high];
     case 'isnull': return [e.operand];
     case 'case': return [...(e.operand ? [e.operand] : []), ...e.whens.flatMap((w) => [w.when, w.then]), ...(e.else ? [e.else] : [])];
-    case 'call': return e.args;
+    case 'call': return [...e.args, ...(e.over ? [...e.over.partitionBy, ...(e.over.when ? [e.over.when] : [])] : [])];
     default: return [];
   }
 }
+
+export { childExprs };
 
 function resolvePlugin(name: string, scope: Pick<Scope, 'functions'>): PluginFunction | undefined {
   return scope.functions?.getFunction(name);
@@ -117,12 +153,12 @@ function resolvePlugin(name: string, scope: Pick<Scope, 'functions'>): PluginFun
 export function staticType(e: Expr, scope: Scope): ValueType {
   switch (e.kind) {
     case 'literal':
-      if (typeof e.value === 'number') return Number.isInteger(e.value) ? 'int64' : 'float64';
+      if (typeof e.value === 'number') return e.int ? 'int64' : 'float64';
       if (typeof e.value === 'string') return 'string';
       if (typeof e.value === 'boolean') return 'bool';
       return 'any';
     case 'field': {
-      const f = scope.schema?.find((x) => x.name === e.name);
+      const f = schemaField(scope.schema, e.name);
       return f ? fieldValueType(f.type) : 'any';
     }
     case 'like': case 'in': case 'between': case 'isnull': return 'bool';
@@ -164,6 +200,12 @@ function fieldValueType(t: FieldType): ValueType {
 function map1(a: unknown[], fn: (x: unknown) => unknown): unknown[] {
   const out = new Array(a.length);
   for (let i = 0; i < a.length; i++) out[i] = isNull(a[i]) ? null : fn(a[i]);
+  return out;
+}
+/** Comparison: a null on either side gives false, as eKuiper's SimpleDataEval does. */
+function cmp2(a: unknown[], b: unknown[], fn: (x: unknown, y: unknown) => unknown): unknown[] {
+  const out = new Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = isNull(a[i]) || isNull(b[i]) ? false : fn(a[i], b[i]);
   return out;
 }
 function map2(a: unknown[], b: unknown[], fn: (x: unknown, y: unknown) => unknown): unknown[] {
@@ -217,19 +259,30 @@ function bitop(op: string, x: unknown, y: unknown): unknown {
 }
 
 const likeCache = new Map<string, RegExp>();
-/** SQL LIKE: % any run, _ one character, \ escapes. */
+/**
+ * LIKE exactly as eKuiper compiles it: `%` → `.*`, `_` → `.`, except right after a backslash; then every
+ * backslash is doubled. So `\_` matches a backslash followed by `_` (eKuiper's test expects "str\_ng" to
+ * match the text `str\_ng`, not `str_ng`), and other characters keep their regular-expression meaning
+ * (`.` matches any character). Matched against the whole text.
+ */
 export function likeRegex(pattern: string): RegExp {
   let r = likeCache.get(pattern);
   if (r) return r;
-  let src = '^';
+  let src = '';
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i];
-    if (c === '\\' && i + 1 < pattern.length) src += pattern[++i].replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-    else if (c === '%') src += '[\\s\\S]*';
-    else if (c === '_') src += '[\\s\\S]';
-    else src += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    if (c === '\\' && (pattern[i + 1] === '%' || pattern[i + 1] === '_')) {
+      src += '\\\\' + pattern[++i];
+    } else if (c === '%') src += '.*';
+    else if (c === '_') src += '.';
+    else if (c === '\\') src += '\\\\';
+    else src += c;
   }
-  r = new RegExp(src + '$');
+  try {
+    r = new RegExp('^(?:' + src + ')$', 'u');
+  } catch {
+    r = new RegExp('^(?:' + src.replace(/[.*+?^${}()|[\]]/g, (m) => (m === '.' ? '.' : '\\' + m)) + ')$');
+  }
   if (likeCache.size > 1000) likeCache.clear();
   likeCache.set(pattern, r);
   return r;
@@ -251,18 +304,43 @@ function member(v: unknown, name: string): unknown {
 
 function index(v: unknown, i: unknown): unknown {
   if (Array.isArray(v)) {
-    const k = num(i, 'array index');
-    if (!Number.isInteger(k)) throw evalError(`array index must be an integer, found ${k}`, {});
-    return v[k < 0 ? v.length + k : k] ?? null;
+    const k = Math.trunc(num(i, 'array index'));
+    const at = k < 0 ? v.length + k : k;
+    if (at < 0 || at >= v.length) throw evalError(`array index ${k} is out of range for an array of ${v.length}; guard it with cardinality()`, { index: k, length: v.length });
+    return v[at] ?? null;
   }
   if (typeof i === 'string') return member(v, i);
   return null;
 }
 
+/** a[start:end] as eKuiper: bounds default to the ends, negative ones count from the end, end exclusive; out of range is an error. */
+function slice(v: unknown, lo: unknown, hi: unknown): unknown {
+  if (isNull(v)) return null;
+  if (!Array.isArray(v)) throw evalError(`a slice [start:end] needs an array but found ${typeName(v)} ${short(v)}`, {});
+  const n = v.length;
+  const out = (what: string, k: number) => evalError(`${what} is out of index: ${k} of ${n}`, { index: k, length: n });
+  let a = isNull(lo) ? 0 : Math.trunc(num(lo, 'slice start'));
+  if (a < 0) {
+    if (a + n < 0) throw out('start value', a);
+    a += n;
+  } else if (a >= n) throw out('start value', a);
+  let b = n;
+  if (!isNull(hi)) {
+    b = Math.trunc(num(hi, 'slice end'));
+    if (b < 0) {
+      if (b + n < 0) throw out('end value', b);
+      b += n;
+    } else if (b > n) throw out('end value', b);
+    else if (a >= b) throw evalError(`start cannot be greater than end. start:${a}  end:${b}`, {});
+  }
+  return v.slice(a, b);
+}
+
 export function compileExpr(e: Expr, scope: Scope): Eval {
   switch (e.kind) {
     case 'literal': {
-      const v = e.value;
+      // integer literals are BIGINTs: 32 / 72 is 0, as in eKuiper
+      const v = e.int && typeof e.value === 'number' && Number.isSafeInteger(e.value) ? BigInt(e.value) : e.value;
       return (f) => fill(f.n, v);
     }
     case 'star':
@@ -272,7 +350,7 @@ export function compileExpr(e: Expr, scope: Scope): Eval {
     case 'member': {
       // stream.field / alias.field resolve to the field; otherwise struct access
       const o = e.object;
-      if (o.kind === 'field' && (o.name === scope.stream || o.name === scope.alias) && !scope.schema?.some((x) => x.name === o.name))
+      if (o.kind === 'field' && (o.name === scope.stream || o.name === scope.alias) && !schemaField(scope.schema, o.name))
         return compileField(e.name, e.pos, scope, true);
       const obj = compileExpr(e.object, scope);
       const name = e.name;
@@ -282,6 +360,17 @@ export function compileExpr(e: Expr, scope: Scope): Eval {
       const obj = compileExpr(e.object, scope);
       const idx = compileExpr(e.index, scope);
       return (f) => map2(obj(f), idx(f), index);
+    }
+    case 'slice': {
+      const obj = compileExpr(e.object, scope);
+      const lo = e.start ? compileExpr(e.start, scope) : undefined;
+      const hi = e.end ? compileExpr(e.end, scope) : undefined;
+      return (f) => {
+        const vo = obj(f);
+        const vl = lo?.(f);
+        const vh = hi?.(f);
+        return vo.map((v, i) => slice(v, vl?.[i], vh?.[i]));
+      };
     }
     case 'unary': {
       const a = compileExpr(e.operand, scope);
@@ -299,16 +388,33 @@ export function compileExpr(e: Expr, scope: Scope): Eval {
       const a = compileExpr(e.operand, scope);
       const p = compileExpr(e.pattern, scope);
       const not = e.not;
-      return (f) => map2(a(f), p(f), (x, pat) => likeRegex(toText(pat)).test(toText(x)) !== not);
+      return (f) =>
+        cmp2(a(f), p(f), (x, pat) => {
+          if (typeof x !== 'string') throw evalError(`LIKE expects text on its left but found ${typeName(x)} ${short(x)}; cast(x, "string") converts`, {});
+          if (typeof pat !== 'string') throw evalError(`LIKE expects a text pattern but found ${typeName(pat)} ${short(pat)}`, {});
+          return likeRegex(pat).test(x) !== not;
+        });
     }
     case 'in': {
       const a = compileExpr(e.operand, scope);
       const list = e.list.map((x) => compileExpr(x, scope));
       const not = e.not;
+      // eKuiper: `x IN arr` (or a one-item list whose value is an array) tests membership in that array;
+      // a null x gives false for IN and NOT IN alike; a null set gives false for IN, true for NOT IN.
+      const arrayForm = e.array === true || (e.list.length === 1 && e.list[0].kind !== 'literal');
       return (f) => {
         const va = a(f);
         const vl = list.map((l) => l(f));
-        return va.map((v, i) => (isNull(v) ? null : vl.some((c) => equals(v, c[i])) !== not));
+        return va.map((v, i) => {
+          let set: unknown[] = vl.map((c) => c[i]);
+          if (arrayForm) {
+            const only = vl[0][i];
+            if (Array.isArray(only)) set = only;
+            else if (e.array) return not; // not an array: an empty set
+          }
+          if (isNull(v)) return false;
+          return set.some((c) => !isNull(c) && equals(v, c)) !== not;
+        });
       };
     }
     case 'between': {
@@ -321,10 +427,11 @@ export function compileExpr(e: Expr, scope: Scope): Eval {
         const vl = lo(f);
         const vh = hi(f);
         return va.map((v, i) => {
-          if (isNull(v) || isNull(vl[i]) || isNull(vh[i])) return null;
+          // eKuiper: a null operand or bound gives false (NOT BETWEEN too)
+          if (isNull(v) || isNull(vl[i]) || isNull(vh[i])) return false;
           const c1 = compare(v, vl[i]);
           const c2 = compare(v, vh[i]);
-          if (c1 === undefined || c2 === undefined) return null;
+          if (c1 === undefined || c2 === undefined) throw evalError(`BETWEEN cannot compare ${typeName(v)} ${short(v)} with ${typeName(vl[i])} and ${typeName(vh[i])}`, {});
           return (c1 >= 0 && c2 <= 0) !== not;
         });
       };
@@ -348,17 +455,42 @@ function compileField(name: string, pos: Pos, scope: Scope, qualified = false): 
   }
   if (!qualified && scope.aliasExprs?.has(name)) {
     const inner = scope.aliasExprs.get(name)!;
-    return compileExpr(inner, { ...scope, aliasExprs: undefined });
+    const rest = new Map(scope.aliasExprs);
+    rest.delete(name); // `SELECT a + 1 AS a`: inside, a is the column again
+    const all = scope.allAliases && new Map(scope.allAliases);
+    all?.delete(name);
+    return compileExpr(inner, { ...scope, aliasExprs: rest, allAliases: all });
   }
-  if (scope.schema && !scope.schema.some((x) => x.name === name)) {
-    const known = scope.schema.map((x) => x.name).join(', ');
-    throw semanticError(`unknown field ${name} in ${scope.clause}: stream ${scope.stream} has ${known || 'no fields'}; fix the name or the stream definition`, pos);
+  let key = name;
+  if (scope.schema) {
+    const field = schemaField(scope.schema, name);
+    if (!field) {
+      const known = scope.schema.map((x) => x.name).join(', ');
+      throw semanticError(`unknown field ${name} in ${scope.clause}: stream ${scope.stream} has ${known || 'no fields'}; fix the name or the stream definition`, pos);
+    }
+    key = field.name;
   }
   return (f) => {
     const out = new Array(f.n);
-    for (let i = 0; i < f.n; i++) out[i] = f.rows[i][name] ?? null;
+    for (let i = 0; i < f.n; i++) out[i] = fieldOf(f.rows[i], key);
     return out;
   };
+}
+
+/** The schema field of that name: an exact match first, then one that differs only in case (eKuiper). */
+export function schemaField(schema: StreamField[] | null | undefined, name: string): StreamField | undefined {
+  if (!schema) return undefined;
+  return schema.find((x) => x.name === name) ?? schema.find((x) => x.name.toLowerCase() === name.toLowerCase());
+}
+
+/** A row's field: the exact key, or else a key that differs only in case, as eKuiper's Message.Value does. */
+export function fieldOf(row: Row, name: string): unknown {
+  const v = row[name];
+  if (v !== undefined) return v;
+  if (Object.hasOwn(row, name)) return null;
+  const lower = name.toLowerCase();
+  for (const k in row) if (k.toLowerCase() === lower) return row[k] ?? null;
+  return null;
 }
 
 function compileBinary(op: string, l: Eval, r: Eval): Eval {
@@ -372,18 +504,20 @@ function compileBinary(op: string, l: Eval, r: Eval): Eval {
         return a.map((x, i) => {
           const y = b[i];
           for (const v of [x, y]) if (!isNull(v) && typeof v !== 'boolean') throw evalError(`${op} expects booleans but found ${typeName(v)} ${short(v)}`, {});
-          if (isAnd) return x === false || y === false ? false : isNull(x) || isNull(y) ? null : true;
-          return x === true || y === true ? true : isNull(x) || isNull(y) ? null : false;
+          // eKuiper: false AND x is false, true OR x is true; otherwise a null operand makes the result false
+          if (isAnd) return x === false ? false : isNull(x) || isNull(y) ? false : y;
+          return x === true ? true : isNull(x) || isNull(y) ? false : y;
         });
       };
     }
+    // eKuiper: a comparison with a null operand is false, not unknown
     case '=':
-      return (f) => map2(l(f), r(f), (x, y) => equals(x, y));
+      return (f) => cmp2(l(f), r(f), (x, y) => equals(x, y));
     case '!=':
-      return (f) => map2(l(f), r(f), (x, y) => !equals(x, y));
+      return (f) => cmp2(l(f), r(f), (x, y) => !equals(x, y));
     case '<': case '<=': case '>': case '>=':
       return (f) =>
-        map2(l(f), r(f), (x, y) => {
+        cmp2(l(f), r(f), (x, y) => {
           // values of kinds that do not order (text vs number) compare as unknown, like a null
           const c = compare(x, y);
           if (c === undefined) return null;
@@ -450,6 +584,39 @@ function arityError(name: string, min: number, max: number, found: number, pos: 
 
 function compileCall(e: Extract<Expr, { kind: 'call' }>, scope: Scope): Eval {
   const lname = e.name.toLowerCase();
+  if (ANALYTIC_FUNCS.has(lname)) {
+    if (!scope.analytics) throw semanticError(`analytic function ${e.name} is not allowed in ${scope.clause}; use it in SELECT or WHERE`, e.pos);
+    return compileAnalytic(e, scope, scope.analytics);
+  }
+  if (e.over) throw semanticError(`OVER (…) is only for analytic functions (lag, latest, changed_col, had_changed, acc_*), not ${e.name}`, e.pos);
+  if (lname === 'meta' || lname === 'mqtt') {
+    // meta(topic), meta(*): what the source told about the row (the MQTT topic)
+    if (e.args.length !== 1) throw arityError(lname, 1, 1, e.args.length, e.pos);
+    const a = e.args[0];
+    const key = a.kind === 'field' ? a.name : a.kind === 'literal' && typeof a.value === 'string' ? a.value : a.kind === 'star' ? '*' : undefined;
+    if (key === undefined) throw semanticError('meta() takes a key name such as meta(topic), or meta(*)', e.pos);
+    return (f) => f.rows.slice(0, f.n).map((r) => {
+      const m = rowMeta(r);
+      if (key === '*') return m ? { ...m } : null;
+      return m?.[key] ?? null;
+    });
+  }
+  if (lname === 'event_time') {
+    if (e.args.length) throw arityError(lname, 0, 0, e.args.length, e.pos);
+    // in a window's aggregate result it is the window's end (eKuiper)
+    return (f) => (f.group && f.window ? fill(f.n, f.window.end) : f.rows.slice(0, f.n).map((r) => rowTime(r) ?? f.now));
+  }
+  const info = RULE_FUNCS[lname];
+  if (info) {
+    if (e.args.length) throw arityError(lname, 0, 0, e.args.length, e.pos);
+    const rule = scope.rule;
+    return (f) => fill(f.n, rule ? info(rule, scope.ruleId) : null);
+  }
+  if (lname === 'row_number') {
+    if (e.args.length) throw arityError(lname, 0, 0, e.args.length, e.pos);
+    // numbers the rows of a window; without a window each row is its own input, so it is 1
+    return (f) => Array.from({ length: f.n }, (_, i) => (f.windowed ? i + 1 : 1));
+  }
   if (WINDOW_FUNCS.has(lname)) {
     if (e.args.length) throw arityError(lname, 0, 0, e.args.length, e.pos);
     const key = lname === 'window_start' ? 'start' : 'end';
@@ -479,9 +646,18 @@ function compileCall(e: Extract<Expr, { kind: 'call' }>, scope: Scope): Eval {
       if (k < e.args.length && literalOf(e.args[k]) === undefined)
         throw new StreamplugError('E_ARG_LITERAL', `argument ${k + 1} of ${lname} must be a literal (line ${e.pos.line}, column ${e.pos.column}); write a constant such as "bigint"`, { function: lname, argument: k + 1 });
     const args = star ? [] : e.args.map((a) => compileExpr(a, argScope));
+    if (builtin.kind === 'scalar' && builtin.validate) {
+      try {
+        builtin.validate(e.args.map(literalOf));
+      } catch (err) {
+        if (isStreamplugError(err)) throw new StreamplugError(err.code, `${lname} (line ${e.pos.line}, column ${e.pos.column}): ${err.message}`, { ...err.details, function: lname });
+        throw err;
+      }
+    }
     if (builtin.kind === 'scalar') {
       const fn = builtin.fn;
       const nulls = builtin.nulls;
+      const onNull = builtin.onNull ?? null;
       return (f) => {
         const cols = args.map((a) => a(f));
         const out = new Array(f.n);
@@ -493,7 +669,7 @@ function compileCall(e: Extract<Expr, { kind: 'call' }>, scope: Scope): Eval {
             row[k] = cols[k][i];
             if (isNull(row[k])) hasNull = true;
           }
-          out[i] = hasNull && !nulls ? null : (fn(row.slice(), env) ?? null);
+          out[i] = hasNull && !nulls ? onNull : (fn(row.slice(), env) ?? null);
         }
         return out;
       };

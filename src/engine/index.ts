@@ -31,6 +31,8 @@
  *   rule.importState(s)    puts such a snapshot back → { restored, ignored }. Built-in aggregates and
  *                          rows buffered in open windows are not checkpointed.
  *
+ *   setRowMeta(row, meta)  what a source knows about a row (e.g. { topic }), read by meta(topic) in the SQL.
+ *
  * Plugin functions are resolved when the rule compiles (fn.validate, then fn.instantiate(ruleId) per
  * call site) and called once per batch: callBatch for scalars, callGroups per window for aggregates.
  * A stage that throws at run time drops that batch/window, counts an exception and calls onError.
@@ -42,3 +44,4 @@ export { compileRule, type CompileOptions, type RuleRuntime, type OperatorMetric
 export type { FunctionResolver } from './expr.js';
 export { SCALARS, AGGREGATES, type Row } from './builtins.js';
 export { unitMs } from './windows.js';
+export { setRowMeta } from './meta.js';

@@ -8,10 +8,17 @@ import { compare, equals } from './values.js';
 type Step =
   | { k: 'name'; name: string }
   | { k: 'index'; index: number }
+  | { k: 'union'; keys: (string | number)[] }
   | { k: 'wild' }
   | { k: 'slice'; start?: number; end?: number }
   | { k: 'desc'; name: string | null }
-  | { k: 'filter'; path: Step[]; op?: string; value?: unknown };
+  | { k: 'filter'; test: Test };
+
+/** A filter's condition: comparisons and existence tests joined by && and ||. */
+type Test =
+  | { t: 'cmp'; path: Step[]; op?: string; value?: unknown }
+  | { t: 'and' | 'or'; a: Test; b: Test }
+  | { t: 'not'; a: Test };
 
 const cache = new Map<string, Step[]>();
 
@@ -55,8 +62,10 @@ function parsePath(path: string, relative = false): Step[] {
       else if (/^(-?\d+)?:(-?\d+)?$/.test(inner)) {
         const [a, b] = inner.split(':');
         steps.push({ k: 'slice', start: a ? Number(a) : undefined, end: b ? Number(b) : undefined });
-      } else if (/^(['"]).*\1$/.test(inner)) steps.push({ k: 'name', name: inner.slice(1, -1) });
-      else if (inner.startsWith('?(') && inner.endsWith(')')) steps.push(parseFilter(path, inner.slice(2, -1).trim()));
+      } else if (/^\s*(-?\d+|'[^']*'|"[^"]*")(\s*,\s*(-?\d+|'[^']*'|"[^"]*"))+\s*$/.test(inner))
+        steps.push({ k: 'union', keys: inner.split(',').map((x) => x.trim()).map((x) => (/^-?\d+$/.test(x) ? Number(x) : x.slice(1, -1))) });
+      else if (/^(['"]).*\1$/.test(inner)) steps.push({ k: 'name', name: inner.slice(1, -1) });
+      else if (inner.startsWith('?')) steps.push({ k: 'filter', test: parseTest(path, stripParens(inner.slice(1).trim())) });
       else throw bad(path, `cannot read [${inner}]`);
     } else throw bad(path, `unexpected '${path[i]}' at ${i}`);
   }
@@ -78,9 +87,56 @@ function findClose(path: string, open: number): number {
   throw bad(path, "a '[' is never closed");
 }
 
-function parseFilter(path: string, f: string): Step {
+/** Drops parentheses around the whole text: `(@.a > 1)` → `@.a > 1`. */
+function stripParens(f: string): string {
+  while (f.startsWith('(') && matchingParen(f, 0) === f.length - 1) f = f.slice(1, -1).trim();
+  return f;
+}
+
+function matchingParen(f: string, open: number): number {
+  let depth = 0;
+  let quote: string | null = null;
+  for (let j = open; j < f.length; j++) {
+    const c = f[j];
+    if (quote) {
+      if (c === quote) quote = null;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '(') depth++;
+    else if (c === ')' && --depth === 0) return j;
+  }
+  return -1;
+}
+
+/** Splits at the last top-level occurrence of op (outside quotes and parentheses). */
+function splitTop(f: string, op: string): [string, string] | undefined {
+  let depth = 0;
+  let quote: string | null = null;
+  let at = -1;
+  for (let j = 0; j < f.length; j++) {
+    const c = f[j];
+    if (quote) {
+      if (c === quote) quote = null;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '(' || c === '[') depth++;
+    else if (c === ')' || c === ']') depth--;
+    else if (depth === 0 && f.startsWith(op, j)) at = j;
+  }
+  return at < 0 ? undefined : [f.slice(0, at).trim(), f.slice(at + op.length).trim()];
+}
+
+function parseTest(path: string, f: string): Test {
+  f = stripParens(f.trim());
+  for (const op of ['||', '&&'] as const) {
+    const parts = splitTop(f, op);
+    if (parts) return { t: op === '||' ? 'or' : 'and', a: parseTest(path, parts[0]), b: parseTest(path, parts[1]) };
+  }
+  if (f.startsWith('!')) return { t: 'not', a: parseTest(path, f.slice(1)) };
+  return parseFilter(path, f);
+}
+
+function parseFilter(path: string, f: string): Test {
   const m = /^(@[^\s=!<>]*)\s*(==|!=|<=|>=|<|>)\s*(.+)$/.exec(f);
-  if (!m) return { k: 'filter', path: parsePath(f, true) };
+  if (!m) return { t: 'cmp', path: parsePath(f, true) };
   let value: unknown;
   const raw = m[3].trim();
   if (/^(['"]).*\1$/.test(raw)) value = raw.slice(1, -1);
@@ -88,7 +144,26 @@ function parseFilter(path: string, f: string): Step {
   else if (raw === 'null') value = null;
   else if (!Number.isNaN(Number(raw))) value = Number(raw);
   else throw bad(path, `filter value ${raw} is not a literal`);
-  return { k: 'filter', path: parsePath(m[1], true), op: m[2], value };
+  return { t: 'cmp', path: parsePath(m[1], true), op: m[2], value };
+}
+
+function passes(test: Test, c: unknown): boolean {
+  switch (test.t) {
+    case 'and': return passes(test.a, c) && passes(test.b, c);
+    case 'or': return passes(test.a, c) || passes(test.b, c);
+    case 'not': return !passes(test.a, c);
+    case 'cmp': {
+      const found = apply(test.path, c);
+      if (found.length === 0) return false;
+      if (test.op === undefined) return true;
+      const x = found[0];
+      const cmp = compare(x, test.value);
+      return test.op === '==' ? equals(x, test.value)
+        : test.op === '!=' ? !equals(x, test.value)
+        : cmp === undefined ? false
+        : test.op === '<' ? cmp < 0 : test.op === '<=' ? cmp <= 0 : test.op === '>' ? cmp > 0 : cmp >= 0;
+    }
+  }
 }
 
 function children(v: unknown): unknown[] {
@@ -115,6 +190,14 @@ function apply(steps: Step[], doc: unknown): unknown[] {
         case 'wild':
           next.push(...children(v));
           break;
+        case 'union':
+          for (const key of s.keys) {
+            if (typeof key === 'number' && Array.isArray(v)) {
+              const i = key < 0 ? v.length + key : key;
+              if (i >= 0 && i < v.length) next.push(v[i]);
+            } else if (typeof key === 'string' && v && typeof v === 'object' && !Array.isArray(v) && key in v) next.push((v as Record<string, unknown>)[key]);
+          }
+          break;
         case 'slice':
           if (Array.isArray(v)) next.push(...v.slice(s.start, s.end));
           break;
@@ -130,21 +213,7 @@ function apply(steps: Step[], doc: unknown): unknown[] {
           break;
         }
         case 'filter':
-          for (const c of children(v)) {
-            const found = apply(s.path, c);
-            if (found.length === 0) continue;
-            if (s.op === undefined) next.push(c);
-            else {
-              const x = found[0];
-              const cmp = compare(x, s.value);
-              const ok =
-                s.op === '==' ? equals(x, s.value)
-                : s.op === '!=' ? !equals(x, s.value)
-                : cmp === undefined ? false
-                : s.op === '<' ? cmp < 0 : s.op === '<=' ? cmp <= 0 : s.op === '>' ? cmp > 0 : cmp >= 0;
-              if (ok) next.push(c);
-            }
-          }
+          for (const c of children(v)) if (passes(s.test, c)) next.push(c);
           break;
       }
     }

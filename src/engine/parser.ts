@@ -19,7 +19,7 @@ import type {
 /** Words that end an expression or a clause: never taken as an alias without AS. */
 const RESERVED = new Set([
   'SELECT', 'FROM', 'WHERE', 'GROUP', 'BY', 'HAVING', 'ORDER', 'LIMIT', 'AS', 'AND', 'OR', 'NOT', 'LIKE', 'IN',
-  'BETWEEN', 'IS', 'NULL', 'CASE', 'WHEN', 'THEN', 'ELSE', 'END', 'ASC', 'DESC', 'TRUE', 'FALSE', 'WITH',
+  'BETWEEN', 'IS', 'NULL', 'CASE', 'WHEN', 'THEN', 'ELSE', 'END', 'ASC', 'DESC', 'TRUE', 'FALSE', 'WITH', 'OVER',
 ]);
 const WINDOWS = new Set(['TUMBLINGWINDOW', 'HOPPINGWINDOW', 'SLIDINGWINDOW', 'SESSIONWINDOW', 'COUNTWINDOW']);
 const UNITS = new Set(['MS', 'SS', 'MI', 'HH', 'DD']);
@@ -201,6 +201,23 @@ class Parser {
         if (t.kind === 'ident' && WINDOWS.has(t.upper) && this.isOp('(', this.peek())) {
           if (stmt.window) throw syntaxError('a second window in GROUP BY: expected at most one window function', t);
           stmt.window = this.window();
+          // FILTER (WHERE …) and OVER (WHEN …), in either order
+          for (let k = 0; k < 2; k++) {
+            if (!stmt.windowFilter && this.isKw('FILTER') && this.isOp('(', this.peek())) {
+              this.next();
+              this.next();
+              this.expectKw('WHERE');
+              stmt.windowFilter = this.expr();
+              this.expectOp(')');
+            }
+            if (!stmt.windowTrigger && this.isKw('OVER') && this.isOp('(', this.peek())) {
+              this.next();
+              this.next();
+              this.expectKw('WHEN');
+              stmt.windowTrigger = this.expr();
+              this.expectOp(')');
+            }
+          }
         } else stmt.groupBy.push(this.expr());
       } while (this.acceptOp(','));
     }
@@ -223,13 +240,34 @@ class Parser {
     const start = this.t;
     if (this.isOp('*')) {
       this.next();
-      return { expr: { kind: 'star', pos: start }, text: '*' };
+      const f: SelectField = { expr: { kind: 'star', pos: start }, text: '*' };
+      if (this.isKw('EXCEPT') && this.isOp('(', this.peek())) {
+        this.next();
+        this.next();
+        f.except = [];
+        do f.except.push(this.name('a column name in EXCEPT').text);
+        while (this.acceptOp(','));
+        this.expectOp(')');
+      }
+      if (this.isKw('REPLACE') && this.isOp('(', this.peek())) {
+        this.next();
+        this.next();
+        f.replace = [];
+        do {
+          const expr = this.expr();
+          this.expectKw('AS');
+          f.replace.push({ expr, alias: this.name('a column name after AS').text });
+        } while (this.acceptOp(','));
+        this.expectOp(')');
+      }
+      return f;
     }
     const expr = this.expr();
     const text = this.src.slice(start.offset, this.toks[this.i - 1].end);
     let alias: string | undefined;
     if (this.acceptKw('AS')) alias = this.name('an alias after AS').text;
-    else if (this.t.kind === 'qident' || (this.t.kind === 'ident' && !RESERVED.has(this.t.upper))) alias = this.next().text;
+    else if (this.t.kind === 'qident' || (this.t.kind === 'ident' && !RESERVED.has(this.t.upper) && this.t.upper !== 'INVISIBLE')) alias = this.next().text;
+    if (alias !== undefined && this.acceptKw('INVISIBLE')) return { expr, alias, text, invisible: true };
     return { expr, alias, text };
   }
 
@@ -267,6 +305,7 @@ class Parser {
       case 'SLIDINGWINDOW': {
         const u = unit();
         w = { type: 'sliding', unit: u, size: num('window size'), pos };
+        if (this.acceptOp(',')) w.delay = num('delay');
         break;
       }
       case 'SESSIONWINDOW': {
@@ -335,6 +374,7 @@ class Parser {
     }
     if (this.acceptKw('LIKE')) return { kind: 'like', not, operand: left, pattern: this.bitOr(), pos: t };
     if (this.acceptKw('IN')) {
+      if (!this.isOp('(')) return { kind: 'in', not, operand: left, list: [this.bitOr()], array: true, pos: t };
       this.expectOp('(');
       const list: Expr[] = [];
       do list.push(this.expr());
@@ -369,7 +409,7 @@ class Parser {
       const op = this.next();
       const operand = this.unary();
       if (op.text === '-' && operand.kind === 'literal' && typeof operand.value === 'number')
-        return { kind: 'literal', value: -operand.value, pos: op };
+        return { kind: 'literal', value: -operand.value, int: operand.int, pos: op };
       return { kind: 'unary', op: op.text as '-' | '+', operand, pos: op };
     }
     return this.postfix();
@@ -387,9 +427,16 @@ class Parser {
         e = { kind: 'member', object: e, name: n.text, pos: t };
       } else if (this.isOp('[')) {
         this.next();
-        const index = this.expr();
+        // a[i], or a slice a[start:end] with either bound left out
+        const start = this.isOp(':') ? undefined : this.expr();
+        if (this.acceptOp(':')) {
+          const end = this.isOp(']') ? undefined : this.expr();
+          this.expectOp(']');
+          e = { kind: 'slice', object: e, start, end, pos: t };
+          continue;
+        }
         this.expectOp(']');
-        e = { kind: 'index', object: e, index, pos: t };
+        e = { kind: 'index', object: e, index: start!, pos: t };
       } else return e;
     }
   }
@@ -399,7 +446,7 @@ class Parser {
     switch (t.kind) {
       case 'number':
         this.next();
-        return { kind: 'literal', value: Number(t.text), pos: t };
+        return /^[0-9]+$/.test(t.text) ? { kind: 'literal', value: Number(t.text), int: true, pos: t } : { kind: 'literal', value: Number(t.text), pos: t };
       case 'string':
         this.next();
         return { kind: 'literal', value: t.text, pos: t };
@@ -444,7 +491,21 @@ class Parser {
     }
     if (!this.isOp(')')) this.fail("',' or ')' in the argument list");
     this.next();
-    return { kind: 'call', name: nameTok.text, args, pos: nameTok };
+    const call: Expr = { kind: 'call', name: nameTok.text, args, pos: nameTok };
+    if (this.isKw('OVER') && this.isOp('(', this.peek())) {
+      this.next();
+      this.next();
+      const over: { partitionBy: Expr[]; when?: Expr } = { partitionBy: [] };
+      if (this.acceptKw('PARTITION')) {
+        this.expectKw('BY');
+        do over.partitionBy.push(this.expr());
+        while (this.acceptOp(','));
+      }
+      if (this.acceptKw('WHEN')) over.when = this.expr();
+      this.expectOp(')');
+      call.over = over;
+    }
+    return call;
   }
 
   private caseExpr(): Expr {

@@ -7,13 +7,26 @@ import { StreamplugError, isStreamplugError } from '../errors.js';
 import type { FunctionInstance, PluginFunction } from '../plugins/types.js';
 import type { Expr, SelectStatement } from './ast.js';
 import type { Row } from './builtins.js';
-import { compileExpr, containsAggregate, semanticError, subFrame, type Eval, type Frame, type FunctionResolver, type Scope } from './expr.js';
+import { AnalyticRegistry, ResultCols } from './analytic.js';
+import { compileExpr, containsAggregate, fieldOf, semanticError, subFrame, usesHits, type Eval, type Frame, type FunctionResolver, type RuleInfo, type Scope } from './expr.js';
 import { parseStatement } from './parser.js';
+import { carryMeta, rowTime, setRowTime } from './meta.js';
+import { coerceRow } from './schema.js';
 import type { StreamDef } from './streams.js';
-import { compare, isNull, stableKey, truthy } from './values.js';
+import { compare, isNull, plain, stableKey, toEpochMs, truthy } from './values.js';
 import { createWindow, type Emission, type WindowBuffer } from './windows.js';
 import { DEFAULT_MAX_WINDOW_ROWS, limitWindow } from './window-limit.js';
 import { JournaledWindow, type WindowSnapshot } from './window-checkpoint.js';
+
+/** The eKuiper rule options the engine itself honours. */
+export interface EngineRuleOptions {
+  /** Windows follow the rows' own time (the stream's TIMESTAMP field), with watermarks. */
+  isEventTime?: boolean;
+  /** Event time: how far (ms) a row may lag behind the newest one seen before it is late; default 1000. */
+  lateTolerance?: number;
+  /** A run-time error is also sent to the sinks as a row `{"error": "…"}`. */
+  sendError?: boolean;
+}
 
 export interface CompileOptions {
   streams: (name: string) => StreamDef | undefined;
@@ -26,6 +39,8 @@ export interface CompileOptions {
   now?: () => number;
   /** Most rows a time window holds (window-limit.ts); default DEFAULT_MAX_WINDOW_ROWS. */
   maxWindowRows?: number;
+  /** eKuiper rule options: isEventTime, lateTolerance, sendError. */
+  options?: EngineRuleOptions;
 }
 
 export interface OperatorMetrics {
@@ -38,6 +53,8 @@ export interface OperatorMetrics {
   lastLatencyUs: number;
   totalLatencyUs: number;
   calls: number;
+  /** Event time only (on window, or on source without a window): rows later than the watermark, dropped. */
+  lateRows?: number;
 }
 
 export interface RuleRuntime {
@@ -48,6 +65,11 @@ export interface RuleRuntime {
   readonly statement: SelectStatement;
   /** True when results come per window (GROUP BY has a window). */
   readonly windowed: boolean;
+  /**
+   * False when the engine changes rows even for `SELECT *` (a schema decodes them, event time holds and
+   * orders them, EXCEPT/REPLACE): such a rule must not take the encoded pass-through fast path.
+   */
+  readonly rowsPassUnchanged: boolean;
   onResult: ((rows: Row[]) => void) | undefined;
   /** Feeds rows that arrived at processing time ts (default: the clock). Windows that ended by ts emit first. */
   push(rows: Row[], ts?: number): void;
@@ -116,6 +138,16 @@ interface Output {
   name: string;
   star: boolean;
   ev?: Eval;
+  /** `* EXCEPT(…)` */
+  except?: Set<string>;
+  /** `* REPLACE(… AS name)` */
+  replace?: { name: string; ev: Eval }[];
+  /** A plain column without alias: a null it holds in the row is written, a missing one is not. */
+  column?: string;
+  /** unnest(arr): one output row per element. */
+  unnest?: boolean;
+  /** `AS name INVISIBLE`: computed for other fields, not written. */
+  invisible?: boolean;
 }
 
 export function compileRule(id: string, sql: string, opts: CompileOptions): RuleRuntime {
@@ -145,6 +177,15 @@ function describeKind(k: string): string {
   return { createStream: 'CREATE STREAM', dropStream: 'DROP STREAM', showStreams: 'SHOW STREAMS', describeStream: 'DESCRIBE STREAM' }[k] ?? k;
 }
 
+/** Thrown values that are not StreamplugErrors become E_EVAL errors naming the rule and stage. */
+function asError(e: unknown, rule: string, stage: string): StreamplugError {
+  return isStreamplugError(e) ? e : new StreamplugError('E_EVAL', `rule ${rule}, ${stage}: ${(e as Error)?.message ?? String(e)}`, {});
+}
+
+function isUnnest(e: Expr): boolean {
+  return e.kind === 'call' && e.name.toLowerCase() === 'unnest';
+}
+
 function defaultName(e: Expr, k: number): string {
   if (e.kind === 'field' || e.kind === 'member') return e.name;
   if (e.kind === 'call') return e.name;
@@ -154,6 +195,7 @@ function defaultName(e: Expr, k: number): string {
 class Rule implements RuleRuntime {
   readonly stream: string;
   readonly windowed: boolean;
+  readonly rowsPassUnchanged: boolean;
   onResult: ((rows: Row[]) => void) | undefined;
   closed = false;
   private readonly where?: Eval;
@@ -164,9 +206,27 @@ class Rule implements RuleRuntime {
   private readonly order: { ev: Eval; desc: boolean }[];
   private readonly limit?: number;
   private readonly window?: WindowBuffer;
+  /** Processing-time windows only: the rows the window holds, for checkpoints (window-checkpoint.ts). */
   private readonly journal?: JournaledWindow;
+  /** FILTER (WHERE …) before the window, OVER (WHEN …) deciding which rows trigger it. */
+  private readonly windowFilter?: Eval;
+  private readonly windowTrigger?: Eval;
   private readonly ops = new Map<OperatorMetrics['name'], OperatorMetrics>();
   private readonly clock: () => number;
+  private readonly analytics = new AnalyticRegistry();
+  private readonly schema: StreamDef['fields'];
+  /** Event time: the stream's TIMESTAMP field, the tolerance and the watermark so far. */
+  private readonly eventTime?: { field: string; tolerance: number };
+  private maxEventTs = -Infinity;
+  /** Event time without a window: rows wait here, in time order, until the watermark passes them. */
+  private held: { ts: number; row: Row }[] = [];
+  private readonly info: RuleInfo;
+  /** The SQL reads last_hit_*(): rows go one by one and the counters move after each hit. */
+  private readonly hitSensitive: boolean;
+  /** The SQL reads a row's time (event_time(), last_hit_time()): rows are stamped as they come. */
+  private readonly stampsRows: boolean;
+  /** A rule selecting changed_col(s) emits nothing for a row where nothing changed (eKuiper's doc examples). */
+  private readonly dropEmpty: boolean;
 
   constructor(
     readonly id: string,
@@ -180,8 +240,25 @@ class Rule implements RuleRuntime {
     this.stream = def.name;
     this.onResult = opts.onResult;
     this.clock = opts.now ?? Date.now;
+    this.schema = def.fields;
     const s = statement;
+    const ro = opts.options ?? {};
+    if (ro.isEventTime) {
+      const field = def.options.TIMESTAMP;
+      if (!field)
+        throw semanticError(`rule ${id} has options.isEventTime but stream ${def.name} names no TIMESTAMP field; add TIMESTAMP="field" to the stream's WITH (…) or drop isEventTime`, s.from.pos);
+      const tolerance = ro.lateTolerance ?? 1000;
+      if (typeof tolerance !== 'number' || !(tolerance >= 0))
+        throw semanticError(`options.lateTolerance must be a number of milliseconds >= 0 but found ${JSON.stringify(tolerance)}`, s.from.pos);
+      this.eventTime = { field, tolerance };
+    }
+    this.info = { start: this.clock(), hits: { count: 0, time: 0 }, aggHits: { count: 0, time: 0 } };
+    this.hitSensitive = [s.where, ...s.fields.map((f) => f.expr), s.having].some((e) => e !== undefined && usesHits(e));
+    this.stampsRows = /event_time|last_hit_time/i.test(sql);
+    this.rowsPassUnchanged = !def.fields && !ro.isEventTime && !ro.sendError && s.fields.every((f) => !f.except && !f.replace);
+    this.dropEmpty = s.fields.some((f) => f.expr.kind === 'call' && ['changed_cols', 'changed_col'].includes(f.expr.name.toLowerCase()));
     const base: Scope = {
+      rule: this.info,
       ruleId: id,
       stream: def.name,
       alias: s.from.alias,
@@ -190,8 +267,12 @@ class Rule implements RuleRuntime {
       instances,
       clause: 'WHERE',
       aggregatesAllowed: false,
+      analytics: this.analytics,
     };
-    if (s.where) this.where = compileExpr(s.where, base);
+    // a select alias may be named in WHERE (eKuiper): it stands for its expression
+    const whereAliases = new Map<string, Expr>();
+    for (const f of s.fields) if (f.alias && !isUnnest(f.expr) && !containsAggregate(f.expr, base)) whereAliases.set(f.alias, f.expr);
+    if (s.where) this.where = compileExpr(s.where, { ...base, aliasExprs: whereAliases, allAliases: whereAliases });
     this.keys = s.groupBy.map((g) => compileExpr(g, { ...base, clause: 'GROUP BY' }));
     const usesAgg =
       s.fields.some((f) => containsAggregate(f.expr, base)) ||
@@ -203,28 +284,49 @@ class Rule implements RuleRuntime {
     this.windowed = s.window !== undefined;
     if (s.window) {
       const w = s.window;
-      if (w.type === 'hopping' && w.hop > w.size) throw semanticError(`HOPPINGWINDOW hop ${w.hop} is larger than its size ${w.size}; rows would fall between windows — use hop <= size`, w.pos);
       if (w.type === 'count' && w.hop !== undefined && w.hop > w.size) throw semanticError(`COUNTWINDOW hop ${w.hop} is larger than its count ${w.size}; use hop <= count`, w.pos);
       if (w.type === 'session' && w.timeout > w.maxDuration) throw semanticError(`SESSIONWINDOW(unit, maxDuration, timeout): timeout ${w.timeout} exceeds maxDuration ${w.maxDuration}; eKuiper's order is max duration first, then timeout`, w.pos);
       const max = opts.maxWindowRows ?? DEFAULT_MAX_WINDOW_ROWS;
-      if (w.type === 'count') {
-        if (w.size > max) throw semanticError(`COUNTWINDOW(${w.size}) holds more rows than maxWindowRows (${max}); use a smaller count or raise the rule option maxWindowRows`, w.pos);
-        this.journal = new JournaledWindow(createWindow(w));
-        this.window = this.journal;
-      } else {
-        this.journal = new JournaledWindow(createWindow(w));
-        this.window = limitWindow(this.journal, max, (err) => this.refuseRows(err));
+      if (w.type === 'count' && w.size > max) throw semanticError(`COUNTWINDOW(${w.size}) holds more rows than maxWindowRows (${max}); use a smaller count or raise the rule option maxWindowRows`, w.pos);
+      let win = createWindow(w, ro.isEventTime === true);
+      // In event time rows arrive out of order, so the journal's premise (the window holds the latest rows) fails.
+      if (ro.isEventTime !== true) win = this.journal = new JournaledWindow(win);
+      this.window = w.type === 'count' ? win : limitWindow(win, max, (err) => this.refuseRows(err));
+      if (s.windowFilter) this.windowFilter = compileExpr(s.windowFilter, { ...base, clause: 'FILTER' });
+      if (s.windowTrigger) {
+        if (w.type !== 'sliding') throw semanticError('OVER (WHEN …) on a window is only for SLIDINGWINDOW: it decides which rows trigger it', w.pos);
+        this.windowTrigger = compileExpr(s.windowTrigger, { ...base, clause: 'OVER (WHEN …)' });
       }
     }
 
     const selScope: Scope = { ...base, clause: 'SELECT', aggregatesAllowed: this.aggregate };
     const names = new Set<string>();
-    this.outputs = s.fields.map((f, k) => {
-      if (f.expr.kind === 'star') return { name: '*', star: true };
+    // a select field may name the alias of another: an earlier one is read from its column, a later one inlined
+    const earlier = new Map<string, number>();
+    const later = new Map<string, Expr>();
+    for (const f of s.fields) if (f.alias && !isUnnest(f.expr)) later.set(f.alias, f.expr);
+    const everyAlias = new Map(later);
+    if (s.fields.filter((f) => isUnnest(f.expr)).length > 1) throw semanticError('only one unnest() is allowed in SELECT', s.from.pos);
+    this.outputs = s.fields.map((f, k): Output => {
+      if (f.alias) later.delete(f.alias);
+      const allAliases = new Map(everyAlias);
+      if (f.alias) allAliases.delete(f.alias);
+      const scope: Scope = { ...selScope, aliasColumns: new Map(earlier), aliasExprs: new Map(later), allAliases };
+      if (f.expr.kind === 'star') {
+        const out: Output = { name: '*', star: true };
+        if (f.except) out.except = new Set(f.except);
+        if (f.replace) out.replace = f.replace.map((r) => ({ name: r.alias, ev: compileExpr(r.expr, scope) }));
+        return out;
+      }
       const name = f.alias ?? defaultName(f.expr, k);
       if (names.has(name)) throw semanticError(`two select fields are named ${name}; give one an alias with AS`, f.expr.pos);
       names.add(name);
-      return { name, star: false, ev: compileExpr(f.expr, selScope) };
+      const out: Output = { name, star: false, ev: compileExpr(f.expr, scope) };
+      if (f.alias) earlier.set(f.alias, k);
+      if (!f.alias && f.expr.kind === 'field') out.column = f.expr.name;
+      if (isUnnest(f.expr)) out.unnest = true;
+      if (f.invisible) out.invisible = true;
+      return out;
     });
     const aliasExprs = new Map<string, Expr>();
     const aliasColumns = new Map<string, number>();
@@ -246,6 +348,52 @@ class Rule implements RuleRuntime {
     opNames.push('project');
     if (this.order.length || this.limit !== undefined) opNames.push('order');
     for (const name of opNames) this.ops.set(name, { name, recordsIn: 0, recordsOut: 0, exceptions: 0, lastLatencyUs: 0, totalLatencyUs: 0, calls: 0 });
+    if (this.eventTime && this.window) this.ops.get('window')!.lateRows = 0;
+    if (this.eventTime && !this.window) this.ops.get('source')!.lateRows = 0;
+  }
+
+  /** Counts an error against an operator, tells onError, and with sendError sends it to the sinks. */
+  private fail(name: OperatorMetrics['name'], e: unknown): void {
+    const m = this.ops.get(name)!;
+    const err = asError(e, this.id, name);
+    m.exceptions++;
+    m.lastError = { code: err.code, message: err.message, at: Date.now() };
+    this.opts.onError?.(err, name);
+    if (this.opts.options?.sendError && this.onResult) this.onResult([{ error: err.message }]);
+  }
+
+  /** The schema applied to each row; a row of the wrong type is counted and left out, the others go on. */
+  private decode(rows: Row[]): Row[] {
+    const fields = this.schema;
+    if (!fields) return rows;
+    const out: Row[] = [];
+    for (const r of rows) {
+      try {
+        const c = coerceRow(r, fields);
+        carryMeta(r, c);
+        out.push(c);
+      } catch (e) {
+        const err = asError(e, this.id, 'source');
+        this.fail('source', new StreamplugError(err.code, `error in preprocessor: ${err.message}`, err.details));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Runs fn over the whole batch; if it throws, over each row alone, so that only the rows that fail
+   * are counted and dropped (eKuiper handles rows one by one). A window is one unit and fails whole.
+   */
+  private rowWise<T>(name: OperatorMetrics['name'], rows: Row[], fn: (rows: Row[]) => T[], perRow: boolean): T[] | undefined {
+    if (!perRow || rows.length <= 1) return this.stage(name, rows.length, () => fn(rows), (o) => o.length);
+    const whole = this.stage(name, rows.length, () => fn(rows), (o) => o.length, true);
+    if (whole) return whole;
+    const out: T[] = [];
+    for (const r of rows) {
+      const one = this.stage(name, 0, () => fn([r]), (o) => o.length);
+      if (one) out.push(...one);
+    }
+    return out;
   }
 
   // ---- running
@@ -257,48 +405,197 @@ class Rule implements RuleRuntime {
     src.recordsIn += rows.length;
     src.recordsOut += rows.length;
     src.calls++;
+    // With sendError, errors travel in the same stream as the results: rows go one by one, so that a
+    // row's error reaches the sinks in its place, between the results of the rows around it.
+    if ((this.opts.options?.sendError || this.hitSensitive) && rows.length > 1 && !this.window) {
+      src.recordsIn -= rows.length;
+      src.recordsOut -= rows.length;
+      src.calls--;
+      for (const r of rows) this.push([r], now);
+      return;
+    }
+    if (this.stampsRows) for (const r of rows) setRowTime(r, now);
+    rows = this.decode(rows);
+    if (this.eventTime && this.stampsRows) for (const r of rows) {
+      const t = toEpochMs(fieldOf(r, this.eventTime.field));
+      if (t !== undefined) setRowTime(r, t, true); // the row's own time field: the same for every rule of the stream
+    }
+    if (this.eventTime && !this.window) {
+      rows = this.watermark(rows);
+      if (rows.length === 0) return;
+    }
+    if (!this.analytics.empty) {
+      // analytic functions see every row, before WHERE
+      const ok = this.rowWise('source', rows, (rs) => {
+        this.analytics.run(rs, now);
+        return rs;
+      }, true);
+      if (!ok) return;
+      rows = ok;
+    }
     let kept = rows;
-    if (this.where) {
+    // With a window, eKuiper filters the window's rows: a COUNTWINDOW counts rows before WHERE, and
+    // every row moves event time on. Without one, WHERE runs on the rows as they come.
+    if (this.where && !this.window) {
       const where = this.where;
-      const r = this.stage('filter', rows.length, () => {
-        const mask = where({ rows, n: rows.length, now });
-        return rows.filter((_, i) => truthy(mask[i]));
-      }, (o) => o.length);
+      const r = this.rowWise('filter', rows, (rs) => {
+        const mask = where({ rows: rs, n: rs.length, now });
+        return rs.filter((_, i) => truthy(mask[i]));
+      }, true);
       if (!r) return;
       kept = r;
     }
     if (!this.window) {
       if (kept.length) this.evaluate(kept, undefined, now);
+      // a row that passed is a hit (one row at a time when the SQL reads the counters)
+      for (const r of kept) {
+        this.info.hits.count++;
+        this.info.hits.time = rowTime(r) ?? now;
+      }
       return;
     }
     const win = this.window;
-    const emissions = this.stage('window', kept.length, () => win.push(kept, now), (e) => e.length);
+    // FILTER (WHERE …): rows that do not match stay out of the window, but still move event time on
+    let enters: boolean[] | undefined;
+    if (this.windowFilter) {
+      const filter = this.windowFilter;
+      const rs = kept;
+      const m = this.stage('window', 0, () => filter({ rows: rs, n: rs.length, now }).map(truthy), () => 0);
+      if (!m) return;
+      enters = m;
+    }
+    let triggers: boolean[] | undefined;
+    if (this.windowTrigger) {
+      const trigger = this.windowTrigger;
+      const rs = kept;
+      const t = this.stage('window', 0, () => trigger({ rows: rs, n: rs.length, now }).map(truthy), () => 0);
+      if (!t) return;
+      triggers = t;
+    }
+    if (this.eventTime) return this.pushEventTime(win, kept, now, triggers, enters);
+    if (enters) {
+      const e = enters;
+      triggers = triggers?.filter((_, i) => e[i]);
+      kept = kept.filter((_, i) => e[i]);
+    }
+    const emissions = this.stage('window', kept.length, () => win.push(kept, now, triggers), (e) => e.length);
     if (emissions) this.emitAll(emissions, now);
+  }
+
+  /**
+   * Event time without a window (eKuiper's watermark stage): a row older than the watermark is late
+   * (dropped, counted on the source); the others are held and go on in time order once the watermark
+   * reaches them.
+   */
+  private watermark(rows: Row[]): Row[] {
+    const et = this.eventTime!;
+    const src = this.ops.get('source')!;
+    for (const row of rows) {
+      const ts = toEpochMs(fieldOf(row, et.field));
+      if (ts === undefined) {
+        this.fail('source', new StreamplugError('E_EVAL', `rule ${this.id}: the row's TIMESTAMP field ${et.field} holds no time (${JSON.stringify(fieldOf(row, et.field))}); expected epoch milliseconds or a date text`, { field: et.field }));
+        continue;
+      }
+      if (ts < this.maxEventTs - et.tolerance) {
+        src.lateRows = (src.lateRows ?? 0) + 1;
+        continue;
+      }
+      this.held.push({ ts, row });
+      if (ts > this.maxEventTs) this.maxEventTs = ts;
+    }
+    const mark = this.maxEventTs - et.tolerance;
+    this.held.sort((a, b) => a.ts - b.ts);
+    let k = 0;
+    while (k < this.held.length && this.held[k].ts <= mark) k++;
+    return this.held.splice(0, k).map((x) => x.row);
+  }
+
+  /** Event time: each row goes in at its own timestamp; windows close as the watermark passes their end. */
+  private pushEventTime(win: WindowBuffer, rows: Row[], now: number, triggers?: boolean[], enters?: boolean[]): void {
+    const et = this.eventTime!;
+    const m = this.ops.get('window')!;
+    m.recordsIn += rows.length;
+    m.calls++;
+    for (const [k, row] of rows.entries()) {
+      const ts = toEpochMs(fieldOf(row, et.field));
+      if (ts === undefined) {
+        this.fail('window', new StreamplugError('E_EVAL', `rule ${this.id}: the row's TIMESTAMP field ${et.field} holds no time (${JSON.stringify(fieldOf(row, et.field))}); expected epoch milliseconds or a date text`, { field: et.field }));
+        continue;
+      }
+      const watermark = this.maxEventTs - et.tolerance;
+      if (ts < watermark) {
+        m.lateRows = (m.lateRows ?? 0) + 1;
+        continue;
+      }
+      let emissions: Emission[];
+      try {
+        emissions = !enters || enters[k] ? win.insert([row], ts, triggers && [triggers[k]]) : [];
+        if (ts > this.maxEventTs) this.maxEventTs = ts;
+        emissions.push(...win.advance(this.maxEventTs - et.tolerance));
+      } catch (e) {
+        this.fail('window', e);
+        continue;
+      }
+      m.recordsOut += emissions.length;
+      this.emitAll(emissions, now);
+    }
   }
 
   tick(now: number): void {
     this.ensureOpen();
-    if (!this.window) return;
+    if (!this.window || this.eventTime) return; // event time moves with the rows only
     const win = this.window;
     const emissions = this.stage('window', 0, () => win.advance(now), (e) => e.length);
     if (emissions) this.emitAll(emissions, now);
   }
 
   nextDeadline(): number | undefined {
-    return this.window?.nextDeadline();
+    return this.eventTime ? undefined : this.window?.nextDeadline();
   }
 
   private emitAll(emissions: Emission[], now: number): void {
     for (const e of emissions) this.evaluate(e.rows, { start: e.start, end: e.end }, now);
   }
 
-  /** One batch or one window through aggregate → having → project → order. */
+  /** One batch or one window through aggregate → having → project → order; a batch falls back to row by row on an error. */
   private evaluate(rows: Row[], window: Frame['window'], now: number): void {
-    let frame: Frame | undefined = { rows, n: rows.length, window, now };
+    const perRow = !this.windowed && rows.length > 1;
+    if (perRow) {
+      const out = this.run(rows, window, now, true);
+      if (out) {
+        if (out.length && this.onResult) this.onResult(out);
+        return;
+      }
+      for (const r of rows) {
+        const one = this.run([r], window, now, false);
+        if (one?.length && this.onResult) this.onResult(one);
+      }
+      return;
+    }
+    const out = this.run(rows, window, now, false);
+    if (out?.length && this.onResult) this.onResult(out);
+    if (out?.length && window) {
+      this.info.aggHits.count++;
+      this.info.aggHits.time = window.end;
+    }
+  }
+
+  /** The rows of one result, or undefined when a stage failed (counted unless quiet: the caller retries per row). */
+  private run(rows: Row[], window: Frame['window'], now: number, quiet: boolean): Row[] | undefined {
+    if (this.window && this.where) {
+      const where = this.where;
+      const kept = this.rowWise('filter', rows, (rs) => {
+        const mask = where({ rows: rs, n: rs.length, now, window, windowed: true });
+        return rs.filter((_, i) => truthy(mask[i]));
+      }, true);
+      if (!kept || kept.length === 0) return kept ? [] : undefined;
+      rows = kept;
+    }
+    let frame: Frame | undefined = { rows, n: rows.length, window, now, windowed: this.windowed };
     if (this.aggregate) {
       const rowFrame = frame;
-      frame = this.stage('aggregate', rows.length, () => this.group(rowFrame), (f) => f.n);
-      if (!frame) return;
+      frame = this.stage('aggregate', rows.length, () => this.group(rowFrame), (f) => f.n, quiet);
+      if (!frame) return undefined;
     }
     if (this.having) {
       const having = this.having;
@@ -308,28 +605,79 @@ class Rule implements RuleRuntime {
         const keep: number[] = [];
         mask.forEach((m, i) => truthy(m) && keep.push(i));
         return keep.length === f0.n ? f0 : subFrame(f0, keep);
-      }, (f) => f.n);
-      if (!frame || frame.n === 0) return;
+      }, (f) => f.n, quiet);
+      if (!frame) return undefined;
+      if (frame.n === 0) return [];
     }
     const f1 = frame;
-    const cols = this.stage('project', f1.n, () => this.outputs.map((o) => (o.ev ? o.ev(f1) : [])), () => f1.n);
-    if (!cols) return;
+    const project = () => {
+      const cols: unknown[][] = [];
+      const reps: unknown[][][] = [];
+      const pf: Frame = { ...f1, projected: cols };
+      for (const o of this.outputs) {
+        cols.push(o.ev ? o.ev(pf) : []);
+        reps.push(o.replace ? o.replace.map((r) => r.ev(pf)) : []);
+      }
+      return { cols, reps };
+    };
+    const projected = this.stage('project', f1.n, project, () => f1.n, quiet);
+    if (!projected) return undefined;
+    const { cols, reps } = projected;
     let order = Array.from({ length: f1.n }, (_, i) => i);
     if (this.order.length || this.limit !== undefined) {
-      const sorted = this.stage('order', f1.n, () => this.sort({ ...f1, projected: cols }, order), (o) => o.length);
-      if (!sorted) return;
+      const sorted = this.stage('order', f1.n, () => this.sort({ ...f1, projected: cols }, order), (o) => o.length, quiet);
+      if (!sorted) return undefined;
       order = sorted;
     }
-    const out: Row[] = order.map((i) => {
-      const o: Row = {};
-      this.outputs.forEach((spec, k) => {
-        if (spec.star) Object.assign(o, f1.rows[i]);
-        else o[spec.name] = cols[k][i] ?? null;
-      });
-      return o;
-    });
-    if (out.length && this.onResult) this.onResult(out);
+    const out: Row[] = [];
+    for (const i of order) this.outputRows(f1.rows[i], i, cols, reps, out);
+    return out;
   }
+
+  /**
+   * The output row(s) of result i, as eKuiper writes them: a null value is left out (a plain column
+   * that holds null in the input keeps it), changed_cols spreads its columns, unnest gives one row per
+   * element, BIGINTs become numbers.
+   */
+  private outputRows(row: Row, i: number, cols: unknown[][], reps: unknown[][][], out: Row[]): void {
+    const o: Row = {};
+    let unnest: { name: string; items: unknown[] } | undefined;
+    this.outputs.forEach((spec, k) => {
+      if (spec.invisible) return;
+      if (spec.star) {
+        for (const key in row) if (!spec.except?.has(key)) o[key] = row[key];
+        spec.replace?.forEach((r, j) => {
+          const v = reps[k][j][i];
+          if (isNull(v)) delete o[r.name];
+          else o[r.name] = v;
+        });
+        return;
+      }
+      const v = cols[k][i];
+      if (spec.unnest) {
+        if (Array.isArray(v)) unnest = { name: spec.name, items: v };
+        else if (!isNull(v)) throw new StreamplugError('E_EVAL', 'the argument for the unnest function should be array', {});
+        else unnest = { name: spec.name, items: [] };
+        return;
+      }
+      if (v instanceof ResultCols) Object.assign(o, v.cols);
+      else if (!isNull(v)) o[spec.name] = v;
+      else if (spec.column !== undefined && Object.hasOwn(row, spec.column) && row[spec.column] === null) o[spec.name] = null;
+    });
+    if (!unnest) {
+      if (this.dropEmpty && Object.keys(o).length === 0) return;
+      out.push(plain(o) as Row);
+      return;
+    }
+    for (const item of unnest.items) {
+      const r: Row = item && typeof item === 'object' && !Array.isArray(item) && !(item instanceof Date) && !(item instanceof Uint8Array)
+        ? { ...o, ...(item as Row) }
+        : { ...o, [unnest.name]: item };
+      out.push(plain(r) as Row);
+    }
+  }
+
+
 
   /** Orders rows by group: with no GROUP BY keys the whole window is one group, without a window every row is. */
   private group(f: Frame): Frame {
@@ -378,7 +726,6 @@ class Rule implements RuleRuntime {
     return this.limit !== undefined ? sorted.slice(0, this.limit) : sorted;
   }
 
-  /** Runs one stage, timing it and counting records; on failure counts the exception and returns undefined. */
   /** Rows a full window refused: errors of the window operator. */
   private refuseRows(err: StreamplugError): void {
     const m = this.ops.get('window')!;
@@ -387,7 +734,8 @@ class Rule implements RuleRuntime {
     this.opts.onError?.(err, 'window');
   }
 
-  private stage<T>(name: OperatorMetrics['name'], nIn: number, fn: () => T, nOut: (r: T) => number): T | undefined {
+  /** Runs one stage, timing it and counting records; on failure counts the exception and returns undefined. */
+  private stage<T>(name: OperatorMetrics['name'], nIn: number, fn: () => T, nOut: (r: T) => number, quiet = false): T | undefined {
     const m = this.ops.get(name)!;
     m.recordsIn += nIn;
     m.calls++;
@@ -397,10 +745,7 @@ class Rule implements RuleRuntime {
       m.recordsOut += nOut(r);
       return r;
     } catch (e) {
-      const err = isStreamplugError(e) ? e : new StreamplugError('E_EVAL', `rule ${this.id}, ${name}: ${(e as Error)?.message ?? String(e)}`, {});
-      m.exceptions++;
-      m.lastError = { code: err.code, message: err.message, at: Date.now() };
-      this.opts.onError?.(err, name);
+      if (!quiet) this.fail(name, e);
       return undefined;
     } finally {
       const us = Math.round((performance.now() - t0) * 1000);

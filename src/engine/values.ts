@@ -103,10 +103,44 @@ export function toEpochMs(v: unknown): number | undefined {
   if (typeof v === 'number') return v;
   if (typeof v === 'bigint') return Number(v);
   if (typeof v === 'string') {
+    // eKuiper reads "yyyy-MM-dd HH:mm:ss[.SSS]" and "yyyy-MM-dd" without a zone as UTC
+    const m = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?)?$/.exec(v.trim());
+    if (m) return Date.UTC(+m[1], +m[2] - 1, +m[3], +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0), Number((m[7] ?? '0').slice(0, 3).padEnd(3, '0')));
     const t = Date.parse(v);
     return Number.isNaN(t) ? undefined : t;
   }
   return undefined;
+}
+
+/** A value as it leaves the engine: BIGINTs that fit become numbers again, inside arrays and structs too. */
+export function plain(v: unknown): unknown {
+  if (typeof v === 'bigint') return v >= -9007199254740991n && v <= 9007199254740991n ? Number(v) : v;
+  if (Array.isArray(v)) return v.some(needsPlain) ? v.map(plain) : v;
+  if (v && typeof v === 'object' && !(v instanceof Date) && !(v instanceof Uint8Array)) {
+    const o = v as Record<string, unknown>;
+    let out: Record<string, unknown> | undefined;
+    for (const k in o) {
+      if (needsPlain(o[k])) {
+        out ??= { ...o };
+        out[k] = plain(o[k]);
+      }
+    }
+    return out ?? o;
+  }
+  return v;
+}
+
+function needsPlain(v: unknown): boolean {
+  if (typeof v === 'bigint') return true;
+  if (v === null || typeof v !== 'object') return false;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) if (needsPlain(v[i])) return true;
+    return false;
+  }
+  if (v instanceof Date || v instanceof Uint8Array) return false;
+  const o = v as Record<string, unknown>;
+  for (const k in o) if (needsPlain(o[k])) return true;
+  return false;
 }
 
 /** eKuiper's cast(x, "type"): bigint, float, string, boolean, datetime, bytea. */
@@ -115,18 +149,19 @@ export function castValue(v: unknown, to: string): unknown {
   const fail = () => evalError(`cannot cast ${typeName(v)} ${short(v)} to ${to}; check the value`, { from: typeName(v), to });
   switch (to) {
     case 'bigint': {
-      if (typeof v === 'bigint') return Number.isSafeInteger(Number(v)) ? Number(v) : v;
-      if (typeof v === 'number') return Math.trunc(v);
-      if (typeof v === 'boolean') return v ? 1 : 0;
-      if (v instanceof Date) return v.getTime();
+      // a BIGINT, so that arithmetic on it stays integer (cast("5", "bigint") / 2 is 2); outputs turn it back into a number
+      if (typeof v === 'bigint') return v;
+      if (typeof v === 'number') {
+        if (!Number.isFinite(v)) throw fail();
+        return BigInt(Math.trunc(v));
+      }
+      if (typeof v === 'boolean') return v ? 1n : 0n;
+      if (v instanceof Date) return BigInt(v.getTime());
       if (typeof v === 'string') {
         const t = v.trim();
-        if (/^[-+]?\d+$/.test(t)) {
-          const n = Number(t);
-          return Number.isSafeInteger(n) ? n : BigInt(t);
-        }
+        if (/^[-+]?\d+$/.test(t)) return BigInt(t);
         const f = Number(t);
-        if (t !== '' && Number.isFinite(f)) return Math.trunc(f);
+        if (t !== '' && Number.isFinite(f)) return BigInt(Math.trunc(f));
       }
       throw fail();
     }

@@ -9,7 +9,9 @@
  * the checkpoint). Built-in aggregates are computed over the window's rows when it closes, so their
  * state is these rows too.
  *
- * Limit: a COUNTWINDOW with a hop restores its rows, but its hop phase starts again from them.
+ * Limits: processing-time windows only (in event time rows arrive out of order, so the premise fails;
+ * the engine does not journal them). A COUNTWINDOW with a hop restores its rows, but its hop phase
+ * starts again from them. Trigger flags (OVER (WHEN …)) are not kept: restored rows count as triggers.
  */
 import type { Row } from './builtins.js';
 import type { Emission, WindowBuffer } from './windows.js';
@@ -29,10 +31,18 @@ export class JournaledWindow implements WindowBuffer {
 
   constructor(private readonly inner: WindowBuffer) {}
 
-  push(rows: Row[], ts: number): Emission[] {
+  push(rows: Row[], ts: number, triggers?: boolean[]): Emission[] {
     for (const row of rows) this.journal.push({ ts, row });
     this.now = Math.max(this.now ?? ts, ts);
-    const out = this.inner.push(rows, ts);
+    const out = this.inner.push(rows, ts, triggers);
+    this.trim();
+    return out;
+  }
+
+  /** Event time (rows out of order): the engine does not journal such windows; kept for the interface. */
+  insert(rows: Row[], ts: number, triggers?: boolean[]): Emission[] {
+    for (const row of rows) this.journal.push({ ts, row });
+    const out = this.inner.insert(rows, ts, triggers);
     this.trim();
     return out;
   }

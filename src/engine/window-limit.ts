@@ -11,20 +11,29 @@ import type { Emission, WindowBuffer } from './windows.js';
 export const DEFAULT_MAX_WINDOW_ROWS = 100_000;
 
 export function limitWindow(inner: WindowBuffer, maxRows: number, onRefused: (err: StreamplugError, rows: number) => void): WindowBuffer {
+  /** The rows that fit (and their trigger flags); reports the rest. */
+  const fit = (rows: Row[], triggers?: boolean[]): [Row[], boolean[] | undefined] => {
+    const room = Math.max(0, maxRows - inner.buffered());
+    if (rows.length <= room) return [rows, triggers];
+    const refused = rows.length - room;
+    onRefused(
+      new StreamplugError(
+        'E_WINDOW_FULL',
+        `window holds ${inner.buffered()} rows and maxWindowRows is ${maxRows}: ${refused} row(s) were refused; raise the rule option maxWindowRows or use a smaller window`,
+        { buffered: inner.buffered(), maxWindowRows: maxRows, refused },
+      ),
+      refused,
+    );
+    return [rows.slice(0, room), triggers?.slice(0, room)];
+  };
   return {
-    push(rows: Row[], ts: number): Emission[] {
-      const room = Math.max(0, maxRows - inner.buffered());
-      if (rows.length <= room) return inner.push(rows, ts);
-      const refused = rows.length - room;
-      onRefused(
-        new StreamplugError(
-          'E_WINDOW_FULL',
-          `window holds ${inner.buffered()} rows and maxWindowRows is ${maxRows}: ${refused} row(s) were refused; raise the rule option maxWindowRows or use a smaller window`,
-          { buffered: inner.buffered(), maxWindowRows: maxRows, refused },
-        ),
-        refused,
-      );
-      return room > 0 ? inner.push(rows.slice(0, room), ts) : [];
+    push(rows: Row[], ts: number, triggers?: boolean[]): Emission[] {
+      const [r, t] = fit(rows, triggers);
+      return r.length || rows.length === 0 ? inner.push(r, ts, t) : [];
+    },
+    insert(rows: Row[], ts: number, triggers?: boolean[]): Emission[] {
+      const [r, t] = fit(rows, triggers);
+      return r.length || rows.length === 0 ? inner.insert(r, ts, t) : [];
     },
     advance: (now) => inner.advance(now),
     nextDeadline: () => inner.nextDeadline(),

@@ -20,7 +20,13 @@ export interface Emission {
 }
 
 export interface WindowBuffer {
-  push(rows: Row[], ts: number): Emission[];
+  /** `triggers`: per row, whether it may trigger a sliding window (OVER (WHEN …)); default all. */
+  push(rows: Row[], ts: number, triggers?: boolean[]): Emission[];
+  /**
+   * Event time: adds rows at their own time without moving time (a row may be older than the last
+   * one); only windows that rows themselves trigger (sliding, count, a session gap) emit here.
+   */
+  insert(rows: Row[], ts: number, triggers?: boolean[]): Emission[];
   advance(now: number): Emission[];
   /** The earliest time at which advance() would emit, if time alone can close a window. */
   nextDeadline(): number | undefined;
@@ -34,14 +40,14 @@ export function unitMs(u: TimeUnit): number {
   return UNIT_MS[u];
 }
 
-export function createWindow(w: WindowSpec): WindowBuffer {
+export function createWindow(w: WindowSpec, eventTime = false): WindowBuffer {
   switch (w.type) {
     case 'tumbling':
-      return new HoppingWindow(w.size * UNIT_MS[w.unit], w.size * UNIT_MS[w.unit]);
+      return new HoppingWindow(w.size * UNIT_MS[w.unit], w.size * UNIT_MS[w.unit], eventTime ? 0 : undefined);
     case 'hopping':
-      return new HoppingWindow(w.size * UNIT_MS[w.unit], w.hop * UNIT_MS[w.unit]);
+      return new HoppingWindow(w.size * UNIT_MS[w.unit], w.hop * UNIT_MS[w.unit], eventTime ? w.hop * UNIT_MS[w.unit] : undefined);
     case 'sliding':
-      return new SlidingWindow(w.size * UNIT_MS[w.unit]);
+      return new SlidingWindow(w.size * UNIT_MS[w.unit], (w.delay ?? 0) * UNIT_MS[w.unit]);
     case 'session':
       return new SessionWindow(w.maxDuration * UNIT_MS[w.unit], w.timeout * UNIT_MS[w.unit]);
     case 'count':
@@ -57,7 +63,12 @@ interface Entry {
 class HoppingWindow implements WindowBuffer {
   private buf: Entry[] = [];
   private nextEnd: number | undefined;
-  constructor(private readonly size: number, private readonly hop: number) {}
+  private firstTs: number | undefined;
+  /**
+   * Event time: eKuiper starts the first windows no earlier than the first row's time minus this
+   * (0 for tumbling, the hop for hopping windows), which window_start() shows.
+   */
+  constructor(private readonly size: number, private readonly hop: number, private readonly startLag?: number) {}
 
   private firstEndAfter(ts: number): number {
     return Math.floor(ts / this.hop) * this.hop + this.hop;
@@ -68,8 +79,10 @@ class HoppingWindow implements WindowBuffer {
     while (this.nextEnd !== undefined && this.nextEnd <= now) {
       const end = this.nextEnd;
       const start = end - this.size;
-      const rows = this.buf.filter((x) => x.ts >= start && x.ts < end).map((x) => x.row);
-      if (rows.length) out.push({ rows, start, end });
+      // in time order: with event time, rows may have come out of order (the sort is stable)
+      const rows = this.buf.filter((x) => x.ts >= start && x.ts < end).sort((a, b) => a.ts - b.ts).map((x) => x.row);
+      const shown = this.startLag !== undefined && this.firstTs !== undefined ? Math.max(start, this.firstTs - this.startLag) : start;
+      if (rows.length) out.push({ rows, start: shown, end });
       const next = end + this.hop;
       this.buf = this.buf.filter((x) => x.ts >= next - this.size);
       if (this.buf.length === 0) this.nextEnd = undefined;
@@ -84,10 +97,16 @@ class HoppingWindow implements WindowBuffer {
 
   push(rows: Row[], ts: number): Emission[] {
     const out = this.advance(ts);
-    if (rows.length === 0) return out;
-    if (this.nextEnd === undefined) this.nextEnd = this.firstEndAfter(ts);
+    return out.concat(this.insert(rows, ts));
+  }
+
+  insert(rows: Row[], ts: number): Emission[] {
+    if (rows.length === 0) return [];
+    this.firstTs ??= ts;
+    const first = this.firstEndAfter(ts);
+    if (this.nextEnd === undefined || first < this.nextEnd) this.nextEnd = first;
     for (const row of rows) this.buf.push({ ts, row });
-    return out;
+    return [];
   }
 
   nextDeadline(): number | undefined {
@@ -102,70 +121,134 @@ class HoppingWindow implements WindowBuffer {
   }
 }
 
+/**
+ * Sliding: each (triggering) row emits the rows of (t - size, t + delay]; with a delay the emission
+ * waits until time reaches t + delay, so rows of the next `delay` are in it too.
+ */
 class SlidingWindow implements WindowBuffer {
   private buf: Entry[] = [];
-  constructor(private readonly size: number) {}
+  private pending: number[] = [];
+  constructor(private readonly size: number, private readonly delay = 0) {}
 
-  advance(now: number): Emission[] {
-    this.buf = this.buf.filter((x) => x.ts > now - this.size);
-    return [];
+  private emission(t: number): Emission {
+    const rows = this.buf.filter((x) => x.ts > t - this.size && x.ts <= t + this.delay).sort((a, b) => a.ts - b.ts).map((x) => x.row);
+    return { rows, start: t - this.size, end: t + this.delay };
   }
 
-  push(rows: Row[], ts: number): Emission[] {
-    this.advance(ts);
+  advance(now: number): Emission[] {
     const out: Emission[] = [];
-    for (const row of rows) {
-      this.buf.push({ ts, row });
-      out.push({ rows: this.buf.filter((x) => x.ts <= ts).map((x) => x.row), start: ts - this.size, end: ts });
+    while (this.pending.length && this.pending[0] + this.delay <= now) {
+      const e = this.emission(this.pending.shift()!);
+      if (e.rows.length) out.push(e);
     }
+    const oldest = Math.min(now, this.pending[0] ?? Infinity);
+    this.buf = this.buf.filter((x) => x.ts > oldest - this.size);
     return out;
   }
 
-  nextDeadline(): undefined {
-    return undefined;
+  insert(rows: Row[], ts: number, triggers?: boolean[]): Emission[] {
+    const out: Emission[] = [];
+    rows.forEach((row, i) => {
+      this.buf.push({ ts, row });
+      if (triggers && !triggers[i]) return;
+      if (this.delay === 0) out.push(this.emission(ts));
+      else {
+        this.pending.push(ts);
+        this.pending.sort((a, b) => a - b);
+      }
+    });
+    return out;
+  }
+
+  push(rows: Row[], ts: number, triggers?: boolean[]): Emission[] {
+    const out = this.advance(ts);
+    return out.concat(this.insert(rows, ts, triggers));
+  }
+
+  nextDeadline(): number | undefined {
+    return this.pending.length ? this.pending[0] + this.delay : undefined;
   }
   buffered(): number {
     return this.buf.length;
   }
   clear(): void {
     this.buf = [];
+    this.pending = [];
   }
 }
 
+/**
+ * eKuiper's session window: it closes `timeout` after its last row, or at the first multiple of
+ * `maxDuration` that is at least `maxDuration` after its first row (eKuiper checks the duration at
+ * t = 0, max, 2·max, …). A session cut by the maximum is continued by a row within the timeout, and
+ * that next window shows the cut as its start. Sessions are formed from the buffered rows in time
+ * order when time (or the watermark) moves, so rows that came out of order still land in their session.
+ */
 class SessionWindow implements WindowBuffer {
-  private rows: Row[] = [];
-  private start = 0;
-  private last = 0;
+  private pending: Entry[] = [];
+  /** Where the last emitted session was cut by the maximum duration, and its last row. */
+  private cut?: { at: number; last: number };
   constructor(private readonly maxDuration: number, private readonly timeout: number) {}
 
-  private closesAt(): number {
-    return Math.min(this.last + this.timeout, this.start + this.maxDuration);
+  private closeOf(first: number, last: number): number {
+    const byMax = Math.ceil((first + this.maxDuration) / this.maxDuration) * this.maxDuration;
+    return Math.min(last + this.timeout, byMax);
+  }
+
+  /** The sessions the buffered rows form, in order; each with the cut it leaves for the next. */
+  private sessions(): { entries: Entry[]; start: number; end: number; last: number }[] {
+    const sorted = [...this.pending].sort((a, b) => a.ts - b.ts);
+    const out: { entries: Entry[]; start: number; end: number; last: number }[] = [];
+    let cut = this.cut;
+    let cur: { entries: Entry[]; first: number; last: number; start: number } | undefined;
+    const finish = () => {
+      const end = this.closeOf(cur!.first, cur!.last);
+      out.push({ entries: cur!.entries, start: cur!.start, end, last: cur!.last });
+      cut = end < cur!.last + this.timeout ? { at: end, last: cur!.last } : undefined;
+      cur = undefined;
+    };
+    for (const e of sorted) {
+      if (cur && e.ts >= this.closeOf(cur.first, cur.last)) finish();
+      if (!cur) cur = { entries: [], first: e.ts, last: e.ts, start: cut && e.ts >= cut.at && e.ts < cut.last + this.timeout ? cut.at : e.ts };
+      cur.entries.push(e);
+      cur.last = Math.max(cur.last, e.ts);
+    }
+    if (cur) finish();
+    return out;
   }
 
   advance(now: number): Emission[] {
-    if (this.rows.length === 0 || now < this.closesAt()) return [];
-    const e: Emission = { rows: this.rows, start: this.start, end: this.closesAt() };
-    this.rows = [];
-    return [e];
+    if (this.pending.length === 0) return [];
+    const out: Emission[] = [];
+    for (const s of this.sessions()) {
+      if (s.end > now) break;
+      out.push({ rows: s.entries.map((x) => x.row), start: s.start, end: s.end });
+      const gone = new Set(s.entries);
+      this.pending = this.pending.filter((x) => !gone.has(x));
+      this.cut = s.end < s.last + this.timeout ? { at: s.end, last: s.last } : undefined;
+    }
+    return out;
   }
 
   push(rows: Row[], ts: number): Emission[] {
     const out = this.advance(ts);
-    if (rows.length === 0) return out;
-    if (this.rows.length === 0) this.start = ts;
-    this.last = ts;
-    this.rows.push(...rows);
-    return out;
+    return out.concat(this.insert(rows, ts));
+  }
+
+  insert(rows: Row[], ts: number): Emission[] {
+    for (const row of rows) this.pending.push({ ts, row });
+    return [];
   }
 
   nextDeadline(): number | undefined {
-    return this.rows.length ? this.closesAt() : undefined;
+    return this.pending.length ? this.sessions()[0]?.end : undefined;
   }
   buffered(): number {
-    return this.rows.length;
+    return this.pending.length;
   }
   clear(): void {
-    this.rows = [];
+    this.pending = [];
+    this.cut = undefined;
   }
 }
 
@@ -176,6 +259,10 @@ class CountWindow implements WindowBuffer {
 
   advance(): Emission[] {
     return [];
+  }
+
+  insert(rows: Row[], ts: number): Emission[] {
+    return this.push(rows, ts);
   }
 
   push(rows: Row[], ts: number): Emission[] {

@@ -60,6 +60,8 @@ export interface InstallResult {
   name: string;
   file: string;
   state: 'loaded' | 'pending-restart';
+  /** True when an update's zip held exactly what is installed and running: nothing was reloaded. */
+  unchanged?: boolean;
   /** eKuiper's plain-text answer, e.g. "function plugin echo is created". */
   message: string;
   info?: LoadedPluginInfo;
@@ -74,6 +76,13 @@ export interface StartupReport {
 /** Files the manager itself names: NAME@<sha8>.so|.node. Others in plugins/<type>/ were dropped in by hand. */
 const OWNED_RE = /^([A-Za-z0-9_-]+)@([0-9a-f]{8})\.(so|node)$/;
 const LIB_EXT_RE = /\.(so|node)$/;
+/** Version folders of plugins that ship private libraries: NAME@<sha8>/ holding the library and lib/. */
+const OWNED_DIR_RE = /^([A-Za-z0-9_-]+)@([0-9a-f]{8})$/;
+
+/** What to remove for an installed file: its version folder when it has one, else the file. */
+function installedPath(pluginDir: string, file: string): string {
+  return path.join(pluginDir, file.includes('/') ? file.split('/')[0] : file);
+}
 
 const key = (type: PluginType, name: string) => `${type}/${name}`;
 
@@ -149,10 +158,14 @@ export class PluginManager {
 
     for (const type of PLUGIN_TYPES) {
       const dir = this.layout.pluginDir(type);
-      const referenced = new Set(live.filter((r) => r.type === type).map((r) => r.file));
+      const referenced = new Set(live.filter((r) => r.type === type).map((r) => r.file.split('/')[0]));
       for (const f of fs.readdirSync(dir)) {
         if (referenced.has(f)) continue;
         const full = path.join(dir, f);
+        if (OWNED_DIR_RE.test(f) && fs.statSync(full, { throwIfNoEntry: false })?.isDirectory()) {
+          clean(full, 'a plugin version folder no plugin record refers to');
+          continue;
+        }
         if (!LIB_EXT_RE.test(f)) continue; // not ours to judge
         if (OWNED_RE.test(f)) {
           // A library copied in by an install that never reached its record, or the previous
@@ -205,27 +218,28 @@ export class PluginManager {
   private adopt(type: PluginType, file: string): PluginRecord | undefined {
     const name = file.replace(LIB_EXT_RE, '').replace(/@.*$/, '');
     const full = path.join(this.layout.pluginDir(type), file);
+    // A bad file found at startup is logged and skipped: nothing about it may stop the host.
     try {
       assertPluginName(name);
       if (readRecord(this.layout, type, name)) throw new StreamplugError('E_CONFLICT', `a plugin named ${name} is already installed`);
+      const stamp = now();
+      const rec: PluginRecord = {
+        type,
+        name,
+        file,
+        flavour: file.endsWith('.node') ? 'node' : 'so',
+        sha256: crypto.createHash('sha256').update(fs.readFileSync(full)).digest('hex'),
+        installedAt: stamp,
+        updatedAt: stamp,
+        etcFiles: [],
+      };
+      writeRecord(this.layout, rec);
+      this.log.info({ file: full }, `adopted ${full} as ${singular(type)} plugin ${name}: a library placed in plugins/${type}/ without the REST API (the demo's samples, or a manual copy)`);
+      return rec;
     } catch (e) {
       this.log.error({ file: full, code: asError(e).code }, `ignoring ${full}: ${asError(e).message}`);
       return undefined;
     }
-    const stamp = now();
-    const rec: PluginRecord = {
-      type,
-      name,
-      file,
-      flavour: file.endsWith('.node') ? 'node' : 'so',
-      sha256: crypto.createHash('sha256').update(fs.readFileSync(full)).digest('hex'),
-      installedAt: stamp,
-      updatedAt: stamp,
-      etcFiles: [],
-    };
-    writeRecord(this.layout, rec);
-    this.log.info({ file: full }, `adopted ${full}, copied in by hand, as ${singular(type)} plugin ${name}`);
-    return rec;
   }
 
   // ---------------------------------------------------------------- queries
@@ -273,6 +287,8 @@ export class PluginManager {
       signedBy,
       check: { loadable: report.loadable, rows: report.rows },
       rulesUsing: this.usage.rulesUsing(name),
+      installed: { version: rec.version ?? null, file, sha256: rec.sha256 },
+      running: st.state === 'loaded' && info ? { version: info.version, file: info.file } : null,
     };
   }
 
@@ -386,20 +402,37 @@ export class PluginManager {
         onProgress: req.onProgress,
       });
 
-      // A fresh file name per content: a loaded library's path is never written over.
-      const fileName = `${name}@${u.sha256.slice(0, 8)}.${u.flavour}`;
+      // A fresh file name per content: a loaded library's path is never written over. A plugin
+      // with private libraries (lib/) gets a version folder of its own, NAME@sha8/, holding the
+      // library and lib/, so its RUNPATH $ORIGIN/lib finds exactly the libraries it came with.
+      const version = `${name}@${u.sha256.slice(0, 8)}`;
+      const fileName = u.privateLibs.length ? `${version}/${version}.${u.flavour}` : `${version}.${u.flavour}`;
       const dest = path.join(this.layout.pluginDir(type), fileName);
       if (!fs.existsSync(dest)) {
+        if (u.privateLibs.length) {
+          const folder = path.dirname(dest);
+          fs.mkdirSync(folder, { recursive: true });
+          created.push(folder);
+          fs.renameSync(path.join(u.dir, 'lib'), path.join(folder, 'lib'));
+        }
         fs.renameSync(u.library, dest);
-        created.push(dest);
+        if (!u.privateLibs.length) created.push(dest);
       }
 
       const oldStatus = this.status.get(key(type, name));
+      // What is mapped now, not what the record says: after a pending update they differ.
+      const runningFile = oldStatus?.state === 'loaded' ? oldStatus.info?.file : undefined;
+      const runsDest = runningFile !== undefined && path.resolve(runningFile) === path.resolve(dest);
+      if (mode === 'update' && old && !old.pendingRestart && old.sha256 === u.sha256 && runsDest && this.sameEtc(u, old)) {
+        const message = `${singular(type)} plugin ${name} is unchanged: the zip holds the library already running (sha256 ${u.sha256.slice(0, 8)}…) and the same etc files; nothing was reloaded`;
+        this.log.info({ plugin: name, type, file: dest }, message);
+        return { type, name, file: dest, state: 'loaded', unchanged: true, message, info: oldStatus?.info };
+      }
       const rulesUsing = old ? this.usage.rulesUsing(name) : [];
       let pending: string | undefined;
       let info: LoadedPluginInfo | undefined;
-      if (old && old.file === fileName && oldStatus?.state === 'loaded') {
-        info = oldStatus.info; // same bytes already running
+      if (old && runsDest) {
+        info = oldStatus!.info; // same bytes already running
       } else if (old && oldStatus?.state === 'loaded' && (old.flavour === 'node' || rulesUsing.length > 0)) {
         pending =
           old.flavour === 'node'
@@ -459,7 +492,15 @@ export class PluginManager {
       if (info) this.status.set(key(type, name), { state: 'loaded', info });
       if (old && old.file !== fileName && !pending) {
         // The old library is unloaded; unlinking a file never disturbs a mapping anyway.
-        fs.rmSync(path.join(this.layout.pluginDir(type), old.file), { force: true });
+        fs.rmSync(installedPath(this.layout.pluginDir(type), old.file), { recursive: true, force: true });
+      }
+      // A pending update applied now: the library that was running is neither the record's old
+      // file nor the new one; remove it too (only inside this type's plugin folder).
+      if (unloadedOld) {
+        const dir = this.layout.pluginDir(type);
+        const top = (f: string) => path.relative(dir, path.resolve(f)).split(path.sep)[0];
+        const was = top(unloadedOld.file); // its file, or its NAME@sha8/ version folder
+        if (was && was !== '..' && !path.isAbsolute(was) && was !== top(dest)) fs.rmSync(path.join(dir, was), { recursive: true, force: true });
       }
       const verb = mode === 'create' ? 'created' : 'updated';
       const message = pending
@@ -499,6 +540,14 @@ export class PluginManager {
   }
 
   /** Moves the zip's etc/ folder and a source's NAME.yaml into place; returns what was written. */
+  /** True when the zip's etc files (and source yaml) are byte for byte those the record placed. */
+  private sameEtc(u: UnpackedPlugin, rec: PluginRecord): boolean {
+    const placed: [string, string][] = u.etcFiles.map((f) => [path.join(u.dir, 'etc', f), path.join(this.layout.pluginEtcDir(u.type, u.name), f)]);
+    if (u.yaml && u.type === 'sources') placed.push([u.yaml, this.layout.sourceYaml(u.name)]);
+    if (placed.length !== (rec.etcFiles ?? []).length) return false;
+    return placed.every(([from, to]) => fs.existsSync(to) && fs.readFileSync(from).equals(fs.readFileSync(to)));
+  }
+
   private placeEtc(u: UnpackedPlugin, created: string[]): string[] {
     const written: string[] = [];
     const etcSrc = path.join(u.dir, 'etc');
@@ -545,7 +594,7 @@ export class PluginManager {
       if (st?.state === 'loaded' && st.info) this.registry.unload(st.info.name, { force: opts.force });
       this.status.delete(key(type, name));
       deleteRecord(this.layout, type, name); // commit point: from here the plugin is gone
-      fs.rmSync(path.join(this.layout.pluginDir(type), rec.file), { force: true });
+      fs.rmSync(installedPath(this.layout.pluginDir(type), rec.file), { recursive: true, force: true });
       this.removeEtc(rec);
       const restartNeeded = rec.flavour === 'node';
       const message = restartNeeded

@@ -14,6 +14,8 @@ export interface PackInput {
   metadata?: string;
   yaml?: string;
   etcDir?: string;
+  /** Private libraries the plugin needs, stored under lib/ (found through RUNPATH $ORIGIN/lib). */
+  libs?: string[];
   /** PEM private key: signs the library into NAME.sig. Without it, LIB.sig beside the library is taken if present. */
   privateKeyPem?: string;
   out: string;
@@ -87,6 +89,12 @@ export async function packPlugin(p: PackInput): Promise<string[]> {
     entries.push({ name: `${p.name}.sig`, data: Buffer.from(JSON.stringify(sig) + '\n') });
   } else if (fs.existsSync(`${p.library}.sig`)) {
     entries.push({ name: `${p.name}.sig`, file: `${p.library}.sig` });
+  }
+  for (const lib of p.libs ?? []) {
+    if (!fs.statSync(lib, { throwIfNoEntry: false })?.isFile()) {
+      throw new StreamplugError('E_NOT_FOUND_FILE', `${lib} does not exist or is not a file; expected a private library to store under lib/`, { file: lib });
+    }
+    entries.push({ name: `lib/${path.basename(lib)}`, file: lib });
   }
   if (p.etcDir) {
     if (!fs.statSync(p.etcDir, { throwIfNoEntry: false })?.isDirectory()) {

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { checkPluginFile } from '../check/index.js';
 import type { CheckReport } from '../check/types.js';
 import { StreamplugError } from '../errors.js';
-import { PLUGIN_NAME_RE, type PluginType } from './layout.js';
+import { runInstallChecks, pluginNameProblem } from './install-checks.js';
+import type { PluginType } from './layout.js';
 import type { ZipLimits } from './limits.js';
 import { parseSignature, verifyLibrary, type SignatureFile, type TrustedKey } from './signature.js';
 import type { PluginMetadata } from './types.js';
@@ -29,6 +30,8 @@ export interface UnpackedPlugin {
   /** Fingerprint of the trusted key that verified the library, when keys are configured. */
   signedBy?: string;
   report: CheckReport;
+  /** Private dependencies the zip carries under lib/ (paths relative to `dir`, e.g. lib/libdep.so.1). */
+  privateLibs: string[];
 }
 
 export interface UnpackOptions {
@@ -43,12 +46,22 @@ export interface UnpackOptions {
 const LIB_RE = /^([A-Za-z0-9_-]+)(?:@([^/]+))?\.(so|node)$/;
 
 export function assertPluginName(name: string): void {
-  if (!PLUGIN_NAME_RE.test(name)) {
-    throw new StreamplugError(
-      'E_ZIP_BAD_NAME',
-      `plugin name "${name}" is invalid; expected letters, digits, "_" or "-" only (^[A-Za-z0-9_-]+$)`,
-      { name },
-    );
+  const problem = pluginNameProblem(name);
+  if (problem) throw new StreamplugError(problem.code, problem.message, { name });
+}
+
+/** Rows of the plugin check that concern plugins only: a private library of lib/ need not pass them. */
+const PLUGIN_ONLY_CHECKS = new Set(['manifest', 'contract', 'entry', 'limits', 'functions', 'addon']);
+
+/**
+ * A zip's private dependency (lib/…): an ELF library this process can map, whose own needs
+ * resolve. It is not a plugin, so the manifest and entry point rows do not apply.
+ */
+function checkPrivateLibrary(dir: string, rel: string): void {
+  const report = checkPluginFile(path.join(dir, rel));
+  const refused = report.rows.find((r) => r.status === 'refused' && !PLUGIN_ONLY_CHECKS.has(r.check));
+  if (refused) {
+    throw new StreamplugError(refused.code as never, `private library ${rel} in the zip: ${refused.message}`, { entry: rel, check: refused.check });
   }
 }
 
@@ -59,7 +72,9 @@ export async function unpackPlugin(zipFile: string, dir: string, opts: UnpackOpt
 
   const rootFiles = files.filter((f) => !f.includes('/'));
   const libs = rootFiles.filter((f) => LIB_RE.test(f));
-  const nested = files.filter((f) => f.includes('/') && !f.startsWith('etc/') && /\.(so|node)$/.test(f));
+  // lib/: private dependencies, found by the plugin through RUNPATH $ORIGIN/lib (plugin.h, CMake helper).
+  const privateLibs = files.filter((f) => f.startsWith('lib/') && !f.endsWith('/'));
+  const nested = files.filter((f) => f.includes('/') && !f.startsWith('etc/') && !f.startsWith('lib/') && /\.(so|node)$/.test(f));
   const wanted = opts.name;
   const matching = wanted ? libs.filter((f) => LIB_RE.exec(f)![1].toLowerCase() === wanted.toLowerCase()) : libs;
   const expected = wanted ? `${wanted}.so or ${wanted}.node (optionally ${wanted}@VERSION.so)` : 'NAME.so or NAME.node';
@@ -71,7 +86,10 @@ export async function unpackPlugin(zipFile: string, dir: string, opts: UnpackOpt
         { found: libs, expected: wanted },
       );
     }
-    const hint = nested.length ? ` (found ${nested.join(', ')} in a folder: libraries belong at the zip root)` : '';
+    const inFolders = [...nested, ...privateLibs.filter((f) => /\.(so|node)$/.test(f))];
+    const hint = inFolders.length
+      ? ` (found ${inFolders.join(', ')} in a folder: the plugin library belongs at the zip root; lib/ holds only the private libraries it needs)`
+      : '';
     throw new StreamplugError('E_ZIP_NO_LIBRARY', `zip has no plugin library; expected ${expected} at its root${hint}`, {
       files,
     });
@@ -110,24 +128,20 @@ export async function unpackPlugin(zipFile: string, dir: string, opts: UnpackOpt
   const signature = sigFile ? parseSignature(fs.readFileSync(path.join(dir, sigFile), 'utf8'), sigFile) : undefined;
   const etcFiles = files.filter((f) => f.startsWith('etc/')).map((f) => f.slice(4)).filter(Boolean);
 
-  const report = checkPluginFile(library);
+  for (const rel of privateLibs) checkPrivateLibrary(dir, rel);
+  const report = await runInstallChecks(library, { type: opts.type, name });
   if (!report.loadable) {
     throw (
       report.error ??
       new StreamplugError('E_BAD_DESCRIPTOR', `${libraryEntry} cannot be loaded by this host (the check refused it)`, { file: libraryEntry })
     );
   }
-  const declared = report.manifest?.name;
-  if (declared && declared.toLowerCase() !== name.toLowerCase()) {
-    throw new StreamplugError(
-      'E_ZIP_BAD_NAME',
-      `${libraryEntry} declares plugin name "${declared}" in its manifest but is installed as "${name}"; expected the same name: install it as "${declared}"`,
-      { found: declared, expected: name },
-    );
-  }
 
   const bytes = fs.readFileSync(library);
-  const sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
+  // The version folder's name covers the private libraries too: same library, other deps, other folder.
+  const hash = crypto.createHash('sha256').update(bytes);
+  for (const rel of [...privateLibs].sort()) hash.update(rel).update(fs.readFileSync(path.join(dir, rel)));
+  const sha256 = hash.digest('hex');
   const signedBy = verifyLibrary(bytes, libraryEntry, signature, opts.keys);
 
   return {
@@ -144,5 +158,6 @@ export async function unpackPlugin(zipFile: string, dir: string, opts: UnpackOpt
     signature,
     signedBy,
     report,
+    privateLibs,
   };
 }

@@ -35,6 +35,8 @@ export interface NativeDescription {
   version: string;
   contractMajor: number;
   contractMinor: number;
+  /** The header minor the plugin was built with (native/host/tables.h HeaderMinor). */
+  headerMinor: number;
   compiler: string;
   arch: string;
   libc: string;
@@ -97,6 +99,8 @@ export interface HostAddon {
   hostInfo(): { contractMajor: number; contractMinor: number; entryName: string };
   unattributedMemory(): MemoryUse;
   isMapped(file: string): boolean;
+  /** The loader's manifest parser (native/host/manifest.cc), for the shared test vectors. */
+  parseManifest(bytes: Buffer): { fields: Record<string, string> } | { error: string };
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -161,6 +161,7 @@ export function loadNativePlugin(file: string, admit: (name: string, functions: 
       file,
       flavour: 'so',
       contract: `${description.contractMajor}.${description.contractMinor}`,
+      header: `${description.contractMajor}.${description.headerMinor}`,
       build: { compiler: description.compiler, arch: description.arch, libc: description.libc },
       functions: functions.map((f) => f.name),
     },

@@ -5,6 +5,8 @@
  */
 import path from 'node:path';
 import { checkPluginFile } from '../check/index.js';
+import { builtinNamed } from '../check/builtins.js';
+import { LIMITS } from '../check/contract.js';
 import type { CheckReport } from '../check/types.js';
 import { StreamplugError } from '../errors.js';
 import type { PluginHandle, UnloadResult } from './handle.js';
@@ -77,6 +79,18 @@ export class PluginRegistry {
         }
       }
       for (const f of functions) {
+        const builtin = builtinNamed(f);
+        if (builtin) {
+          // SQL resolves built-ins first: the plugin's function would never run.
+          throw new StreamplugError(
+            'E_BUILTIN_SHADOW',
+            `${absolute}: plugin ${name} provides function ${f}, which has the name of the built-in SQL function ${builtin}; SQL would call the built-in: rename the plugin function`,
+            { file: absolute, function: f, builtin },
+          );
+        }
+        if (Buffer.byteLength(f) > LIMITS.nameLength) {
+          throw new StreamplugError('E_LIMIT', `${absolute}: function name ${f.slice(0, LIMITS.nameLength)}… is longer than ${LIMITS.nameLength} bytes (SP_MAX_NAME_LENGTH in plugin.h); shorten it`, { file: absolute, function: f });
+        }
         const other = this.byFunction.get(f.toLowerCase());
         if (other) {
           throw new StreamplugError(

@@ -111,7 +111,10 @@ export interface LoadedPluginInfo {
   version: string;
   file: string;
   flavour: 'so' | 'node';
-  contract: string; // "1.0"
+  /** The oldest host contract the plugin needs ("1.0"). */
+  contract: string;
+  /** `.so`: the header it was built with ("1.2"; from the descriptor's size before 1.2). */
+  header?: string;
   build: { compiler: string; arch: string; libc: string };
   functions: string[];
 }

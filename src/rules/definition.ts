@@ -69,8 +69,13 @@ export function parseRuleDef(body: unknown, pathId?: string): RuleDef {
   });
   if (body.options !== undefined && !isObject(body.options))
     throw bad(`rule ${id}: "options" must be an object`, { field: 'options' });
-  if (body.options?.isEventTime === true)
-    throw bad(`rule ${id}: options.isEventTime is not supported; streamplug windows use processing time — remove the option`, { field: 'options.isEventTime' });
+  const o = body.options;
+  if (o?.isEventTime !== undefined && typeof o.isEventTime !== 'boolean')
+    throw bad(`rule ${id}: options.isEventTime must be true or false but found ${JSON.stringify(o.isEventTime)}`, { field: 'options.isEventTime' });
+  if (o?.lateTolerance !== undefined && !(typeof o.lateTolerance === 'number' && o.lateTolerance >= 0))
+    throw bad(`rule ${id}: options.lateTolerance must be a number of milliseconds >= 0 but found ${JSON.stringify(o.lateTolerance)}`, { field: 'options.lateTolerance' });
+  if (o?.sendError !== undefined && typeof o.sendError !== 'boolean')
+    throw bad(`rule ${id}: options.sendError must be true or false but found ${JSON.stringify(o.sendError)}`, { field: 'options.sendError' });
   const interval = body.options?.checkpointInterval;
   if (interval !== undefined && !(typeof interval === 'number' && Number.isInteger(interval) && interval >= 0))
     throw bad(`rule ${id}: options.checkpointInterval must be a whole number of milliseconds >= 0 (0: checkpoint only when the rule stops) but found ${JSON.stringify(interval)}`, { field: 'options.checkpointInterval' });
@@ -113,6 +118,16 @@ export function qosOf(def: RuleDef): number {
 export function maxWindowRowsOf(def: RuleDef): number | undefined {
   const v = def.options?.maxWindowRows;
   return typeof v === 'number' ? v : undefined;
+}
+
+/** The rule options the SQL engine honours (event time, late tolerance, errors to the sinks). */
+export function engineOptionsOf(def: RuleDef): { isEventTime?: boolean; lateTolerance?: number; sendError?: boolean } {
+  const o = def.options ?? {};
+  return {
+    isEventTime: o.isEventTime === true,
+    lateTolerance: typeof o.lateTolerance === 'number' ? o.lateTolerance : undefined,
+    sendError: o.sendError === true,
+  };
 }
 
 /** [type, props] of each action. */

@@ -97,7 +97,7 @@ export class RunningRule implements Subscriber {
     this.whole = sinks.map((s) => runtime.windowed || takesBatches(s));
     this.health = new RuleHealth(runtime.id, log);
     sinks.forEach((s, i) => (s.runner.onHealth = (ok, reason) => this.health.set(`actions[${i}].${s.type}`, ok, reason)));
-    this.passthrough = passesRowsThrough(runtime.statement);
+    this.passthrough = passesRowsThrough(runtime.statement) && runtime.rowsPassUnchanged;
     runtime.onResult = (rows) => this.deliver(rows);
   }
 

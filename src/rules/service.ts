@@ -37,7 +37,7 @@ import {
 import type { Store } from '../store/index.js';
 import type { PluginFunction } from '../plugins/types.js';
 import type { PluginUsage } from '../manager/types.js';
-import { actionEntries, checkName, checkpointIntervalOf, maxWindowRowsOf, parseRuleDef, qosOf, type RuleDef } from './definition.js';
+import { actionEntries, checkName, checkpointIntervalOf, engineOptionsOf, maxWindowRowsOf, parseRuleDef, qosOf, type RuleDef } from './definition.js';
 import type { WindowSnapshot } from '../engine/window-checkpoint.js';
 import { SourceHub } from './source-hub.js';
 import { readRestartStrategy, restartDelay } from './restart.js';
@@ -322,7 +322,7 @@ class Service implements RuleService {
     const plugins = new Set<string>();
     let stream: string;
     try {
-      const rt = compileRule(def.id, def.sql, { streams: (n) => this.streams.get(n), functions: this.tracking(plugins), maxWindowRows: maxWindowRowsOf(def) });
+      const rt = compileRule(def.id, def.sql, { streams: (n) => this.streams.get(n), functions: this.tracking(plugins), options: engineOptionsOf(def), maxWindowRows: maxWindowRowsOf(def) });
       stream = rt.stream;
       rt.close();
     } catch (e) {
@@ -394,6 +394,7 @@ class Service implements RuleService {
           functions: this.tracking(plugins),
           now: this.now,
           maxWindowRows: maxWindowRowsOf(e.def),
+          options: engineOptionsOf(e.def),
           onError: (err, op) => this.log?.debug({ rule: id, operator: op, code: err.code }, err.message),
         });
       } catch (err) {

@@ -16,7 +16,7 @@
  * hub calls it once the batch holding those rows was settled by every subscriber (Subscriber.settled:
  * the rule's sinks confirmed them), with false when one could not or nobody was subscribed.
  */
-import type { StreamDef } from '../engine/index.js';
+import { setRowMeta, type StreamDef } from '../engine/index.js';
 import type { ConnectorStatus, EmitMeta, EncodedBatch, Row, SourceConnector, SourceMetrics } from '../connectors/index.js';
 
 export interface Subscriber {
@@ -91,6 +91,8 @@ export class SourceHub {
   };
 
   private readonly emit = (rows: Row[], meta?: EmitMeta): void => {
+    // meta(topic) in the SQL reads what the source said about the rows
+    if (meta?.topic !== undefined) for (const r of rows) setRowMeta(r, { topic: meta.topic });
     if (this.pending.length === 0) this.pendingTs = meta?.ts ?? Date.now();
     if (meta?.onDelivered) this.pendingDelivered.push(meta.onDelivered);
     for (const r of rows) this.pending.push(r);

@@ -8,6 +8,7 @@ import { readLdSoCache } from '../../src/check/libraries.js';
 import { decodeAarch64, decodeX86_64 } from '../../src/check/napi.js';
 import type { HostEnv } from '../../src/check/types.js';
 import { repoRoot } from '../helpers/paths.js';
+import { LIMITS } from '../../src/check/contract.js';
 import { corpus, ensureCorpus, tempDir } from './corpus.js';
 
 const env = hostEnv();
@@ -19,6 +20,17 @@ describe('hostEnv', () => {
     assert.equal(Number(/#define STREAMPLUG_CONTRACT_MAJOR (\d+)/.exec(header)?.[1]), HOST_CONTRACT.major);
     assert.equal(Number(/#define STREAMPLUG_CONTRACT_MINOR (\d+)/.exec(header)?.[1]), HOST_CONTRACT.minor);
     assert.deepEqual(env.contract, { major: HOST_CONTRACT.major, minor: HOST_CONTRACT.minor });
+  });
+
+  it('mirrors the limits of plugin.h', () => {
+    const header = fs.readFileSync(path.join(repoRoot, 'native/include/streamplug/plugin.h'), 'utf8');
+    const limit = (name: string) => Number(new RegExp(`#define ${name} (\\d+)`).exec(header)?.[1]);
+    assert.equal(limit('SP_MAX_NAME_LENGTH'), LIMITS.nameLength);
+    assert.equal(limit('SP_MAX_FUNCTIONS'), LIMITS.functions);
+    assert.equal(limit('SP_MAX_SOURCES'), LIMITS.sources);
+    assert.equal(limit('SP_MAX_SINKS'), LIMITS.sinks);
+    assert.equal(limit('SP_MAX_ARGS'), LIMITS.args);
+    assert.equal(limit('SP_MAX_MANIFEST_BYTES'), LIMITS.manifestBytes);
   });
 
   it('describes this process', () => {

@@ -151,6 +151,17 @@ describe('NATS connectors against nats-server', { skip: natsSkip(), timeout: 120
     assert.match(last?.error ?? '', /filters subject "f\.a" but DATASOURCE is "f\.b"/);
   });
 
+  it('a DATASOURCE outside the stream\'s subjects is named in the status, not reported as "consumer not found"', async () => {
+    await createStream(nc, 'O', ['o.in']);
+    const s = await startSource('other.subject', { server: server.urls, stream: 'O', durable: 'OD' });
+    stops.push(() => s.src.stop());
+    const last = s.status.at(-1);
+    assert.equal(last?.state, 'error');
+    assert.match(last?.error ?? '', /cannot create durable consumer "OD" on stream "O" for DATASOURCE "other\.subject"/);
+    assert.match(last?.error ?? '', /must be a subject of stream "O" \(its subjects: "o\.in"\)/);
+    assert.doesNotMatch(last?.error ?? '', /consumer not found/);
+  });
+
   it('a durable deleted on the server while a host reads it is created again and reading goes on', async () => {
     await createStream(nc, 'R', ['r.in']);
     const s = await startSource('r.in', { server: server.urls, stream: 'R', durable: 'RD', pullExpires: 1000 });

@@ -69,16 +69,17 @@ for (const kind of [aedesKind, mosquittoKind]) {
         const ts = [1.5, -3, 2, 4, 10, 0.25, 7, 3, 5];
         await publishAll(broker.url, 'in/sensors/a', ts.map((t, i) => ({ id: i, t })));
         await waitFor('2 count windows', () => winOut.msgs.length === 2);
-        // rows with t > 0 in order: [1.5, 2, 4, 10] [0.25, 7, 3, 5]
-        assert.deepEqual(winOut.msgs, [[{ c: 5, s: 35, top: 10 }], [{ c: 5, s: 30.5, top: 7 }]]);
+        // as in eKuiper, the count window takes 4 rows as they come and WHERE then filters each window:
+        // [1.5, -3, 2, 4] → [1.5, 2, 4]; [10, 0.25, 7, 3] → all four
+        assert.deepEqual(winOut.msgs, [[{ c: 4, s: 15, top: 4 }], [{ c: 5, s: 40.5, top: 10 }]]);
 
         await o.service.stopRule('wc');
         await o.service.stopRule('win');
         assert.deepEqual(readLines(path.join(dir, 'out/wc.jsonl')), WORD_COUNTS.map((wc) => ({ wc })));
-        assert.deepEqual(readLines(path.join(dir, 'out/win.jsonl')), [{ c: 5, s: 35, top: 10 }, { c: 5, s: 30.5, top: 7 }]);
+        assert.deepEqual(readLines(path.join(dir, 'out/win.jsonl')), [{ c: 4, s: 15, top: 4 }, { c: 5, s: 40.5, top: 10 }]);
         const st = o.service.ruleStatus('win');
         assert.equal(st.status, 'stopped');
-        assert.equal(st.operators.find((op) => op.name === 'filter')?.recordsOut, 8);
+        assert.equal(st.operators.find((op) => op.name === 'filter')?.recordsOut, 7); // of the 8 rows in the two windows
       } finally {
         await wcOut.client.endAsync();
         await winOut.client.endAsync();

@@ -29,15 +29,15 @@ test('conversion, hashing, null helpers', () => {
     { s: '42', n: 7 },
   );
   const h = (alg: string) => createHash(alg).update('42').digest('hex');
-  assert.deepEqual(r, { i: 42, f: 42, st: '7', b: true, t: 1, m: h('md5'), s1: h('sha1'), s2: h('sha256'), co: '42', isn: true, en: 'NDI=', de: '42' });
+  assert.deepEqual(r, { i: 42, f: 42, st: '7', b: true, t: 1, m: h('md5'), s1: h('sha1'), s2: h('sha256'), co: '42', isn: true, en: 'NDI=', de: new Uint8Array(Buffer.from('42')) }); // decode gives bytes, as eKuiper
   assert.throws(() => rule('SELECT cast(s, t) FROM demo'), (e: any) => e.code === 'E_ARG_LITERAL');
 });
 
 test('date and time functions use the rule clock, in UTC', () => {
-  const h = rule('SELECT tstamp() AS ts, format_time(now(), "yyyy-MM-dd HH:mm:ss.SSS") AS f, unix_timestamp() AS u, cur_date() AS d, format_time(t, "yyyy/M/d EEE") AS g, hour(t) AS hh FROM demo', undefined, () => 0);
+  const h = rule('SELECT tstamp() AS ts, format_time(now(3), "yyyy-MM-dd HH:mm:ss.SSS") AS f, now() AS n, now(4) AS n4, unix_timestamp() AS u, cur_date() AS d, format_time(t, "yyyy/M/d EEE") AS g, hour(t) AS hh FROM demo', undefined, () => 0);
   const at = Date.UTC(2024, 1, 29, 13, 5, 9, 42);
   h.rule.push([{ t: '2023-07-04T10:00:00Z' }], at);
-  assert.deepEqual(h.results, [[{ ts: at, f: '2024-02-29 13:05:09.042', u: Math.floor(at / 1000), d: '2024-02-29', g: '2023/7/4 Tue', hh: 10 }]]);
+  assert.deepEqual(h.results, [[{ ts: at, f: '2024-02-29 13:05:09.042', n: '2024-02-29 13:05:09', n4: '2024-02-29 13:05:09.0420', u: Math.floor(at / 1000), d: '2024-02-29', g: '2023/7/4 Tue', hh: 10 }]]);
 });
 
 test('JSON path functions', () => {
@@ -69,7 +69,10 @@ test('aggregates: count, sum, avg, min, max, collect, deduplicate, stddev, media
     win('SELECT count(*) AS n, count(v) AS nv, sum(v) AS s, avg(v) AS a, min(v) AS lo, max(v) AS hi, collect(v) AS c, median(v) AS md, var(v) AS va FROM demo GROUP BY TUMBLINGWINDOW(ss, 10)', rows),
     [[{ n: 4, nv: 3, s: 12, a: 4, lo: 2, hi: 6, c: [4, 2, null, 6], md: 4, va: 8 / 3 }]],
   );
-  assert.deepEqual(win('SELECT deduplicate(k, false) AS d FROM demo GROUP BY TUMBLINGWINDOW(ss, 10)', rows), [[{ d: [{ v: 4, k: 'a' }, { v: 2, k: 'b' }, { v: 6, k: 'c' }] }]]);
+  // eKuiper: true gives every row whose key is new in the group, false the last row (null when its key repeats)
+  assert.deepEqual(win('SELECT deduplicate(k, true) AS d FROM demo GROUP BY TUMBLINGWINDOW(ss, 10)', rows), [[{ d: [{ v: 4, k: 'a' }, { v: 2, k: 'b' }, { v: 6, k: 'c' }] }]]);
+  assert.deepEqual(win('SELECT deduplicate(k, false) AS d FROM demo GROUP BY TUMBLINGWINDOW(ss, 10)', rows), [[{ d: { v: 6, k: 'c' } }]]);
+  assert.deepEqual(win('SELECT deduplicate(k, false) AS d FROM demo GROUP BY TUMBLINGWINDOW(ss, 10)', rows.slice(0, 3)), [[{}]]);
   assert.deepEqual(win('SELECT stddev(v) AS sd FROM demo GROUP BY TUMBLINGWINDOW(ss, 10)', [{ v: 2 }, { v: 4 }]), [[{ sd: 1 }]]);
   assert.deepEqual(win('SELECT collect(*) AS rows FROM demo GROUP BY TUMBLINGWINDOW(ss, 10)', [{ v: 1 }]), [[{ rows: [{ v: 1 }] }]]);
 });
@@ -103,4 +106,18 @@ test('CASE over aggregates in a grouped select', () => {
     [[{ k: 'a', size: 'small' }, { k: 'b', size: 'big' }]],
   );
   assert.throws(() => rule('SELECT sum(count(*)) FROM demo GROUP BY TUMBLINGWINDOW(ss, 1)'), (e: any) => e.code === 'E_SQL_SEMANTIC' && /nested/.test(e.message));
+});
+
+test('JSON paths in eKuiper\'s syntax: filters with or without parentheses, && and ||, unions, quoted keys; null data is an error', () => {
+  const d = { a: [{ b: 1, c: 'x' }, { b: 5, c: 'y' }, { b: 9, c: 'x' }], o: { p: 1, 'q.r': 2 } };
+  const r = one(
+    `SELECT json_path_query(d, "$.a[0,2].b") AS u, json_path_query(d, "$.a[?(@.c == 'x' && @.b > 1)].b") AS f, json_path_query(d, "$.a[? @.c=='y' || @.b < 2].b") AS g, json_path_query(d, "$.o['q.r']") AS q, json_path_query(d, "$.a[-1:]") AS s FROM demo`,
+    { d },
+  );
+  assert.deepEqual(r, { u: [1, 9], f: [9], g: [1, 5], q: 2, s: [{ b: 9, c: 'x' }] });
+  const h = rule('SELECT id, json_path_query(d, "$.a") AS a FROM demo');
+  h.rule.push([{ id: 1 }, { id: 2, d: { a: 3 } }], 1);
+  assert.deepEqual(h.results, [[{ id: 2, a: 3 }]]);
+  assert.match(h.errors[0].message, /invalid data nil for jsonpath/);
+  assert.throws(() => rule('SELECT json_path_query(d, "a.b") FROM demo'), (e: any) => e.code === 'E_ARG_LITERAL' && /must start with \$/.test(e.message));
 });

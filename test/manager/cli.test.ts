@@ -44,7 +44,7 @@ describe('streamplug pack / sign / keygen / plugin', () => {
     const ok = await cli('pack', '--type', 'functions', '--name', 'echo', sample('echo.so'), '--json', f('meta.json'), '--etc', f('etc'), '-o', f('echo.zip'));
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /echo\.so, echo\.json, etc\/echo\.conf/);
-    const check = await cli('plugin', 'check', f('echo.zip'), '--json');
+    const check = await cli('plugin', 'check', f('echo.zip'), '--type', 'functions', '--json');
     assert.equal(check.code, 0, check.stderr);
     assert.equal(JSON.parse(check.stdout).name, 'echo');
 

@@ -19,11 +19,37 @@
  *   - Every struct that crosses the boundary begins with `uint32_t size` (sizeof as compiled by the
  *     side that filled it) and is append-only: new fields go at the end, are added only in a new
  *     minor version, and are zero/NULL when absent. Nothing is ever removed, reordered or retyped.
- *   - Whoever reads a struct filled by the other side checks `size` before touching a field
- *     (SP_HAS_FIELD). A newer host reads older plugins; a plugin asks the host for the minor it needs.
+ *   - Whoever reads a struct filled by the other side reads `size` first, before any other field,
+ *     checks it against the minimum below (SP_*_SIZE_1_x), and reads a later field only when
+ *     `size` covers it (SP_HAS_FIELD). It ignores bytes past the fields it knows. A newer host
+ *     reads older plugins; an older host reads newer plugins' known prefix.
+ *   - ARRAYS (the functions, sources and sinks tables) grow the same way, entry by entry: the
+ *     stride of a table is the `size` of its entry 0, every entry of the table carries that same
+ *     `size`, and the host walks the table by that stride, never by its own sizeof. A stride must
+ *     be a multiple of 8 and at most SP_MAX_ENTRY_SIZE. So a plugin built with a header whose
+ *     sp_function_def grew loads in an older host, which reads the fields it knows.
+ *   - Minimum sizes per minor (what a plugin declaring that minor must at least fill):
+ *       descriptor          1.0: SP_DESCRIPTOR_SIZE_1_0  1.1: SP_DESCRIPTOR_SIZE_1_1
+ *       sp_function_def     1.0: SP_FUNCTION_DEF_SIZE_1_0 (unchanged since)
+ *       sp_source_def       1.1: SP_SOURCE_DEF_SIZE_1_1   (unchanged since)
+ *       sp_sink_def         1.1: SP_SINK_DEF_SIZE_1_1     (unchanged since)
+ *     A plugin built with the 1.0 header has an SP_DESCRIPTOR_SIZE_1_0 descriptor and loads in
+ *     every later 1.x host.
  *   - A change that cannot follow these rules bumps the major, and with it the entry point's name
  *     (`streamplug_plugin_v2`), so an old host cannot even find the entry of a new plugin.
- *   - The host refuses a plugin whose major differs or whose minor is newer than the host's.
+ *   - TWO MINORS. `contract_minor` in the descriptor and `contract=` in the manifest say the
+ *     oldest host minor the plugin needs (STREAMPLUG_PLUGIN_MINOR); `header_minor` (descriptor,
+ *     1.2) and `header=` (manifest, 1.2) say which header it was built with
+ *     (STREAMPLUG_CONTRACT_MINOR). The host refuses a plugin whose major differs or whose needed
+ *     minor is newer than the host's; the header minor is information only.
+ *   - Released headers are kept in streamplug/history/plugin-1.N.h; every sample is built against
+ *     each and loaded by today's host in the test suite.
+ *
+ * LIMITS (enforced by `streamplug check`, install and startup alike):
+ *   plugin, function, source and sink names at most SP_MAX_NAME_LENGTH bytes; at most
+ *   SP_MAX_FUNCTIONS functions, SP_MAX_SOURCES sources and SP_MAX_SINKS sinks; min_args and
+ *   max_args at most SP_MAX_ARGS (max_args may be -1: variadic); arg_types has exactly
+ *   SP_ARG_TYPES_LENGTH(def) entries; the manifest text at most SP_MAX_MANIFEST_BYTES.
  *
  * THREADING. Each hook and routine says which thread calls it. "Host thread" means the thread that
  * runs the host's JavaScript; "any thread" means exactly that, concurrently.
@@ -48,7 +74,7 @@ extern "C" {
  * ------------------------------------------------------------------------------------------- */
 
 #define STREAMPLUG_CONTRACT_MAJOR 1
-#define STREAMPLUG_CONTRACT_MINOR 1
+#define STREAMPLUG_CONTRACT_MINOR 2
 
 /* The minor a plugin declares: the oldest host it can run in. Plugins of functions only keep the
  * default 0 and load in every 1.x host; a plugin with sources or sinks (contract 1.1) defines
@@ -63,6 +89,15 @@ extern "C" {
 
 /* The exported entry point. The major is in the name: see EVOLUTION. */
 #define STREAMPLUG_ENTRY_NAME "streamplug_plugin_v1"
+
+/* Limits: see LIMITS above. */
+#define SP_MAX_NAME_LENGTH 64
+#define SP_MAX_FUNCTIONS 1024
+#define SP_MAX_SOURCES 256
+#define SP_MAX_SINKS 256
+#define SP_MAX_ARGS 64
+#define SP_MAX_ENTRY_SIZE 4096
+#define SP_MAX_MANIFEST_BYTES 8192
 
 /* True when a struct filled by the other side, of `size` bytes, includes FIELD. */
 #define SP_HAS_FIELD(ptr, type, field) \
@@ -165,7 +200,8 @@ typedef struct sp_host_api {
 
   /* Say why the current hook fails; the hook then returns SP_ERROR. The last call wins.
    * `ctx` is the one the hook received (init receives one too).
-   * THREAD: the thread running the hook, during the hook. The host copies `message`. */
+   * THREAD: the thread running the hook, during the hook. The host copies `message`; a NULL
+   * `message` reads "plugin gave no reason". */
   void (*set_error)(sp_ctx *ctx, const char *message);
 
   /* Memory the host accounts for (shown in plugin status). Same contract as malloc/free.
@@ -290,7 +326,8 @@ typedef struct sp_function_def {
   uint32_t flags;               /* SP_FUNCTION_* */
   int32_t min_args;
   int32_t max_args;             /* -1: variadic; extra arguments take the last declared type */
-  const uint32_t *arg_types;    /* sp_type per declared argument (max(min_args,1) entries) */
+  const uint32_t *arg_types;    /* exactly SP_ARG_TYPES_LENGTH(def) entries: one sp_type per
+                                 * declared argument, max(min_args, 1); NULL when max_args is 0 */
   const uint32_t *arg_flags;    /* SP_ARG_* per declared argument, or NULL */
   uint32_t result_type;         /* sp_type, or SP_TYPE_LIKE_ARG0 */
 
@@ -310,6 +347,13 @@ typedef struct sp_function_def {
    * state is dropped. THREAD: host thread. */
   void (*close)(sp_ctx *ctx);
 } sp_function_def;
+
+/* How many entries `arg_types` (and a non-NULL `arg_flags`) holds: max(min_args, 1) when the
+ * function takes arguments, else 0. The host never reads further. */
+#define SP_ARG_TYPES_LENGTH(def) ((def)->max_args == 0 ? 0 : ((def)->min_args > 1 ? (def)->min_args : 1))
+
+/* Entry size of a 1.0 sp_function_def: the smallest entry a host accepts. */
+#define SP_FUNCTION_DEF_SIZE_1_0 (offsetof(sp_function_def, close) + sizeof(void (*)(sp_ctx *)))
 
 /* ---------------------------------------------------------------------------------------------
  * Sources and sinks (contract 1.1): connectors a stream reads from (`CREATE STREAM s () WITH
@@ -394,6 +438,10 @@ typedef struct sp_sink_def {
   void (*close)(sp_ctx *ctx, void *instance);
 } sp_sink_def;
 
+/* Entry sizes of 1.1 source and sink definitions: the smallest a host accepts. */
+#define SP_SOURCE_DEF_SIZE_1_1 (offsetof(sp_source_def, close) + sizeof(void (*)(sp_ctx *, void *)))
+#define SP_SINK_DEF_SIZE_1_1 (offsetof(sp_sink_def, close) + sizeof(void (*)(sp_ctx *, void *)))
+
 #define SP_SOURCE_DEF(NAME, FLAGS, VALIDATE, OPEN, RUN, CLOSE) \
   { (uint32_t)sizeof(sp_source_def), NAME, FLAGS, VALIDATE, OPEN, RUN, CLOSE }
 #define SP_SINK_DEF(NAME, FLAGS, VALIDATE, OPEN, COLLECT, CLOSE) \
@@ -407,9 +455,9 @@ typedef struct sp_plugin_descriptor {
   uint32_t magic;               /* STREAMPLUG_MAGIC */
   uint32_t size;                /* sizeof(sp_plugin_descriptor) as the plugin was built */
   uint16_t contract_major;      /* STREAMPLUG_CONTRACT_MAJOR the plugin was built with */
-  uint16_t contract_minor;
+  uint16_t contract_minor;      /* the oldest host minor the plugin needs (STREAMPLUG_PLUGIN_MINOR) */
   uint32_t reserved0;
-  const char *name;             /* plugin name, ^[A-Za-z0-9_-]+$ */
+  const char *name;             /* plugin name, ^[A-Za-z0-9_-]+$, at most SP_MAX_NAME_LENGTH bytes */
   const char *version;          /* plugin version, free text (semver advised) */
   const char *build_compiler;   /* e.g. "gcc 12.2.0" */
   const char *build_arch;       /* "x86_64", "aarch64", … */
@@ -434,8 +482,17 @@ typedef struct sp_plugin_descriptor {
   size_t n_sinks;
   const sp_sink_def *sinks;
 
-  /* ---- contract 1.2 and later: append here ---- */
+  /* ---- contract 1.2: the header the plugin was built with (information; see TWO MINORS).
+   * A smaller descriptor was built with the 1.0 (SP_DESCRIPTOR_SIZE_1_0) or 1.1 header. ---- */
+  uint32_t header_minor;        /* STREAMPLUG_CONTRACT_MINOR of the header, set by STREAMPLUG_PLUGIN */
+
+  /* ---- contract 1.3 and later: append here ---- */
 } sp_plugin_descriptor;
+
+/* Descriptor sizes by the minor that introduced its last field (see EVOLUTION). */
+#define SP_DESCRIPTOR_SIZE_1_0 (offsetof(sp_plugin_descriptor, functions) + sizeof(const sp_function_def *))
+#define SP_DESCRIPTOR_SIZE_1_1 (offsetof(sp_plugin_descriptor, sinks) + sizeof(const sp_sink_def *))
+#define SP_DESCRIPTOR_SIZE_1_2 (offsetof(sp_plugin_descriptor, header_minor) + sizeof(uint32_t))
 
 typedef const sp_plugin_descriptor *(*sp_entry_fn)(void);
 
@@ -445,12 +502,30 @@ typedef const sp_plugin_descriptor *(*sp_entry_fn)(void);
  * An ELF note in section ".note.streamplug" (type SHT_NOTE, so it also lands in a PT_NOTE
  * segment): owner "streamplug", type 1, description a NUL-terminated text of `key=value` lines:
  *     contract=1.0
+ *     header=1.2
  *     name=samples
  *     version=1.2.0
  *     extensions=function:echo,function:countPlusOne
  *     arch=x86_64
  *     libc=glibc
- * Unknown keys are ignored by readers. The host refuses a `.so` whose note is missing, and one
+ *
+ * GRAMMAR (exact bytes; `streamplug check` and the host parse it identically, and share test
+ * vectors, test/fixtures/manifest-vectors.json):
+ *   - Where: only notes inside PT_NOTE segments count (a note in a section outside every PT_NOTE
+ *     segment is not read). Inside a segment, notes follow each other with namesz and descsz
+ *     padded to 4 bytes, or to 8 when the segment's p_align is 8. The manifest is the first note
+ *     whose namesz is 11 ("streamplug" and its NUL), owner bytes "streamplug\0" and type 1.
+ *   - Text: the description up to its first NUL byte (no NUL: all descsz bytes), at most
+ *     SP_MAX_MANIFEST_BYTES, valid UTF-8.
+ *   - Lines: every line ends with one '\n' byte, the last one included; no '\r' anywhere, no
+ *     empty line. A line is KEY '=' VALUE: KEY is [a-z][a-z0-9_]* (nothing before it), VALUE is
+ *     everything after the first '=' up to the '\n', byte for byte: no trimming, spaces are part
+ *     of it. A key appears at most once.
+ *   - Keys read today: contract (required, MAJOR.MINOR in decimal digits, 1 to 5 each: the minor
+ *     the plugin needs), header (MAJOR.MINOR: the header it was built with), name (required, the
+ *     plugin name), version, extensions (comma-separated `function:NAME` / `source:NAME` /
+ *     `sink:NAME` with no spaces and no empty items), arch, libc. Unknown keys are ignored.
+ * The host refuses a `.so` whose note is missing or breaks this grammar (E_BAD_MANIFEST), and one
  * whose descriptor declares other extensions than the note.
  * ------------------------------------------------------------------------------------------- */
 
@@ -525,6 +600,7 @@ typedef const sp_plugin_descriptor *(*sp_entry_fn)(void);
 
 #define STREAMPLUG_MANIFEST_TEXT_(NAME, VERSION, EXTENSIONS)                                 \
   "contract=" SP_STR(STREAMPLUG_CONTRACT_MAJOR) "." SP_STR(STREAMPLUG_PLUGIN_MINOR) "\n"      \
+  "header=" SP_STR(STREAMPLUG_CONTRACT_MAJOR) "." SP_STR(STREAMPLUG_CONTRACT_MINOR) "\n"      \
   "name=" NAME "\nversion=" VERSION "\nextensions=" EXTENSIONS "\n"                          \
   "arch=" SP_BUILD_ARCH "\nlibc=" SP_BUILD_LIBC_FLAVOUR "\n"
 
@@ -555,6 +631,7 @@ typedef const sp_plugin_descriptor *(*sp_entry_fn)(void);
       d.size = (uint32_t)sizeof(sp_plugin_descriptor);                                       \
       d.contract_major = STREAMPLUG_CONTRACT_MAJOR;                                          \
       d.contract_minor = STREAMPLUG_PLUGIN_MINOR;                                            \
+      d.header_minor = STREAMPLUG_CONTRACT_MINOR;                                            \
       d.name = NAME;                                                                         \
       d.version = VERSION;                                                                   \
       d.build_compiler = SP_BUILD_COMPILER;                                                  \
@@ -575,5 +652,70 @@ typedef const sp_plugin_descriptor *(*sp_entry_fn)(void);
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
+
+/* =============================================================================================
+ * BEGIN type-checked column accessors (header only; no contract change)
+ *
+ *   const double *x = sp_col_f64(host, call, 0);     if (!x) return SP_ERROR;
+ *   const int64_t *n = sp_col_i64(host, call, 1);    (also sp_col_bool -> const uint8_t *)
+ *   const sp_column *s = sp_col_str(host, call, 2);  (STRING: offsets + data; sp_col_bytes: BYTES)
+ *
+ * Without STREAMPLUG_DEBUG they are plain field access (call->args[i].values), no check, no cost;
+ * plain field access stays valid. With STREAMPLUG_DEBUG defined (the Debug build of
+ * streamplug_add_plugin defines it) each checks the column's type first: on a mismatch it fails the
+ * call through host->set_error with a message naming the C function, the argument (1-based) and
+ * both types, and returns NULL — so a BIGINT read as double, or a STRING read as double (a crash),
+ * becomes an error that says what happened. `host` is the sp_host_api pointer init received.
+ * ============================================================================================= */
+#ifdef STREAMPLUG_DEBUG
+#include <stdio.h>
+#endif
+
+static inline const char *sp_type_name(uint32_t type) {
+  switch (type) {
+    case SP_TYPE_ANY: return "any";
+    case SP_TYPE_BOOL: return "bool";
+    case SP_TYPE_INT64: return "int64";
+    case SP_TYPE_FLOAT64: return "float64";
+    case SP_TYPE_STRING: return "string";
+    case SP_TYPE_BYTES: return "bytes";
+    default: return "unknown";
+  }
+}
+
+static inline const sp_column *sp_col_checked_(const sp_host_api *host, const sp_call *call, size_t arg,
+                                               uint32_t want, const char *accessor, const char *function) {
+#ifdef STREAMPLUG_DEBUG
+  char message[256];
+  if (arg >= call->nargs) {
+    snprintf(message, sizeof message, "%s: %s(call, %u): the call has %u argument(s)", function, accessor,
+             (unsigned)arg, (unsigned)call->nargs);
+    host->set_error(call->ctx, message);
+    return NULL;
+  }
+  if (call->args[arg].type != want) {
+    snprintf(message, sizeof message,
+             "%s: argument %u is %s, read as %s with %s; declare the argument's type or check col->type",
+             function, (unsigned)arg + 1, sp_type_name(call->args[arg].type), sp_type_name(want), accessor);
+    host->set_error(call->ctx, message);
+    return NULL;
+  }
+#else
+  (void)host; (void)want; (void)accessor; (void)function;
+#endif
+  return &call->args[arg];
+}
+
+static inline const void *sp_col_values_(const sp_column *col) { return col ? col->values : NULL; }
+
+#define sp_col_f64(host, call, i) \
+  ((const double *)sp_col_values_(sp_col_checked_((host), (call), (i), SP_TYPE_FLOAT64, "sp_col_f64", __func__)))
+#define sp_col_i64(host, call, i) \
+  ((const int64_t *)sp_col_values_(sp_col_checked_((host), (call), (i), SP_TYPE_INT64, "sp_col_i64", __func__)))
+#define sp_col_bool(host, call, i) \
+  ((const uint8_t *)sp_col_values_(sp_col_checked_((host), (call), (i), SP_TYPE_BOOL, "sp_col_bool", __func__)))
+#define sp_col_str(host, call, i) sp_col_checked_((host), (call), (i), SP_TYPE_STRING, "sp_col_str", __func__)
+#define sp_col_bytes(host, call, i) sp_col_checked_((host), (call), (i), SP_TYPE_BYTES, "sp_col_bytes", __func__)
+/* END type-checked column accessors ========================================================== */
 
 #endif /* STREAMPLUG_PLUGIN_H */

@@ -11,6 +11,7 @@ interface PackOpts {
   json?: string;
   yaml?: string;
   etc?: string;
+  lib?: string[];
   key?: string;
   output: string;
 }
@@ -25,6 +26,7 @@ export function register(program: Command): void {
     .option('--json <file>', 'metadata file, stored as NAME.json')
     .option('--yaml <file>', 'default configuration (sources), stored as NAME.yaml')
     .option('--etc <dir>', 'folder stored as etc/')
+    .option('--lib <files...>', 'private libraries the plugin needs, stored under lib/ (link the plugin with RUNPATH $ORIGIN/lib)')
     .option('--key <pem>', 'ed25519 private key: sign the library into NAME.sig')
     .requiredOption('-o, --output <zip>', 'zip to write')
     .action(async (library: string, o: PackOpts) => {
@@ -37,6 +39,7 @@ export function register(program: Command): void {
           metadata: o.json,
           yaml: o.yaml,
           etcDir: o.etc,
+          libs: o.lib,
           privateKeyPem: o.key ? fs.readFileSync(o.key, 'utf8') : undefined,
           out,
         });

@@ -264,7 +264,8 @@ export function register(program: Command): void {
   plugin
     .command('check')
     .argument('<zip>', 'plugin zip to check')
-    .addOption(new Option('--type <type>', 'plugin type').default('functions'))
+    // No default: install needs the type, and so does a check that claims to be install's.
+    .addOption(new Option('--type <type>', 'plugin type (sources, sinks or functions), as install would be given').choices(['sources', 'sinks', 'functions']).makeOptionMandatory())
     .option('--name <name>', 'install name (default: the library name)')
     .option('--data <dir>', 'data directory whose etc/trusted-keys apply (default: none)')
     .option('--progress', 'show unpack progress')

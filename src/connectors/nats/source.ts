@@ -225,8 +225,12 @@ export class NatsSource implements SourceConnector {
       if (!(e instanceof JetStreamApiError && e.code === CONSUMER_NOT_FOUND)) throw e;
       try {
         info = await jsm.consumers.add(js.stream, { ...want, durable_name: js.durable });
-      } catch {
-        info = await jsm.consumers.info(js.stream, js.durable); // another host created it first
+      } catch (addError) {
+        // Another host may have created it first; if not, the server's refusal is the reason (a
+        // DATASOURCE outside the stream's subjects, say), not the "consumer not found" of the retry.
+        info = await jsm.consumers.info(js.stream, js.durable).catch(async () => {
+          throw await this.cannotCreate(jsm, js, addError as Error);
+        });
       }
     }
     const filter = info.config.filter_subject ?? '';
@@ -246,6 +250,20 @@ export class NatsSource implements SourceConnector {
         .catch(() => undefined);
     }
     return js.durable;
+  }
+
+  /** Why the durable could not be created, with the stream's subjects when DATASOURCE is not one of them. */
+  private async cannotCreate(jsm: JetStreamManager, js: JetStreamOptions, e: Error): Promise<StreamplugError> {
+    const subjects = await jsm.streams
+      .info(js.stream)
+      .then((i) => i.config.subjects ?? [])
+      .catch(() => undefined);
+    const where = subjects ? ` (its subjects: ${subjects.map((x) => `"${x}"`).join(', ') || 'none'})` : '';
+    return new StreamplugError(
+      'E_CONNECTOR_CONFIG',
+      `nats source: cannot create durable consumer "${js.durable}" on stream "${js.stream}" for DATASOURCE "${this.o.subject}": ${e.message}; DATASOURCE must be a subject of stream "${js.stream}"${where}, or fix the stream's subjects; retrying`,
+      { durable: js.durable, stream: js.stream, subject: this.o.subject, subjects },
+    );
   }
 
   private startInfo(jsm: JetStreamManager, stream: string, name: string): void {
