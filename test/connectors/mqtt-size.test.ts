@@ -35,7 +35,8 @@ for (const kind of [aedesKind, mosquittoKind]) {
           const m = src.metrics!();
           assert.equal(m.messagesIn, 3);
           assert.equal(m.decodeErrors, 1);
-          assert.match(m.lastDecodeError ?? '', /exceeds maxMessageSize 1024/);
+          assert.match(m.lastDecodeError ?? '', /larger than maxMessageSize 1024/);
+          assert.equal(m.tooLarge, 1);
         } finally {
           await pub.endAsync();
           await src.stop();

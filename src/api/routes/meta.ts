@@ -13,6 +13,7 @@ export const metaRoutes: FastifyPluginAsync<RouteOptions> = async (app, { servic
     fileRoots: services.fileRoots?.roots ?? null,
     endpoints: [
       'GET /ping',
+      'GET /metrics',
       'GET|POST /plugins/{sources|sinks|functions}',
       'GET|PUT|DELETE /plugins/{type}/{name}',
       'POST /plugins/functions/{name}/register',
