@@ -86,6 +86,6 @@ export function filesUnder(dir: string): string[] {
 export function pluginState(dataDir: string): string[] {
   // The host lock, the streams/rules store, the API token and the audit log (which records refusals
   // too) are not plugin state.
-  const notPluginState = new Set(['host.lock', 'etc/api-token', 'plugins/audit.jsonl']);
+  const notPluginState = new Set(['host.lock', 'host.lock.stale', 'etc/api-token', 'plugins/audit.jsonl']);
   return filesUnder(dataDir).filter((f) => !notPluginState.has(f) && !/^streamplug\.db(-shm|-wal)?$/.test(f));
 }
