@@ -11,7 +11,10 @@
         "native/host/instance_wrap.cc",
         "native/host/frame_wrap.cc",
         "native/host/io.cc",
-        "native/host/io_wrap.cc"
+        "native/host/io_wrap.cc",
+        "native/host/journal.cc",
+        "native/host/journal_wrap.cc",
+        "native/host/async_load.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native/include"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],

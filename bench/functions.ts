@@ -95,7 +95,7 @@ async function openScale(): Promise<{ instance: FunctionInstance } | { reason: s
     // Imported lazily so the JS and koffi figures still print when the registry cannot load.
     const { PluginRegistry } = await import('../src/plugins/registry.js');
     const reg = new PluginRegistry({ onLog: () => {} });
-    reg.load(vectorSo);
+    await reg.load(vectorSo);
     const fn = reg.getFunction('scale');
     if (!fn) return { reason: `the registry loaded ${vectorSo} but has no function scale` };
     return { instance: fn.instantiate('bench') };

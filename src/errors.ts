@@ -51,6 +51,12 @@ export const ERROR_CODES = {
   E_DUPLICATE_FUNCTION: 'function name already provided by another plugin',
   E_PLUGIN_LOADED: 'plugin already loaded',
   E_PLUGIN_NOT_LOADED: 'plugin not loaded',
+  E_LOAD_TIMEOUT: 'loading a plugin (dlopen, constructors, init) took longer than loadTimeoutMs',
+  E_ISOLATION_UNAVAILABLE: 'the isolation mode asked for is not available in this host',
+  // fault containment
+  E_PLUGIN_CRASHED: 'a plugin crashed the host or its worker (signal, exit() or C++ exception)',
+  E_QUARANTINED: 'the plugin is quarantined after a crash; enable it to load it again',
+  E_JOURNAL: 'the crash journal cannot be opened',
   // calling
   E_ARITY: 'wrong number of arguments',
   E_ARG_TYPE: 'argument of the wrong type',

@@ -19,3 +19,18 @@ export interface PluginHandle {
   openInstances(): number;
   unload(): UnloadResult;
 }
+
+/**
+ * Loads `file` with isolation "process" (src/plugins/isolated). `admit` must be called with the
+ * plugin's name and functions before any plugin hook runs (it throws on a clash); `onCrash`
+ * reports a worker's death to the registry's owner.
+ */
+export type IsolatedLoader = (
+  file: string,
+  opts: {
+    admit: (name: string, functions: readonly string[]) => void;
+    label?: string;
+    loadTimeoutMs: number;
+    onCrash: (e: import('./types.js').PluginCrashEvent) => void;
+  },
+) => Promise<PluginHandle>;

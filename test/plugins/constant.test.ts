@@ -13,8 +13,8 @@ import { samplesDir } from '../helpers/paths.js';
 import { buildFx } from './fixtures.js';
 
 const registry = new PluginRegistry({ onLog: () => {} });
-registry.load(buildFx('fx-constant', ['FX_NAME="fxconst"', 'FX_PREFIX="fc_"']));
-registry.load(path.join(samplesDir, 'vector.so'));
+await registry.load(buildFx('fx-constant', ['FX_NAME="fxconst"', 'FX_PREFIX="fc_"']));
+await registry.load(path.join(samplesDir, 'vector.so'));
 after(() => registry.unloadAll());
 
 const f64 = (values: number[], more: { nulls?: number[]; constant?: true } = {}): Column => ({

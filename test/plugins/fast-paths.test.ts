@@ -11,7 +11,7 @@ import type { FunctionInstance, Scalar } from '../../src/plugins/types.js';
 import { buildFx } from './fixtures.js';
 
 const registry = new PluginRegistry({ onLog: () => {} });
-registry.load(buildFx('fx-fast', ['FX_NAME="fxfast"', 'FX_PREFIX="ff_"']));
+await registry.load(buildFx('fx-fast', ['FX_NAME="fxfast"', 'FX_PREFIX="ff_"']));
 after(() => registry.unloadAll());
 
 const generic = FunctionInstanceBase.prototype.call;

@@ -10,7 +10,7 @@ import type { BatchFrame } from '../../src/plugins/types.js';
 import { buildFx } from './fixtures.js';
 
 const registry = new PluginRegistry({ onLog: () => {} });
-registry.load(buildFx('fx-masks', ['FX_NAME="fxmasks"', 'FX_PREFIX="fm_"']));
+await registry.load(buildFx('fx-masks', ['FX_NAME="fxmasks"', 'FX_PREFIX="fm_"']));
 after(() => registry.unloadAll());
 
 const N = 300;

@@ -3,7 +3,7 @@ import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { sampleRegistry } from '../rules/helpers.js';
 
-const reg = sampleRegistry();
+const reg = await sampleRegistry();
 after(() => reg.unloadAll());
 
 describe('function instance state export/import', () => {

@@ -16,12 +16,12 @@ export { tempDir, waitFor, freePort } from '../connectors/helpers.js';
 export const SAMPLES = ['echo', 'countPlusOne', 'accumulateWordCount', 'vector'] as const;
 
 /** A registry with the native sample plugins loaded (build them with `npm run build:plugins`). */
-export function sampleRegistry(): PluginRegistry {
+export async function sampleRegistry(): Promise<PluginRegistry> {
   const reg = new PluginRegistry({ onLog: () => undefined });
   for (const name of SAMPLES) {
     const file = path.join(samplesDir, `${name}.so`);
     if (!fs.existsSync(file)) throw new Error(`${file} is missing; run \`npm run build:plugins\` first`);
-    reg.load(file);
+    await reg.load(file);
   }
   return reg;
 }

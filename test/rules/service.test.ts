@@ -16,8 +16,8 @@ const rejectsWith = (code: string) => (e: unknown) => isStreamplugError(e) && e.
 
 describe('rules service', () => {
   let reg: PluginRegistry;
-  before(() => {
-    reg = sampleRegistry();
+  before(async () => {
+    reg = await sampleRegistry();
   });
   after(() => {
     reg.unloadAll();
@@ -214,7 +214,7 @@ describe('rules service', () => {
       assert.equal(b.rows[0].y, 5);
       b.stop();
 
-      reg.load(path.join(samplesDir, 'vector.so')); // back: a start now works
+      await reg.load(path.join(samplesDir, 'vector.so')); // back: a start now works
       await o.service.startRule('needs-vector');
       assert.equal(o.service.ruleStatus('needs-vector').status, 'running');
     } finally {
