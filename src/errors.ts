@@ -66,6 +66,10 @@ export const ERROR_CODES = {
   E_VALIDATE_REFUSED: 'a plugin refused the arguments of a rule',
   E_INSTANCE_CLOSED: 'a function instance or frame was closed',
   E_BAD_RESULT: 'a plugin returned a result of the wrong shape',
+  // fault containment: isolated workers (src/plugins/isolated)
+  E_CALL_TIMEOUT: 'a call into an isolated plugin exceeded callTimeoutMs; its worker was killed',
+  E_PLUGIN_RESTARTING: 'an isolated plugin is restarting after a crash',
+  E_ISOLATION: 'an isolated worker could not be set up',
   // rules engine (src/engine)
   E_SQL_SYNTAX: 'SQL does not parse',
   E_SQL_SEMANTIC: 'SQL parses but cannot be compiled (unknown stream/field, misplaced aggregate, bad window)',

@@ -155,6 +155,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("journalOpen", Napi::Function::New(env, JournalOpenJs, "journalOpen"));
   exports.Set("parseManifest", Napi::Function::New(env, ParseManifestJs, "parseManifest"));
   InitIo(env, exports);
+  InitChannel(env, exports);  // channel_wrap.cc: isolated workers
   return exports;
 }
 

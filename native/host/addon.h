@@ -95,6 +95,9 @@ struct AddonData {
   Napi::FunctionReference error_factory;
 };
 
+// channel_wrap.cc: openChannel(), the host end of an isolated worker's shared memory.
+void InitChannel(Napi::Env env, Napi::Object exports);
+
 size_t TypeWidth(uint32_t type);  // bytes per value of a fixed-width sp_type, 0 otherwise
 
 // True when a null mask has any row set. Branch-free 64-byte blocks (the compiler vectorises the

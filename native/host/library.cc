@@ -506,6 +506,7 @@ Failure OpenLibrary(const std::string &path, Library *lib, const std::string &la
     JournalScope scope(lib->journal_id, Hook::kDescribe, 0);
     lib->desc = entry();
   } catch (...) {
+    lib->desc = nullptr;
     return Fail("E_BAD_DESCRIPTOR", ThrownText(lib, Hook::kDescribe, "from " STREAMPLUG_ENTRY_NAME "()") + "; fix the plugin");
   }
   f = CheckDescriptor(path, lib);

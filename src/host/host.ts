@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildServer } from '../api/server.js';
 import { PluginRegistry } from '../plugins/registry.js';
+import { reapLeftoverWorkers } from '../plugins/isolated/index.js';
 import { openCrashJournal } from '../plugins/journal.js';
 import { PluginManager, type StartupReport } from '../manager/manager.js';
 import { dataLayout, ensureLayout } from '../manager/layout.js';
@@ -72,6 +73,10 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
   ensureLayout(layout);
   acquireLock(layout.lockFile);
   const pluginLog = logger.child({ component: 'plugin' });
+  // Isolated workers carry the data directory as their tag: one held by no live host of this data
+  // directory (the lock says there is at most one: us) is a leftover of a host that died.
+  const leftovers = reapLeftoverWorkers(dataDir);
+  if (leftovers.length) logger.warn({ pids: leftovers }, `killed ${leftovers.length} isolated worker(s) left by an earlier host of ${dataDir}`);
   let manager: PluginManager | undefined;
   const registry = new PluginRegistry({
     onCrash: (e) => manager?.handleCrash(e),
@@ -79,6 +84,7 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
       const level = line.level >= 50 ? 'error' : line.level >= 40 ? 'warn' : line.level >= 30 ? 'info' : 'debug';
       pluginLog[level]({ plugin: line.plugin, rule: line.rule || undefined }, line.message);
     },
+    isolation: { tag: dataDir, report: (line) => pluginLog.error(line) },
   });
   let server: FastifyInstance | undefined;
   let store: Store | undefined;

@@ -390,7 +390,7 @@ export class PluginManager {
     ensureLayout(this.layout);
     const work = this.workDir('inspect');
     try {
-      const u = await unpackPlugin(zipFile, path.join(work, 'x'), { ...opts, limits: this.limits, keys: this.trustedKeys() });
+      const u = await unpackPlugin(zipFile, path.join(work, 'x'), { ...opts, limits: this.limits, keys: this.trustedKeys(), loadTimeoutMs: this.config().loadTimeoutMs });
       const { dir: _d, library: _l, ...rest } = u;
       return rest;
     } finally {
@@ -480,6 +480,7 @@ export class PluginManager {
       // What is mapped now, not what the record says: after a pending update they differ.
       const runningFile = oldStatus?.state === 'loaded' ? oldStatus.info?.file : undefined;
       const runsDest = runningFile !== undefined && path.resolve(runningFile) === path.resolve(dest);
+      // A switch of isolation alone is a change: the plugin moves into or out of a worker.
       if (mode === 'update' && old && !old.pendingRestart && old.sha256 === u.sha256 && runsDest && this.sameEtc(u, old) && (old.isolation ?? 'in-process') === isolation) {
         const message = `${singular(type)} plugin ${name} is unchanged: the zip holds the library already running (sha256 ${u.sha256.slice(0, 8)}…) and the same etc files; nothing was reloaded`;
         this.log.info({ plugin: name, type, file: dest }, message);

@@ -18,6 +18,16 @@ export interface PluginHandle {
   /** Function instances created and not yet closed. */
   openInstances(): number;
   unload(): UnloadResult;
+  /** Isolation "process" only: the worker's state, pid, restarts and recent crashes. */
+  worker?(): IsolatedWorkerStatus;
+}
+
+export interface IsolatedWorkerStatus {
+  state: 'ready' | 'restarting' | 'quarantined' | 'stopped';
+  pid?: number;
+  restarts: number;
+  recentCrashes: number;
+  arenaBytesInUse: number;
 }
 
 /**

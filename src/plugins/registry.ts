@@ -9,11 +9,12 @@ import { builtinNamed } from '../check/builtins.js';
 import { LIMITS } from '../check/contract.js';
 import type { CheckReport } from '../check/types.js';
 import { StreamplugError } from '../errors.js';
-import type { IsolatedLoader, PluginHandle, UnloadResult } from './handle.js';
+import type { IsolatedLoader, IsolatedWorkerStatus, PluginHandle, UnloadResult } from './handle.js';
+import { isolatedLoader, type IsolationOptions } from './isolated/index.js';
 import { hostAddon, type MemoryUse, type PluginLogLine } from './native-addon.js';
 import { DEFAULT_LOAD_TIMEOUT_MS, loadNativePlugin } from './native-plugin.js';
 import { loadNodePlugin } from './node-plugin.js';
-import { registerNativeIo, type PluginIo } from './io-connectors.js';
+import { PluginIo, registerNativeIo } from './io-connectors.js';
 import { nodeIoExtensions, registerNodeIo } from './node-io.js';
 import type { Isolation, LoadedPluginInfo, PluginCrashEvent, PluginFunction } from './types.js';
 
@@ -32,8 +33,10 @@ export interface RegistryOptions {
    * `quarantine: true` asks the owner (the manager) to quarantine it. Fired by whoever detects it.
    */
   onCrash?: (e: PluginCrashEvent) => void;
-  /** Loads a plugin with isolation "process"; until one is set such loads refuse (E_ISOLATION_UNAVAILABLE). */
+  /** Loads a plugin with isolation "process". Default: src/plugins/isolated with `isolation` below. */
   isolated?: IsolatedLoader;
+  /** Limits and supervision of isolated workers (timeouts, memory, crash budget, tag). */
+  isolation?: IsolationOptions;
 }
 
 export interface LoadOptions {
@@ -52,6 +55,8 @@ export interface PluginStatus extends LoadedPluginInfo {
   /** Source / sink types the plugin registered in the connector registry, when it has any. */
   sources?: string[];
   sinks?: string[];
+  /** Isolation "process": the worker's state, pid, restarts and recent crashes. */
+  worker?: IsolatedWorkerStatus;
 }
 
 const LEVELS: Record<number, string> = { 20: 'debug', 30: 'info', 40: 'warn', 50: 'error' };
@@ -74,7 +79,14 @@ export class PluginRegistry {
   private readonly loading = new Set<string>(); // names admitted by a load still in progress
   private logSinkSet = false;
 
-  constructor(private readonly options: RegistryOptions = {}) {}
+  constructor(private readonly options: RegistryOptions = {}) {
+    this.options.isolated ??= isolatedLoader(options.isolation ?? {}, (line) => (this.options.onLog ?? logToStderr)(line));
+  }
+
+  /** load(file, { isolation: "process" }): the plugin in a worker process of its own. */
+  loadIsolated(file: string, opts: Omit<LoadOptions, 'isolation'> = {}): Promise<LoadedPluginInfo> {
+    return this.load(file, { ...opts, isolation: 'process' });
+  }
 
   /** Installs the loader for isolation "process" (src/plugins/isolated). */
   setIsolatedLoader(loader: IsolatedLoader): void {
@@ -167,7 +179,10 @@ export class PluginRegistry {
     // manifest that disagrees) unloads the plugin again.
     let io: PluginIo;
     try {
-      io = isNode ? registerNodeIo(handle.info.name, absolute, manifest ? nodeIoExtensions(manifest.extensions) : undefined) : registerNativeIo(handle.info.name, absolute);
+      // An isolated plugin has no sources or sinks (the worker refuses them) and no library here.
+      io = isolation === 'process'
+        ? new PluginIo(handle.info.name)
+        : isNode ? registerNodeIo(handle.info.name, absolute, manifest ? nodeIoExtensions(manifest.extensions) : undefined) : registerNativeIo(handle.info.name, absolute);
     } catch (err) {
       handle.unload();
       throw err;
@@ -233,6 +248,7 @@ export class PluginRegistry {
       memory: handle.memory(),
       openInstances: handle.openInstances() + (io?.live.size ?? 0),
       ...(io && { sources: [...io.sources], sinks: [...io.sinks] }),
+      ...(handle.worker && { worker: handle.worker() }),
     };
   }
 

@@ -1,7 +1,7 @@
 /**
  * The isolation setting, end to end through REST, the CLI flag parser, the operator's host.json
- * and the registry: stored per plugin, shown by GET, switched by an update, and refused with
- * E_ISOLATION_UNAVAILABLE while no isolated loader is registered.
+ * and the registry: stored per plugin, shown by GET, switched by an update; "process" runs the
+ * plugin in a worker (src/plugins/isolated).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -30,9 +30,10 @@ describe('isolation: per plugin, through REST', () => {
       assert.match(bad.body.message, /"isolation" is "container"; expected "in-process" \(the default\) or "process"/);
 
       const proc = await host.api('POST', '/plugins/functions', { name: 'echo', file: zip, isolation: 'process' });
-      assert.equal(proc.status, 400, proc.text);
-      assert.equal(proc.body.error, 'E_ISOLATION_UNAVAILABLE');
-      assert.equal((await host.api('GET', '/plugins/functions/echo')).status, 404, 'a refused install leaves nothing');
+      assert.equal(proc.status, 201, proc.text);
+      const shown = await host.api('GET', '/plugins/functions/echo');
+      assert.deepEqual([shown.body.state, shown.body.isolation], ['loaded', 'process']);
+      assert.equal((await host.api('DELETE', '/plugins/functions/echo')).status, 200);
 
       // multipart: the isolation field
       const form = new FormData();
@@ -45,11 +46,14 @@ describe('isolation: per plugin, through REST', () => {
       assert.equal(d.body.isolation, 'in-process');
       assert.equal(d.body.state, 'loaded');
 
-      // An update may switch it: to "process", refused today, and the plugin stays as it was.
+      // An update may switch it, both ways.
       const up = await host.api('PUT', '/plugins/functions/echo', { file: zip, isolation: 'process' });
-      assert.equal(up.body.error, 'E_ISOLATION_UNAVAILABLE', up.text);
+      assert.ok(up.status < 300, up.text);
       const after = await host.api('GET', '/plugins/functions/echo');
-      assert.deepEqual([after.body.state, after.body.isolation], ['loaded', 'in-process']);
+      assert.deepEqual([after.body.state, after.body.isolation], ['loaded', 'process']);
+      const back = await host.api('PUT', '/plugins/functions/echo', { file: zip, isolation: 'in-process' });
+      assert.ok(back.status < 300, back.text);
+      assert.equal((await host.api('GET', '/plugins/functions/echo')).body.isolation, 'in-process');
     } finally {
       await host.stop();
     }
@@ -64,9 +68,12 @@ describe('isolation: per plugin, through REST', () => {
     try {
       const zip = await zipOf(dir, 'echo', echoSo);
       const r = await host.api('POST', '/plugins/functions', { name: 'echo', file: zip });
-      assert.equal(r.body.error, 'E_ISOLATION_UNAVAILABLE', 'an unsigned zip gets "process" by default');
+      assert.equal(r.status, 201, r.text);
+      assert.equal((await host.api('GET', '/plugins/functions/echo')).body.isolation, 'process', 'an unsigned zip gets "process" by default');
+      assert.equal((await host.api('DELETE', '/plugins/functions/echo')).status, 200);
       const explicit = await host.api('POST', '/plugins/functions', { name: 'echo', file: zip, isolation: 'in-process' });
       assert.equal(explicit.status, 201, explicit.text);
+      assert.equal((await host.api('GET', '/plugins/functions/echo')).body.isolation, 'in-process');
     } finally {
       await host.stop();
     }
@@ -91,12 +98,11 @@ describe('isolation: per plugin, through REST', () => {
   });
 });
 
-describe('isolation: the registry routes "process" loads to the registered isolated loader', () => {
+describe('isolation: the registry routes "process" loads to its isolated loader (src/plugins/isolated unless another is set)', () => {
   const registry = new PluginRegistry({ onLog: () => undefined });
   after(() => registry.unloadAll());
 
-  it('refuses without one; with one, hands it the file, label and timeout, and the admit check still refuses clashes', async () => {
-    await assert.rejects(() => registry.load(echoSo, { isolation: 'process' }), { code: 'E_ISOLATION_UNAVAILABLE', message: /echo\.so: isolation "process"/ });
+  it('hands the loader set the file, label and timeout, and the admit check still refuses clashes', async () => {
     await assert.rejects(() => registry.load(echoSo, { isolation: 'vm' as never }), { code: 'E_BAD_REQUEST' });
     await registry.load(echoSo); // in-process: provides echo()
     const seen: unknown[] = [];

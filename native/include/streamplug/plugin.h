@@ -25,10 +25,19 @@
  *   - dlopen (constructors included) and init run off the host thread, bounded by loadTimeoutMs
  *     (default 10 s): a constructor or init that hangs is abandoned (E_LOAD_TIMEOUT), never killed.
  * It does not protect memory: a plugin that scribbles over the host's heap may corrupt it silently
- * before anything crashes. Installed with isolation "process" the same `.so` runs in a worker
- * process of its own, so a crash costs that plugin only (see docs/operators.md for what each mode
- * protects against and costs). Keep constructors empty; do the work in init and report failure
- * through the host routines.
+ * before anything crashes.
+ * Installed with isolation "process" the same `.so` runs in a worker process of its own
+ * (streamplug_worker), which opens and validates it with the same code. Arguments, results and
+ * frames live in shared memory, so a batch costs one round trip between the processes (a few
+ * microseconds) and no copy per row. A crash, exit(), abort, OOM kill or a call past the host's
+ * callTimeoutMs ends only the worker: the host reports it by plugin, hook, rule and signal, fails
+ * the batch in flight, restarts the worker (function state starts empty) and quarantines the plugin
+ * after 3 crashes in 5 minutes. It does not contain a hostile plugin: the worker has the host's user
+ * rights. Sources and sinks do not run isolated yet. host->alloc memory, plugin_data and state live
+ * in the worker; host->log lines reach the host after the call. docs/operators.md says what each
+ * mode protects against and costs, with figures.
+ * Either way: keep constructors empty; do the work in init and report failure through the host
+ * routines.
  *
  * NAMES. Types are `sp_*`; macros `SP_*` / `STREAMPLUG_*`; hooks the plugin implements are fields
  * of the `*_def` structs; routines the host implements are fields of `sp_host_api`.
