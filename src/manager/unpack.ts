@@ -45,6 +45,8 @@ export interface UnpackOptions {
   /** Refuse zips without a valid signature from a trusted key (the host's explicit requireSignatures). */
   requireSignatures?: boolean;
   onProgress?: (p: UnpackProgress) => void;
+  /** The operator's loadTimeoutMs, for the trial load. */
+  loadTimeoutMs?: number;
 }
 
 /** Metadata (NAME.json) is small; a 63 MB one blocked the host on every list. */
@@ -144,7 +146,7 @@ export async function unpackPlugin(zipFile: string, dir: string, opts: UnpackOpt
   const etcFiles = files.filter((f) => f.startsWith('etc/')).map((f) => f.slice(4)).filter(Boolean);
 
   for (const rel of privateLibs) checkPrivateLibrary(dir, rel);
-  const report = await runInstallChecks(library, { type: opts.type, name });
+  const report = await runInstallChecks(library, { type: opts.type, name, loadTimeoutMs: opts.loadTimeoutMs });
   if (!report.loadable) {
     throw (
       report.error ??

@@ -11,6 +11,8 @@ import type { PluginManager, ZipSource } from '../../manager/manager.js';
 import type { HostServices, RouteOptions } from '../context.js';
 import { actorOf } from '../security/index.js';
 import { assertInsideRoots } from '../security/file-roots.js';
+import { parseIsolation } from '../../manager/host-config.js';
+import type { Isolation } from '../../plugins/types.js';
 
 interface InstallBody {
   name?: string;
@@ -20,6 +22,7 @@ interface InstallBody {
   sha256?: string;
   /** Allows a downgrade (JSON "force": true or ?force=true). */
   force?: boolean;
+  isolation?: Isolation;
   /** Removes a spooled upload once the install is over. */
   cleanup(): void;
 }
@@ -128,7 +131,8 @@ async function readInstallBody(req: FastifyRequest, services: HostServices): Pro
       name: query.name,
       sha256: query.sha256,
       functions: parseFunctions(query.functions),
-      source: { file: spooled },
+      isolation: parseIsolation(query.isolation),
+            source: { file: spooled },
       origin: 'upload',
       cleanup: () => fs.rmSync(spooled, { force: true }),
     };
@@ -146,7 +150,8 @@ async function readInstallBody(req: FastifyRequest, services: HostServices): Pro
     name: b.name as string | undefined,
     sha256: b.sha256 as string | undefined,
     functions: parseFunctions(b.functions),
-    force: b.force === true,
+    isolation: parseIsolation(b.isolation),
+        force: b.force === true,
     source: named(b.file),
     cleanup() {},
   };
@@ -183,8 +188,8 @@ function clientGone(reply: FastifyReply): AbortSignal {
   return ac.signal;
 }
 
-function fieldsOf(f: Record<string, string>): Pick<InstallBody, 'name' | 'functions' | 'sha256'> {
-  return { name: f.name || undefined, sha256: f.sha256 || undefined, functions: parseFunctions(f.functions) };
+function fieldsOf(f: Record<string, string>): Pick<InstallBody, 'name' | 'functions' | 'sha256' | 'isolation'> {
+  return { name: f.name || undefined, sha256: f.sha256 || undefined, functions: parseFunctions(f.functions), isolation: parseIsolation(f.isolation) };
 }
 
 /** eKuiper's plugin API: /plugins/{sources|sinks|functions}, /plugins/udfs. */
@@ -221,6 +226,7 @@ export const pluginRoutes: FastifyPluginAsync<RouteOptions> = async (app, { serv
         functions: body.functions,
         sha256: body.sha256,
         origin: body.origin,
+        isolation: body.isolation,
         actor: actorOf(req),
         signal,
       });
@@ -252,6 +258,7 @@ export const pluginRoutes: FastifyPluginAsync<RouteOptions> = async (app, { serv
         sha256: body.sha256,
         origin: body.origin,
         force,
+        isolation: body.isolation,
         actor: actorOf(req),
         signal,
       });
@@ -265,6 +272,12 @@ export const pluginRoutes: FastifyPluginAsync<RouteOptions> = async (app, { serv
     const { force: f } = singleValues(req.query);
     const force = f === 'true' || f === '1';
     const r = await manager.remove(asType(req.params.type), req.params.name, { force, actor: actorOf(req), signal: clientGone(reply) });
+    return reply.code(200).type('text/plain; charset=utf-8').send(r.message);
+  });
+
+  // Lifts a quarantine (after a crash) and loads the plugin; its held-back rules start.
+  app.post<{ Params: { type: string; name: string } }>('/plugins/:type/:name/enable', async (req, reply) => {
+    const r = await manager.enable(asType(req.params.type), req.params.name, actorOf(req));
     return reply.code(200).type('text/plain; charset=utf-8').send(r.message);
   });
 

@@ -7,6 +7,8 @@ import { runningHost, acquireLock, releaseLock } from '../../host/lock.js';
 import { dataLayout, ensureLayout, isPluginType, PLUGIN_TYPES, type PluginType } from '../../manager/layout.js';
 import { PluginManager } from '../../manager/manager.js';
 import type { ProgressEvent } from '../../manager/types.js';
+import { openCrashJournal } from '../../plugins/journal.js';
+import { parseIsolation } from '../../manager/host-config.js';
 import { PluginRegistry } from '../../plugins/registry.js';
 import { authHeaders } from '../credentials.js';
 import { readSecurityConfig } from '../../host/security-config.js';
@@ -104,7 +106,7 @@ function isUrl(s: string): boolean {
 async function remoteInstall(base: Common, method: 'POST' | 'PUT', type: PluginType, name: string, zip: string, o: InstallOpts): Promise<string> {
   const route = method === 'POST' ? `plugins/${type}` : `plugins/${type}/${name}`;
   if (isUrl(zip)) {
-    return http(base, method, route, { json: { name, file: zip, functions: parseFunctions(o.functions), sha256: o.sha256, ...(o.force ? { force: true } : {}) } });
+    return http(base, method, route, { json: { name, file: zip, functions: parseFunctions(o.functions), sha256: o.sha256, isolation: o.isolation, ...(o.force ? { force: true } : {}) } });
   }
   // A local zip is uploaded (the host may run elsewhere), streaming, as application/zip.
   const st = fs.statSync(zip, { throwIfNoEntry: false });
@@ -113,6 +115,7 @@ async function remoteInstall(base: Common, method: 'POST' | 'PUT', type: PluginT
   if (o.sha256) q.set('sha256', o.sha256);
   if (o.functions) q.set('functions', o.functions);
   if (o.force) q.set('force', 'true');
+  if (o.isolation) q.set('isolation', o.isolation);
   const show = progressPrinter(!!o.progress || process.stderr.isTTY);
   let sent = 0;
   const stream = fs.createReadStream(zip);
@@ -151,7 +154,10 @@ async function withDirect<T>(dataDir: string, fn: (m: PluginManager) => Promise<
     // the same explicit setting the host reads at start (etc/security.json), never inferred from key files
     const requireSignatures = readSecurityConfig(dataDir).requireSignatures ?? false;
     const manager = new PluginManager({ dataDir, registry, requireSignatures, allowPrivateUrls: process.env.STREAMPLUG_ALLOW_PRIVATE_URLS === '1' });
-    const report = await manager.start();
+    // Like a host: what the last run's journal blames is quarantined before anything loads.
+    const journal = openCrashJournal(layout.crashJournal, (m) => process.stderr.write(`warning: ${m}\n`));
+    const report = await manager.start({ journal });
+    for (const q of report.quarantined) process.stderr.write(`warning: ${q.type}/${q.name} is quarantined: ${q.crash.message}\n`);
     for (const f of report.failed) process.stderr.write(`warning: ${f.type}/${f.name} does not load: ${f.code} ${f.message}\n`);
     return await fn(manager);
   } finally {
@@ -165,6 +171,7 @@ async function withDirect<T>(dataDir: string, fn: (m: PluginManager) => Promise<
 
 interface InstallOpts extends Common {
   force?: boolean;
+  isolation?: string;
   functions?: string;
   sha256?: string;
   progress?: boolean;
@@ -228,10 +235,17 @@ export function register(program: Command): void {
         .option('--sha256 <hex>', 'refuse the zip unless its sha256 is this')
         .option('--progress', 'show download/unpack progress on stderr even when not a terminal')
         .option('--force', 'update: accept an older version (a downgrade)')
+        .option('--isolation <mode>', '"in-process" (default) or "process": run the plugin in a worker process of its own')
         .description(verb === 'install' ? 'install a plugin zip (refused if the name exists)' : 'replace an installed plugin with a new zip'),
     ).action(async (type: string, name: string, zip: string, o: InstallOpts) => {
       try {
         const t = parseType(type);
+        let isolation;
+        try {
+          isolation = parseIsolation(o.isolation);
+        } catch (e) {
+          usage((e as Error).message);
+        }
         let message: string;
         if (o.host) {
           message = await remoteInstall(o, verb === 'install' ? 'POST' : 'PUT', t, name, zip, o);
@@ -239,7 +253,7 @@ export function register(program: Command): void {
           const show = progressPrinter(!!o.progress || process.stderr.isTTY);
           try {
             message = await withDirect(dataDirOf(o), async (m) => {
-              const req = { type: t, name, source: { file: zip }, functions: parseFunctions(o.functions), sha256: o.sha256, onProgress: show, force: o.force, actor: 'cli' };
+              const req = { type: t, name, source: { file: zip }, functions: parseFunctions(o.functions), sha256: o.sha256, isolation, onProgress: show, force: o.force, actor: 'cli' };
               return (verb === 'install' ? await m.install(req) : await m.update(req)).message;
             });
           } finally {
@@ -252,6 +266,31 @@ export function register(program: Command): void {
       }
     });
   }
+
+  common(
+    plugin
+      .command('enable')
+      .argument('<type>', 'sources, sinks or functions')
+      .argument('<name>')
+      .description('lift the quarantine of a plugin that crashed the host, and load it'),
+  ).action(async (type: string, name: string, o: Common) => {
+    try {
+      const t = parseType(type);
+      let message: string;
+      let state = 'loaded';
+      if (o.host) {
+        message = await http(o, 'POST', `plugins/${t}/${encodeURIComponent(name)}/enable`);
+      } else {
+        const r = await withDirect(dataDirOf(o), (m) => m.enable(t, name));
+        message = r.message;
+        state = r.state;
+      }
+      print(o, { message }, () => message);
+      if (state !== 'loaded' || /cannot load/.test(message)) process.exitCode = 1;
+    } catch (e) {
+      fail(e);
+    }
+  });
 
   common(
     plugin
