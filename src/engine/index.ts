@@ -39,8 +39,9 @@
  */
 export { parseStatement, parseExpression } from './parser.js';
 export type { Statement, SelectStatement, CreateStreamStatement, Expr, WindowSpec, StreamField, FieldType, TimeUnit } from './ast.js';
-export { StreamCatalog, parseStreamDef, formatStreamSql, formatFieldType, type StreamDef, type CatalogResult } from './streams.js';
-export { compileRule, type CompileOptions, type RuleRuntime, type OperatorMetrics, type RuleStateSnapshot } from './rule.js';
+export { StreamCatalog, parseStreamDef, formatStreamSql, formatFieldType, tableKind, type StreamDef, type CatalogResult } from './streams.js';
+export { compileRule, type CompileOptions, type RuleRuntime, type OperatorMetrics, type RuleStateSnapshot, type TableSource } from './rule.js';
+export { scanLookup } from './join.js';
 export type { FunctionResolver } from './expr.js';
 export { SCALARS, AGGREGATES, type Row } from './builtins.js';
 export { unitMs } from './windows.js';
