@@ -7,6 +7,7 @@ import { metaRoutes } from './routes/meta.js';
 import { pluginRoutes } from './routes/plugins.js';
 import { registerRuleRoutes } from './routes/rules.js';
 import { registerStreamRoutes } from './routes/streams.js';
+import { registerTableRoutes } from './routes/tables.js';
 import { registerDataRoutes } from './routes/data.js';
 
 export interface ServerOptions {
@@ -35,6 +36,7 @@ export async function buildServer({ services, logger }: ServerOptions): Promise<
   await app.register(pluginRoutes, { services });
   if (services.rules) {
     await registerStreamRoutes(app, services.rules);
+    await registerTableRoutes(app, services.rules);
     await registerRuleRoutes(app, services.rules);
     await registerDataRoutes(app, services.rules, services.manager);
   }
