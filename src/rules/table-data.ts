@@ -65,9 +65,21 @@ export class TableData implements TableSource {
     this.retain = retain > 0 ? retain : this.file ? MAX_RETAIN : 1;
   }
 
-  /** Memory tables listen from their creation on, so rows published before a rule starts are there. */
+  /**
+   * Memory tables listen from their creation on, so rows published before a rule starts are there.
+   * A file table is read now if it can be (DESCRIBE shows its rows); a missing file fails the rule
+   * that joins it, not the definition (the file may come later, as in eKuiper).
+   */
   open(): void {
-    if (this.file || this.unsubscribe) return;
+    if (this.file) {
+      try {
+        this.refresh();
+      } catch (e) {
+        this.log?.info({ table: this.def.name, err: (e as Error).message }, `table ${this.def.name}: file not readable yet`);
+      }
+      return;
+    }
+    if (this.unsubscribe) return;
     this.unsubscribe = this.bus.subscribe(this.def.options.DATASOURCE, (rows) => this.add(rows));
   }
 
