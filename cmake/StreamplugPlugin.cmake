@@ -81,6 +81,8 @@ function(streamplug_add_plugin)
     C_VISIBILITY_PRESET hidden
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON)
+  # Debug builds check column types in the sp_col_* accessors of plugin.h.
+  target_compile_definitions(${SP_NAME} PRIVATE $<$<CONFIG:Debug>:STREAMPLUG_DEBUG>)
   target_compile_options(${SP_NAME} PRIVATE
     $<$<COMPILE_LANGUAGE:C>:${STREAMPLUG_C_WARNINGS}>
     $<$<COMPILE_LANGUAGE:CXX>:${STREAMPLUG_CXX_WARNINGS}>)

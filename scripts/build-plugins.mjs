@@ -90,7 +90,7 @@ const configured =
 if (!configured) {
   // A cache from another checkout, generator or plain-cmake run cannot be reused.
   fs.rmSync(cmakeDir, { recursive: true, force: true });
-  console.log(`build-plugins: configuring (${generator}, cmake-js) in ${path.relative(root, cmakeDir)}`);
+  console.error(`build-plugins: configuring (${generator}, cmake-js) in ${path.relative(root, cmakeDir)}`);
   run(
     process.execPath,
     [
@@ -121,9 +121,9 @@ for (const p of plugins) {
   if (!fs.existsSync(p.file)) fail(`plugin ${p.name} built but ${path.relative(root, p.file)} is missing`);
   if (mtime(p.file) !== before) {
     built++;
-    console.log(`build-plugins: built ${path.relative(root, p.file)}`);
+    console.error(`build-plugins: built ${path.relative(root, p.file)}`);
   }
 }
 if (built === 0) {
-  console.log(`build-plugins: ${plugins.length} plugins up to date in ${path.relative(root, outDir)}`);
+  console.error(`build-plugins: ${plugins.length} plugins up to date in ${path.relative(root, outDir)}`);
 }

@@ -1,7 +1,12 @@
 /* Compiles the contract header as strict C99 (-pedantic) and expands every macro a plugin uses. */
 #include <streamplug/plugin.h>
 
+static const sp_host_api *check_host;
+
 static sp_status check_call(const sp_call *call) {
+  const double *x = sp_col_f64(check_host, call, 0);
+  const sp_column *s = sp_col_str(check_host, call, 0);
+  if (!x || !s || !sp_col_i64(check_host, call, 0) || !sp_col_bool(check_host, call, 0) || !sp_col_bytes(check_host, call, 0)) return SP_ERROR;
   return call->nrows == call->ngroups ? SP_OK : SP_ERROR;
 }
 

@@ -1,9 +1,14 @@
-// Compiles the contract header as C++17 and expands every macro a plugin uses.
+// Compiles the contract header as C++17 and expands every macro a plugin uses (the column
+// accessors in their STREAMPLUG_DEBUG form; check.c has the plain one).
+#define STREAMPLUG_DEBUG 1
 #include <streamplug/plugin.h>
 
 namespace {
 
+const sp_host_api *check_host = nullptr;
+
 sp_status check_call(const sp_call *call) noexcept {
+  if (!sp_col_f64(check_host, call, 0) || !sp_col_str(check_host, call, 0)) return SP_ERROR;
   return call->nrows == call->ngroups ? SP_OK : SP_ERROR;
 }
 

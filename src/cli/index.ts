@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { sdk } from '../scaffold/sdk.js';
 
 /**
  * `streamplug` command line. Each subcommand lives in ./commands/<name>.ts and exports
@@ -6,6 +7,7 @@ import { Command, CommanderError } from 'commander';
  */
 const program = new Command('streamplug')
   .description('stream-processing host whose sources, sinks and functions are native plugins')
+  .version(sdk.version, '-V, --version', 'print the streamplug version')
   .showHelpAfterError()
   .exitOverride();
 
@@ -18,6 +20,9 @@ import { register as registerCheck } from './commands/check.js'; registerCheck(p
 import { register as registerStream } from './commands/stream.js'; registerStream(program);
 import { register as registerTable } from './commands/table.js'; registerTable(program);
 import { register as registerRule } from './commands/rule.js'; registerRule(program);
+import { register as registerRun } from './commands/run.js'; registerRun(program);
+import { register as registerNew } from './commands/new.js'; registerNew(program);
+import { register as registerWhere } from './commands/where.js'; registerWhere(program);
 import { register as registerFleet } from './commands/fleet.js'; registerFleet(program);
 
 try {

@@ -60,6 +60,8 @@ export interface InstallResult {
   name: string;
   file: string;
   state: 'loaded' | 'pending-restart';
+  /** True when an update's zip held exactly what is installed and running: nothing was reloaded. */
+  unchanged?: boolean;
   /** eKuiper's plain-text answer, e.g. "function plugin echo is created". */
   message: string;
   info?: LoadedPluginInfo;
@@ -232,7 +234,7 @@ export class PluginManager {
         etcFiles: [],
       };
       writeRecord(this.layout, rec);
-      this.log.info({ file: full }, `adopted ${full}, copied in by hand, as ${singular(type)} plugin ${name}`);
+      this.log.info({ file: full }, `adopted ${full} as ${singular(type)} plugin ${name}: a library placed in plugins/${type}/ without the REST API (the demo's samples, or a manual copy)`);
       return rec;
     } catch (e) {
       this.log.error({ file: full, code: asError(e).code }, `ignoring ${full}: ${asError(e).message}`);
@@ -285,6 +287,8 @@ export class PluginManager {
       signedBy,
       check: { loadable: report.loadable, rows: report.rows },
       rulesUsing: this.usage.rulesUsing(name),
+      installed: { version: rec.version ?? null, file, sha256: rec.sha256 },
+      running: st.state === 'loaded' && info ? { version: info.version, file: info.file } : null,
     };
   }
 
@@ -416,11 +420,19 @@ export class PluginManager {
       }
 
       const oldStatus = this.status.get(key(type, name));
+      // What is mapped now, not what the record says: after a pending update they differ.
+      const runningFile = oldStatus?.state === 'loaded' ? oldStatus.info?.file : undefined;
+      const runsDest = runningFile !== undefined && path.resolve(runningFile) === path.resolve(dest);
+      if (mode === 'update' && old && !old.pendingRestart && old.sha256 === u.sha256 && runsDest && this.sameEtc(u, old)) {
+        const message = `${singular(type)} plugin ${name} is unchanged: the zip holds the library already running (sha256 ${u.sha256.slice(0, 8)}…) and the same etc files; nothing was reloaded`;
+        this.log.info({ plugin: name, type, file: dest }, message);
+        return { type, name, file: dest, state: 'loaded', unchanged: true, message, info: oldStatus?.info };
+      }
       const rulesUsing = old ? this.usage.rulesUsing(name) : [];
       let pending: string | undefined;
       let info: LoadedPluginInfo | undefined;
-      if (old && old.file === fileName && oldStatus?.state === 'loaded') {
-        info = oldStatus.info; // same bytes already running
+      if (old && runsDest) {
+        info = oldStatus!.info; // same bytes already running
       } else if (old && oldStatus?.state === 'loaded' && (old.flavour === 'node' || rulesUsing.length > 0)) {
         pending =
           old.flavour === 'node'
@@ -482,6 +494,14 @@ export class PluginManager {
         // The old library is unloaded; unlinking a file never disturbs a mapping anyway.
         fs.rmSync(installedPath(this.layout.pluginDir(type), old.file), { recursive: true, force: true });
       }
+      // A pending update applied now: the library that was running is neither the record's old
+      // file nor the new one; remove it too (only inside this type's plugin folder).
+      if (unloadedOld) {
+        const dir = this.layout.pluginDir(type);
+        const top = (f: string) => path.relative(dir, path.resolve(f)).split(path.sep)[0];
+        const was = top(unloadedOld.file); // its file, or its NAME@sha8/ version folder
+        if (was && was !== '..' && !path.isAbsolute(was) && was !== top(dest)) fs.rmSync(path.join(dir, was), { recursive: true, force: true });
+      }
       const verb = mode === 'create' ? 'created' : 'updated';
       const message = pending
         ? `${singular(type)} plugin ${name} is ${verb}; the change takes effect at restart (${pending})`
@@ -520,6 +540,14 @@ export class PluginManager {
   }
 
   /** Moves the zip's etc/ folder and a source's NAME.yaml into place; returns what was written. */
+  /** True when the zip's etc files (and source yaml) are byte for byte those the record placed. */
+  private sameEtc(u: UnpackedPlugin, rec: PluginRecord): boolean {
+    const placed: [string, string][] = u.etcFiles.map((f) => [path.join(u.dir, 'etc', f), path.join(this.layout.pluginEtcDir(u.type, u.name), f)]);
+    if (u.yaml && u.type === 'sources') placed.push([u.yaml, this.layout.sourceYaml(u.name)]);
+    if (placed.length !== (rec.etcFiles ?? []).length) return false;
+    return placed.every(([from, to]) => fs.existsSync(to) && fs.readFileSync(from).equals(fs.readFileSync(to)));
+  }
+
   private placeEtc(u: UnpackedPlugin, created: string[]): string[] {
     const written: string[] = [];
     const etcSrc = path.join(u.dir, 'etc');

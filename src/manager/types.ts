@@ -83,6 +83,10 @@ export interface PluginDescription {
   signedBy: string | null;
   check: { loadable: boolean; rows: CheckRow[] };
   rulesUsing: string[];
+  /** What the record says is installed (the file the next start loads). */
+  installed: { version: string | null; file: string; sha256: string };
+  /** What this process has mapped now, or null: differs from `installed` while an update is pending. */
+  running: { version: string; file: string } | null;
 }
 
 export type ProgressEvent =

@@ -206,13 +206,21 @@ class NodeFunctionInstance extends FunctionInstanceBase {
 type NodeExports = {
   streamplug?: { contract?: unknown; name?: unknown; version?: unknown; functions?: unknown };
   functions?: unknown;
-  init?: (host: { log(level: number, message: string): void }) => void;
+  init?: (host: { log(level: number | string, message: string): void }) => void;
   deinit?: () => void;
 };
 
 function contractOf(value: unknown): [number, number] | undefined {
   const parts = Array.isArray(value) ? value : typeof value === 'string' ? value.split('.').map(Number) : [];
   return parts.length === 2 && parts.every((n) => Number.isInteger(n)) ? [parts[0], parts[1]] : undefined;
+}
+
+/** Log levels as the C contract numbers them (SP_LOG_*), by name or number; unknown ones log as info. */
+const LOG_LEVELS: Record<string, number> = { debug: 20, info: 30, warn: 40, warning: 40, error: 50 };
+export function logLevel(level: unknown): number {
+  if (typeof level === 'number' && Number.isFinite(level)) return level;
+  if (typeof level === 'string') return LOG_LEVELS[level.toLowerCase()] ?? (Number.isFinite(Number(level)) && level.trim() !== '' ? Number(level) : 30);
+  return 30;
 }
 
 /**
@@ -258,7 +266,7 @@ export function loadNodePlugin(
   admit(name, defs.map((def) => def.name));
   if (typeof exported.init === 'function') {
     try {
-      exported.init({ log: (level, message) => log({ plugin: name, rule: '', level: Number(level), message: String(message) }) });
+      exported.init({ log: (level, message) => log({ plugin: name, rule: '', level: logLevel(level), message: String(message) }) });
     } catch (err) {
       throw new StreamplugError('E_INIT_FAILED', `${file}: plugin ${name} refused to start: ${(err as Error)?.message ?? err}; fix what the plugin reports and load it again`, { file });
     }

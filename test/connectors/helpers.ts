@@ -1,10 +1,11 @@
 /** Real brokers and small waiting helpers for the connector tests. */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startEmbeddedBroker } from '../../src/connectors/mqtt/broker.js';
+import { skipWithout } from '../helpers/optional-tools.js';
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(path.join(os.tmpdir(), `streamplug-${prefix}-`));
@@ -73,14 +74,9 @@ export const aedesKind: BrokerKind = {
   },
 };
 
-function hasMosquitto(): boolean {
-  const r = spawnSync('mosquitto', ['-h'], { stdio: 'ignore' });
-  return !r.error;
-}
-
 export const mosquittoKind: BrokerKind = {
   name: 'mosquitto',
-  skip: hasMosquitto() ? undefined : 'mosquitto is not on the PATH (apt-get install -y mosquitto)',
+  skip: skipWithout('mosquitto') || undefined,
   async start() {
     const port = await freePort();
     const dir = tempDir('mosquitto');

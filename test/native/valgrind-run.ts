@@ -3,13 +3,24 @@ import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import path from 'node:path';
 import { repoRoot } from '../helpers/paths.js';
+import { skipWithout } from '../helpers/optional-tools.js';
 
-const valgrind = spawnSync('valgrind', ['--version'], { encoding: 'utf8' });
+/**
+ * Node majors whose V8 noise scripts/valgrind-node.supp is validated against. Node 24's V8 scans
+ * the stack conservatively, which memcheck reports as reads of uninitialised stack words inside V8
+ * itself; until suppressions for that are validated, other majors skip with this reason rather
+ * than fail on V8's own behaviour. Add a major here only after a clean run under it.
+ */
+const VALIDATED_NODE_MAJORS = [20];
+const major = Number(process.versions.node.split('.')[0]);
+
 /** Why the valgrind tests are skipped, or false. The Node-version matrix sets
  * STREAMPLUG_SKIP_VALGRIND: the check ran once already under the first Node. */
 export const skipValgrind: string | false = process.env.STREAMPLUG_SKIP_VALGRIND === '1'
   ? 'STREAMPLUG_SKIP_VALGRIND=1 (run once per CI job, under the first Node)'
-  : valgrind.status === 0 ? false : 'valgrind is not installed (apt-get install -y valgrind)';
+  : !VALIDATED_NODE_MAJORS.includes(major)
+    ? `valgrind suppressions are validated for Node ${VALIDATED_NODE_MAJORS.join(', ')} only, this is Node ${major} (V8's conservative stack scanning); run the memory check under Node ${VALIDATED_NODE_MAJORS[0]}`
+    : skipWithout('valgrind');
 
 /** valgrind's own report lines (==pid== …) from the first error on, for the failure message. */
 function errorsOf(stderr: string): string {

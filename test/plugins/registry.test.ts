@@ -229,6 +229,7 @@ describe('registry: .node plugins', () => {
     const loaded = registry.load(buildFxNode());
     assert.deepEqual([loaded.name, loaded.flavour, loaded.contract, loaded.functions], ['fxnode', 'node', '1.0', ['fxn_twice']]);
     assert.ok(logs.some((l) => l.plugin === 'fxnode' && l.level === 30 && l.message === 'fxnode ready'), 'init(host) ran and logged');
+    assert.ok(logs.some((l) => l.plugin === 'fxnode' && l.level === 40 && l.message === 'fxnode warns by name'), 'host.log("warn", …) is kept, at warn');
     const twice = registry.requireFunction('fxn_twice').instantiate('r');
     assert.deepEqual(twice.callBatch([f64(1, 2.5)], 2).values, Float64Array.of(2, 5));
     assert.equal(twice.call(4n), 8);

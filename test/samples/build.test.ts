@@ -35,14 +35,15 @@ test('the header check is strict: a warning in a plugin source fails it', () => 
 
 const script = path.join(repoRoot, 'scripts', 'build-plugins.mjs');
 
-test('build-plugins is incremental: a second run rebuilds nothing and says so', () => {
+test('build-plugins is incremental: a second run rebuilds nothing and says so, on stderr (stdout stays free for bench --json)', () => {
   const files = fs.readdirSync(samplesDir).map((f) => path.join(samplesDir, f));
   const before = files.map((f) => fs.statSync(f).mtimeMs);
   const r = spawnSync(process.execPath, [script], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const samples = fs.readdirSync(path.join(repoRoot, 'plugins'), { withFileTypes: true })
     .filter((d) => d.isDirectory() && fs.existsSync(path.join(repoRoot, 'plugins', d.name, 'CMakeLists.txt'))).length;
-  assert.match(r.stdout, new RegExp(`^build-plugins: ${samples} plugins up to date in build/plugins$`, 'm'));
+  assert.match(r.stderr, new RegExp(`^build-plugins: ${samples} plugins up to date in build/plugins$`, 'm'));
+  assert.equal(r.stdout, '');
   assert.deepEqual(files.map((f) => fs.statSync(f).mtimeMs), before);
 });
 

@@ -653,4 +653,69 @@ typedef const sp_plugin_descriptor *(*sp_entry_fn)(void);
 } /* extern "C" */
 #endif
 
+/* =============================================================================================
+ * BEGIN type-checked column accessors (header only; no contract change)
+ *
+ *   const double *x = sp_col_f64(host, call, 0);     if (!x) return SP_ERROR;
+ *   const int64_t *n = sp_col_i64(host, call, 1);    (also sp_col_bool -> const uint8_t *)
+ *   const sp_column *s = sp_col_str(host, call, 2);  (STRING: offsets + data; sp_col_bytes: BYTES)
+ *
+ * Without STREAMPLUG_DEBUG they are plain field access (call->args[i].values), no check, no cost;
+ * plain field access stays valid. With STREAMPLUG_DEBUG defined (the Debug build of
+ * streamplug_add_plugin defines it) each checks the column's type first: on a mismatch it fails the
+ * call through host->set_error with a message naming the C function, the argument (1-based) and
+ * both types, and returns NULL — so a BIGINT read as double, or a STRING read as double (a crash),
+ * becomes an error that says what happened. `host` is the sp_host_api pointer init received.
+ * ============================================================================================= */
+#ifdef STREAMPLUG_DEBUG
+#include <stdio.h>
+#endif
+
+static inline const char *sp_type_name(uint32_t type) {
+  switch (type) {
+    case SP_TYPE_ANY: return "any";
+    case SP_TYPE_BOOL: return "bool";
+    case SP_TYPE_INT64: return "int64";
+    case SP_TYPE_FLOAT64: return "float64";
+    case SP_TYPE_STRING: return "string";
+    case SP_TYPE_BYTES: return "bytes";
+    default: return "unknown";
+  }
+}
+
+static inline const sp_column *sp_col_checked_(const sp_host_api *host, const sp_call *call, size_t arg,
+                                               uint32_t want, const char *accessor, const char *function) {
+#ifdef STREAMPLUG_DEBUG
+  char message[256];
+  if (arg >= call->nargs) {
+    snprintf(message, sizeof message, "%s: %s(call, %u): the call has %u argument(s)", function, accessor,
+             (unsigned)arg, (unsigned)call->nargs);
+    host->set_error(call->ctx, message);
+    return NULL;
+  }
+  if (call->args[arg].type != want) {
+    snprintf(message, sizeof message,
+             "%s: argument %u is %s, read as %s with %s; declare the argument's type or check col->type",
+             function, (unsigned)arg + 1, sp_type_name(call->args[arg].type), sp_type_name(want), accessor);
+    host->set_error(call->ctx, message);
+    return NULL;
+  }
+#else
+  (void)host; (void)want; (void)accessor; (void)function;
+#endif
+  return &call->args[arg];
+}
+
+static inline const void *sp_col_values_(const sp_column *col) { return col ? col->values : NULL; }
+
+#define sp_col_f64(host, call, i) \
+  ((const double *)sp_col_values_(sp_col_checked_((host), (call), (i), SP_TYPE_FLOAT64, "sp_col_f64", __func__)))
+#define sp_col_i64(host, call, i) \
+  ((const int64_t *)sp_col_values_(sp_col_checked_((host), (call), (i), SP_TYPE_INT64, "sp_col_i64", __func__)))
+#define sp_col_bool(host, call, i) \
+  ((const uint8_t *)sp_col_values_(sp_col_checked_((host), (call), (i), SP_TYPE_BOOL, "sp_col_bool", __func__)))
+#define sp_col_str(host, call, i) sp_col_checked_((host), (call), (i), SP_TYPE_STRING, "sp_col_str", __func__)
+#define sp_col_bytes(host, call, i) sp_col_checked_((host), (call), (i), SP_TYPE_BYTES, "sp_col_bytes", __func__)
+/* END type-checked column accessors ========================================================== */
+
 #endif /* STREAMPLUG_PLUGIN_H */
