@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { startHostProcess, type HostProcess } from '../helpers/host-process.js';
+import { spawnSync } from 'node:child_process';
+import { cliPath, startHostProcess, type HostProcess } from '../helpers/host-process.js';
 import { freePort, tempDir, waitFor } from '../connectors/helpers.js';
 
 /** Polls an async condition (REST answers) until it holds. */
@@ -156,5 +157,24 @@ describe('tables end to end: REST, MQTT source, memory and file tables, file sin
     const failed = r.body.failed as { section: string; name: string; message: string }[];
     assert.ok(failed.some((f) => f.section === 'tables' && f.name === 'other' && /the key must be the table's name/.test(f.message)), r.text);
     assert.ok(failed.some((f) => f.section === 'tables' && f.name === 'rs_tab' && /joined by rule\(s\) rs_rule/.test(f.message)), r.text);
+  });
+  it('streamplug table create|list|describe|drop against the host: exit 0 done, 1 refused, 2 usage', () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [cliPath, 'table', ...args, '--host', host.url], { encoding: 'utf8' });
+    let r = cli('create', 'CREATE TABLE clitab (id bigint) WITH (TYPE="memory", DATASOURCE="cli/tab")');
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'Table clitab is created.');
+    r = cli('list', '--json');
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok((JSON.parse(r.stdout) as string[]).includes('clitab'));
+    r = cli('describe', 'clitab');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^table clitab\nfields:\n  id  bigint\n[\s\S]*rows: 0\n/);
+    r = cli('create', 'CREATE TABLE clitab (id bigint) WITH (TYPE="memory", DATASOURCE="cli/tab")');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /E_CONFLICT: table clitab already exists/);
+    r = cli('drop', 'clitab');
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(cli('describe', 'clitab').status, 1);
+    assert.equal(cli('describe').status, 2);
   });
 });
