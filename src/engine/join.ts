@@ -14,6 +14,9 @@ import { equals, isNull } from './values.js';
 
 type Parts = [qualifier: string, row: Row][];
 
+/** Candidate pairs evaluated per ON call. */
+const PAIR_CHUNK = 4096;
+
 const partsOf = new WeakMap<Row, Parts>();
 
 /** The row of one part of a joined row, by qualifier; for a row that was never joined, undefined. */
@@ -59,10 +62,15 @@ export function joinSets(lefts: Row[], rights: Row[], step: JoinStep, now: numbe
   // the condition over every pair at once (right join: right first, as eKuiper evaluates it)
   let mask: boolean[] | undefined;
   if (step.type !== 'cross' && step.on && L.length && R.length) {
-    const cands: Row[] = [];
-    for (const l of L) for (const r of R) cands.push(joined([...l, ...r]));
-    const v = step.on({ rows: cands, n: cands.length, now });
-    mask = v.map(matches);
+    // column-wise in chunks: a big window pairs n × m rows, which must not all exist at once
+    mask = [];
+    const total = L.length * R.length;
+    for (let start = 0; start < total; start += PAIR_CHUNK) {
+      const cands: Row[] = [];
+      for (let k = start; k < Math.min(total, start + PAIR_CHUNK); k++) cands.push(joined([...L[Math.floor(k / R.length)], ...R[k % R.length]]));
+      const v = step.on({ rows: cands, n: cands.length, now });
+      for (let i = 0; i < v.length; i++) mask.push(matches(v[i], start + i));
+    }
   }
   const hit = (li: number, ri: number) => (step.type === 'cross' || !mask ? true : mask[li * R.length + ri]);
   const out: Row[] = [];

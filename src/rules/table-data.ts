@@ -52,6 +52,7 @@ export class TableData implements TableSource {
   private readonly kind: 'scan' | 'lookup';
   private readonly retain: number;
   private readonly file?: string;
+  private readonly root: string;
 
   constructor(
     readonly def: StreamDef,
@@ -60,6 +61,7 @@ export class TableData implements TableSource {
     private readonly bus: MemoryBus = memoryBus,
   ) {
     this.file = checkTableDef(def, dataDir);
+    this.root = path.resolve(dataDir);
     this.kind = tableKind(def);
     const retain = def.options.RETAIN_SIZE === undefined ? 0 : Number(def.options.RETAIN_SIZE);
     this.retain = retain > 0 ? retain : this.file ? MAX_RETAIN : 1;
@@ -93,8 +95,14 @@ export class TableData implements TableSource {
     if (!this.file) return;
     let text: string;
     try {
-      text = fs.readFileSync(this.file, 'utf8');
+      // a link inside the data directory must not lead out of it either
+      const real = fs.realpathSync(this.file);
+      const root = fs.realpathSync(this.root);
+      if (real !== root && !real.startsWith(root + path.sep))
+        throw new StreamplugError('E_CONNECTOR_CONFIG', `table ${this.def.name}: ${this.file} leads to ${real}, outside the data directory; put the file itself under ${root}`, { table: this.def.name, file: this.file });
+      text = fs.readFileSync(real, 'utf8');
     } catch (e) {
+      if (e instanceof StreamplugError) throw e;
       throw new StreamplugError('E_CONNECTOR_CONFIG', `table ${this.def.name}: cannot read ${this.file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); create the file (a JSON array of objects) or fix DATASOURCE`, { table: this.def.name, file: this.file });
     }
     let rows: unknown;

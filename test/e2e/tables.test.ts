@@ -177,4 +177,20 @@ describe('tables end to end: REST, MQTT source, memory and file tables, file sin
     assert.equal(cli('describe', 'clitab').status, 1);
     assert.equal(cli('describe').status, 2);
   });
+  it('a file table that is a link leading out of the data directory fails the joining rule, naming where it leads', async () => {
+    const outside = tempDir('tables-outside');
+    fs.writeFileSync(path.join(outside, 'secret.json'), '[{"id": 1, "secret": "s"}]');
+    fs.mkdirSync(path.join(dir, 'tables'), { recursive: true });
+    fs.symlinkSync(path.join(outside, 'secret.json'), path.join(dir, 'tables/link.json'));
+    let r = await host.api('POST', '/tables', { sql: 'CREATE TABLE linked () WITH (DATASOURCE="tables/link.json")' });
+    assert.equal(r.status, 201, r.text);
+    assert.equal((await host.api('GET', '/tables/linked')).body.rows, 0);
+    assert.equal((await host.api('POST', '/streams', { sql: 'CREATE STREAM probe () WITH (DATASOURCE="t/probe")' })).status, 201);
+    r = await host.api('POST', '/rules', { id: 'probe', sql: 'SELECT * FROM probe INNER JOIN linked ON probe.id = linked.id', actions: [{ log: {} }] });
+    assert.equal(r.status, 201, r.text);
+    const st = (await host.api('GET', '/rules/probe/status')).body;
+    assert.equal(st.status, 'failed');
+    assert.match(st.message, /leads to .*secret\.json, outside the data directory/);
+    fs.rmSync(outside, { recursive: true, force: true });
+  });
 });

@@ -172,4 +172,15 @@ describe('joins: at run time', () => {
     r.push([{ id: 1, v: 1 }, { id: 2, v: 10 }, { id: 3, v: 100 }, { id: 9, v: 1000 }]);
     assert.deepEqual(out, [{ kind: 'x', total: 101 }, { kind: 'y', total: 10 }]);
   });
+  it('a window of 120 × 120 rows (more pairs than one ON call takes) joins every match once, in order', () => {
+    const c = catalog('CREATE STREAM a () WITH (DATASOURCE="a")', 'CREATE STREAM b () WITH (DATASOURCE="b")');
+    const out: Row[] = [];
+    const r = compileRule('r', 'SELECT a.i, b.j FROM a INNER JOIN b ON a.i % 40 = b.j GROUP BY COUNTWINDOW(240)', { streams: c.lookup, onResult: (x) => out.push(...x) });
+    r.push(Array.from({ length: 120 }, (_, i) => ({ i })), 0);
+    r.push(Array.from({ length: 120 }, (_, j) => ({ j })), 0, 'b');
+    const expected: Row[] = [];
+    for (let i = 0; i < 120; i++) for (let j = 0; j < 120; j++) if (i % 40 === j) expected.push({ i, j });
+    assert.equal(expected.length, 120);
+    assert.deepEqual(out, expected);
+  });
 });
