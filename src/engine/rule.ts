@@ -163,7 +163,14 @@ export function compileRule(id: string, sql: string, opts: CompileOptions): Rule
     throw new StreamplugError('E_SQL_SEMANTIC', `a rule needs a SELECT statement but found ${describeKind(stmt.kind)}; stream statements go to the stream API`, { found: stmt.kind });
   const def = opts.streams(stmt.from.name);
   if (!def) throw semanticError(`stream ${stmt.from.name} is not defined; create it with CREATE STREAM first`, stmt.from.pos);
-  if (def.table) throw semanticError(`${stmt.from.name} is a table; a rule reads a stream FROM and joins tables: FROM stream JOIN ${stmt.from.name} ON …`, stmt.from.pos);
+  // FROM a table (eKuiper: `FROM table1 INNER JOIN demo`): the first joined stream is what the rule reads
+  let trigger = def;
+  if (def.table) {
+    const first = stmt.joins.map((j) => opts.streams(j.name)).find((d) => d && !d.table);
+    if (!first) throw semanticError(`${stmt.from.name} is a table and the rule joins no stream; a rule reads a stream: FROM stream JOIN ${stmt.from.name} ON …`, stmt.from.pos);
+    if (tableKind(def) === 'lookup') throw semanticError(`lookup table ${def.name} cannot be FROM; join it: FROM ${first.name} JOIN ${def.name} ON …`, stmt.from.pos);
+    trigger = first;
+  }
   const instances: FunctionInstance[] = [];
   const sites: Site[] = [];
   const resolver = opts.functions;
@@ -174,7 +181,7 @@ export function compileRule(id: string, sql: string, opts: CompileOptions): Rule
     },
   };
   try {
-    return new Rule(id, sql, stmt, def, { ...opts, functions }, instances, sites);
+    return new Rule(id, sql, stmt, trigger, { ...opts, functions }, instances, sites, def.table ? def : undefined);
   } catch (e) {
     for (const i of instances) i.close();
     throw e;
@@ -272,6 +279,8 @@ class Rule implements RuleRuntime {
     private readonly opts: CompileOptions,
     private readonly instances: FunctionInstance[],
     private readonly sites: Site[],
+    /** FROM names a scan table: its rows are the left side of the first join; `def` is the stream joined. */
+    private readonly fromTable?: StreamDef,
   ) {
     this.stream = def.name;
     this.streams = [def.name];
@@ -307,7 +316,7 @@ class Rule implements RuleRuntime {
       aggregatesAllowed: false,
       analytics: this.analytics,
     };
-    if (s.joins.length) this.compileJoins(s, def, base);
+    if (s.joins.length) this.compileJoins(s, fromTable ?? def, base);
     // a select alias may be named in WHERE (eKuiper): it stands for its expression
     const whereAliases = new Map<string, Expr>();
     for (const f of s.fields) if (f.alias && !isUnnest(f.expr) && !containsAggregate(f.expr, base)) whereAliases.set(f.alias, f.expr);
@@ -394,6 +403,10 @@ class Rule implements RuleRuntime {
    */
   private compileJoins(s: SelectStatement, def: StreamDef, base: Scope): void {
     const fromQ = s.from.alias ?? def.name;
+    // select aliases may be named in ON (eKuiper's TestSingleSQLRule12: ON demoTs = table1Id)
+    const aliases = new Map<string, Expr>();
+    for (const f of s.fields) if (f.alias && !isUnnest(f.expr) && !containsAggregate(f.expr, base)) aliases.set(f.alias, f.expr);
+    const unalias = (e: Expr): Expr => (e.kind === 'field' && aliases.has(e.name) ? aliases.get(e.name)! : e);
     const sources = new Map<string, StreamField[] | null>([[fromQ, def.fields]]);
     const defsByJoin: StreamDef[] = [];
     for (const j of s.joins) {
@@ -409,13 +422,13 @@ class Rule implements RuleRuntime {
     base.schema = all.every((f) => f !== null) ? all.flatMap((f) => f!) : null;
     base.sources = sources;
     const streamJoins = defsByJoin.filter((d) => !d.table);
-    if (streamJoins.length && !s.window)
+    if (streamJoins.length + (def.table ? 0 : 1) > 1 && !s.window)
       throw semanticError(`a time window or count window is required to join multiple streams (${[def.name, ...streamJoins.map((d) => d.name)].join(', ')}); add one to GROUP BY, or join a table instead`, s.joins[0].pos);
     let leftQ = fromQ;
     s.joins.forEach((j, k) => {
       const d = defsByJoin[k];
       const q = j.alias ?? d.name;
-      const scope: Scope = { ...base, clause: 'ON' };
+      const scope: Scope = { ...base, clause: 'ON', aliasExprs: aliases, allAliases: aliases };
       if (d.table && tableKind(d) === 'lookup') {
         if (j.type !== 'inner' && j.type !== 'left')
           throw semanticError(`lookup table ${d.name} joins only with INNER or LEFT JOIN (eKuiper) but found ${j.type.toUpperCase()} JOIN`, j.pos);
@@ -425,15 +438,15 @@ class Rule implements RuleRuntime {
         const keys: string[] = [];
         const values: Expr[] = [];
         for (const c of eq) {
-          const l = qualifiedField(c.left);
-          const r = qualifiedField(c.right);
+          const l = qualifiedField(unalias(c.left));
+          const r = qualifiedField(unalias(c.right));
           const mine = l?.q === q && r?.q !== q ? { key: l.name, value: c.right } : r?.q === q && l?.q !== q ? { key: r.name, value: c.left } : undefined;
           if (!mine || keys.includes(mine.key)) {
             rest.push(c);
             continue;
           }
           keys.push(mine.key);
-          values.push(mine.value);
+          values.push(unalias(mine.value));
         }
         if (!keys.length)
           throw semanticError(`join condition of lookup table ${d.name} is invalid, at least one equi-join predicate is required: ON ${q}.field = ${fromQ}.field`, j.pos);
@@ -455,12 +468,14 @@ class Rule implements RuleRuntime {
       leftQ = q;
     });
     void leftQ;
+    if (def.table && !this.tables.includes(def.name)) this.tables.unshift(def.name);
   }
 
   /** The joins over one batch or window: the FROM stream's rows are the left side of the first join. */
   private applyJoins(rows: Row[], now: number): Row[] {
     const from = this.stream;
-    let cur = rows.filter((r) => (this.emitter.get(r) ?? from) === from);
+    const ft = this.fromTable;
+    let cur = ft ? (this.opts.tables?.(ft.name)?.rows() ?? []) : rows.filter((r) => (this.emitter.get(r) ?? from) === from);
     for (const j of this.joins) {
       const src = j.table ? this.opts.tables?.(j.table) : undefined;
       if (j.kind === 'lookup') {

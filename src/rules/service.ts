@@ -463,6 +463,7 @@ class Service implements RuleService {
       } catch (err) {
         throw within(`rule ${id} cannot start`, err);
       }
+      e.stream = runtime.stream;
       e.joined = runtime.streams.slice(1);
       e.tables = [...runtime.tables];
       try {
@@ -749,8 +750,11 @@ class Service implements RuleService {
       try {
         const s = parseStatement(def.sql);
         if (s.kind === 'select') {
-          stream = s.from.name;
-          for (const j of s.joins) (this.tables.has(j.name) ? tables : joined).push(j.name);
+          // FROM a table: the first joined stream is the one the rule reads
+          const names = [s.from.name, ...s.joins.map((j) => j.name)];
+          stream = names.find((x) => !this.tables.has(x)) ?? s.from.name;
+          for (const n of names) if (this.tables.has(n)) tables.push(n);
+          else if (n !== stream) joined.push(n);
         }
         calls = [...callNames(s)];
       } catch {

@@ -88,8 +88,9 @@ describe('joins: refused at compile time', () => {
     throwsCode(() => compile('SELECT * FROM s INNER JOIN look ON s.id = s.v'), 'E_SQL_SEMANTIC', /at least one equi-join predicate/);
     throwsCode(() => compile('SELECT * FROM s RIGHT JOIN look ON s.id = look.id'), 'E_SQL_SEMANTIC', /only with INNER or LEFT JOIN/);
   });
-  it('a table in FROM, an unknown joined name, a qualifier used twice, an unknown qualified field', () => {
-    throwsCode(() => compile('SELECT * FROM scan INNER JOIN s ON s.id = scan.id'), 'E_SQL_SEMANTIC', /scan is a table; a rule reads a stream FROM/);
+  it('a table in FROM without a stream, a lookup table in FROM, an unknown joined name, a qualifier used twice, an unknown qualified field', () => {
+    throwsCode(() => compile('SELECT * FROM scan INNER JOIN look ON scan.id = look.id'), 'E_SQL_SEMANTIC', /scan is a table and the rule joins no stream/);
+    throwsCode(() => compile('SELECT * FROM look INNER JOIN s ON s.id = look.id'), 'E_SQL_SEMANTIC', /lookup table look cannot be FROM/);
     throwsCode(() => compile('SELECT * FROM s INNER JOIN nope ON s.id = nope.id'), 'E_SQL_SEMANTIC', /stream or table nope is not defined/);
     throwsCode(() => compile('SELECT * FROM s INNER JOIN scan AS s ON s.id = s.id'), 'E_SQL_SEMANTIC', /s is named twice/);
     throwsCode(() => compile('SELECT scan.nme FROM s INNER JOIN scan ON s.id = scan.id'), 'E_SQL_SEMANTIC', /unknown field scan.nme in SELECT: scan has id, name/);
@@ -98,6 +99,9 @@ describe('joins: refused at compile time', () => {
   it('lists the streams and tables a joining rule reads', () => {
     const r = compile('SELECT * FROM s INNER JOIN s2 ON s.id = s2.id LEFT JOIN look ON look.id = s.id INNER JOIN scan ON scan.id = s.id GROUP BY COUNTWINDOW(2)');
     assert.deepEqual([r.streams, r.tables], [['s', 's2'], ['look', 'scan']]);
+    const t = compile('SELECT * FROM scan INNER JOIN s ON s.id = scan.id');
+    assert.deepEqual([t.stream, t.streams, t.tables], ['s', ['s'], ['scan']]);
+    t.close();
     assert.equal(r.rowsPassUnchanged, false);
     throwsCode(() => r.push([{ id: 1 }], 0, 'other'), 'E_BAD_REQUEST', /does not read stream other; it reads s, s2/);
     r.close();
