@@ -64,6 +64,7 @@ export const ERROR_CODES = {
   E_SQL_SYNTAX: 'SQL does not parse',
   E_SQL_SEMANTIC: 'SQL parses but cannot be compiled (unknown stream/field, misplaced aggregate, bad window)',
   E_EVAL: 'an expression failed on a row at run time',
+  E_WINDOW_FULL: 'a window reached maxWindowRows; rows were refused',
   E_RULE_CLOSED: 'the rule was closed',
   // connectors and store (src/connectors, src/store)
   E_CONNECTOR_CONFIG: 'a source or sink property is missing or invalid',

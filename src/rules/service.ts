@@ -27,6 +27,7 @@ import {
   createSinkRunner,
   createSource,
   loadNamedConfigs,
+  sinkCacheScope,
   sinkTypes,
   sourceTypes,
   type ConnectorContext,
@@ -36,11 +37,14 @@ import {
 import type { Store } from '../store/index.js';
 import type { PluginFunction } from '../plugins/types.js';
 import type { PluginUsage } from '../manager/types.js';
-import { actionEntries, checkName, checkpointIntervalOf, engineOptionsOf, parseRuleDef, type RuleDef } from './definition.js';
+import { actionEntries, checkName, checkpointIntervalOf, engineOptionsOf, maxWindowRowsOf, parseRuleDef, qosOf, type RuleDef } from './definition.js';
+import type { WindowSnapshot } from '../engine/window-checkpoint.js';
 import { SourceHub, type Subscriber } from './source-hub.js';
 import { TableData } from './table-data.js';
+import { readRestartStrategy, restartDelay } from './restart.js';
 import { RunningRule, type SinkSlot } from './running-rule.js';
 import { flatMetrics, type RuleError, type RuleState, type RuleStatus } from './status.js';
+import type { Degraded } from './health.js';
 
 export interface RuleServiceOptions {
   dataDir: string;
@@ -138,7 +142,12 @@ interface Entry {
   hub?: SourceHub;
   /** Serialises lifecycle operations on this rule. */
   queue: Promise<unknown>;
+  /** restartStrategy: tries made since the last good start, and the pending one. */
+  restart?: { tries: number; timer?: NodeJS.Timeout; nextAt?: number };
 }
+
+/** Store scope: rule id -> the rows its window held at the last checkpoint (qos >= 1). */
+const WINDOW_SCOPE = 'rules.window';
 
 /** Store scope: rule id -> plugins its functions came from at the last compile. */
 const PLUGINS_SCOPE = 'rules.plugins';
@@ -218,7 +227,7 @@ class Service implements RuleService {
   }
 
   private ctx(ruleId?: string): ConnectorContext {
-    return { ruleId, dataDir: this.dataDir, mqttConfigs: this.mqttConfigs(), logger: this.log };
+    return { ruleId, dataDir: this.dataDir, mqttConfigs: this.mqttConfigs(), logger: this.log, kv: this.store };
   }
 
   private makeSource(def: StreamDef, ruleId?: string): SourceConnector {
@@ -226,7 +235,7 @@ class Service implements RuleService {
     if (!sourceTypes().includes(TYPE.toLowerCase()))
       throw new StreamplugError('E_CONNECTOR_CONFIG', `stream ${def.name}: source TYPE "${TYPE}" is unknown (have: ${sourceTypes().join(', ')}); fix TYPE or install the plugin that provides it`, { stream: def.name, type: TYPE });
     try {
-      return createSource(TYPE, DATASOURCE, props, this.ctx(ruleId));
+      return createSource(TYPE, DATASOURCE, props, { ...this.ctx(ruleId), stream: def.name });
     } catch (e) {
       throw within(`stream ${def.name}`, e);
     }
@@ -238,7 +247,7 @@ class Service implements RuleService {
       if (!sinkTypes().includes(type.toLowerCase()))
         throw new StreamplugError('E_CONNECTOR_CONFIG', `rule ${def.id}: actions[${i}] names sink type "${type}", which is unknown (have: ${sinkTypes().join(', ')}); fix the action or install the plugin that provides it`, { rule: def.id, action: i, type });
       try {
-        return { type, runner: createSinkRunner(type, props, ctx) };
+        return { type, runner: createSinkRunner(type, props, ctx, i) };
       } catch (e) {
         throw within(`rule ${def.id}, actions[${i}].${type}`, e);
       }
@@ -387,7 +396,7 @@ class Service implements RuleService {
     let joined: string[];
     let tables: string[];
     try {
-      const rt = compileRule(def.id, def.sql, { streams: this.defOf, functions: this.tracking(plugins), options: engineOptionsOf(def) });
+      const rt = compileRule(def.id, def.sql, { streams: this.defOf, functions: this.tracking(plugins), options: engineOptionsOf(def), maxWindowRows: maxWindowRowsOf(def) });
       stream = rt.stream;
       joined = rt.streams.slice(1);
       tables = [...rt.tables];
@@ -425,6 +434,10 @@ class Service implements RuleService {
     return run;
   }
 
+  private clearSinkCaches(def: RuleDef): void {
+    for (let i = 0; i < def.actions.length; i++) this.store.kvClear(sinkCacheScope(def.id, i));
+  }
+
   private savePlugins(id: string, plugins: Set<string>): void {
     this.store.kvPut(PLUGINS_SCOPE, id, [...plugins].sort());
   }
@@ -457,6 +470,7 @@ class Service implements RuleService {
           tables: (n) => this.tables.get(n),
           functions: this.tracking(plugins),
           now: this.now,
+          maxWindowRows: maxWindowRowsOf(e.def),
           options: engineOptionsOf(e.def),
           onError: (err, op) => this.log?.debug({ rule: id, operator: op, code: err.code }, err.message),
         });
@@ -475,6 +489,7 @@ class Service implements RuleService {
       e.plugins = plugins;
       this.savePlugins(id, plugins);
       const restored = this.restoreState(id, runtime);
+      this.restoreWindow(id, e.def, runtime);
       let sinks: SinkSlot[];
       try {
         sinks = this.makeSinks(e.def);
@@ -485,6 +500,7 @@ class Service implements RuleService {
       running = new RunningRule(runtime, sinks, this.now, this.log, {
         intervalMs: checkpointIntervalOf(e.def),
         save: (state) => this.store.saveCheckpoint(id, state),
+        ...(qosOf(e.def) >= 1 ? { saveWindow: (w: WindowSnapshot) => this.store.kvPut(WINDOW_SCOPE, id, w) } : {}),
       });
       for (const [i, s] of sinks.entries()) {
         try {
@@ -526,11 +542,13 @@ class Service implements RuleService {
         }
       }
       running.startCheckpoints(restored);
+      if (runtime.windowed) running.schedule(); // a restored window may be due already
       e.running = running;
       e.last = running;
       e.hub = hub;
       e.state = 'running';
       e.startedAt = Date.now();
+      this.cancelRestart(e, true);
       this.log?.info({ rule: id, stream: e.stream }, `rule ${id} started`);
     } catch (err) {
       if (hub && running) this.release(e.stream, hub, running);
@@ -544,6 +562,7 @@ class Service implements RuleService {
       e.state = 'failed';
       e.error = asError(err);
       this.log?.warn({ rule: id, code: e.error.code }, e.error.message);
+      this.scheduleRestart(e);
       throw err;
     } finally {
       this.saveStatus(e);
@@ -569,6 +588,19 @@ class Service implements RuleService {
     }
   }
 
+  /** With qos >= 1, the rows the window held at the last checkpoint go back into it. */
+  private restoreWindow(id: string, def: RuleDef, runtime: RuleRuntime): void {
+    if (!runtime.windowed || qosOf(def) < 1) return;
+    try {
+      const saved = this.store.kvGet(WINDOW_SCOPE, id) as WindowSnapshot | undefined;
+      if (!saved) return;
+      const n = runtime.importWindow(saved);
+      if (n > 0) this.log?.info({ rule: id, rows: n }, `rule ${id}: ${n} window row(s) restored from its checkpoint`);
+    } catch (err) {
+      this.log?.warn({ rule: id, err: (err as Error).message }, `rule ${id}: its window checkpoint cannot be restored; the window starts empty`);
+    }
+  }
+
   /** Detaches from the hub; the last reader stops the shared connector. */
   private release(stream: string, hub: SourceHub, sub: Subscriber): Promise<void> | undefined {
     if (!hub.detach(sub)) return undefined;
@@ -576,7 +608,40 @@ class Service implements RuleService {
     return hub.stop().catch((err: unknown) => this.log?.warn({ stream, err: (err as Error).message }, 'source stop failed'));
   }
 
+  /** After a failed start: the next try of the rule's restartStrategy, if it has tries left. */
+  private scheduleRestart(e: Entry): void {
+    if (this.closed || this.rules.get(e.def.id) !== e) return;
+    const s = readRestartStrategy(e.def.id, e.def.options?.restartStrategy);
+    const r = (e.restart ??= { tries: 0 });
+    if (r.timer) return;
+    if (r.tries >= s.attempts) {
+      if (s.attempts > 0) this.log?.warn({ rule: e.def.id, tries: r.tries }, `rule ${e.def.id}: restartStrategy gave up after ${r.tries} tries; it stays failed`);
+      return;
+    }
+    const wait = restartDelay(s, r.tries);
+    r.nextAt = Date.now() + wait;
+    this.log?.info({ rule: e.def.id, try: r.tries + 1, of: s.attempts, inMs: wait }, `rule ${e.def.id}: restart ${r.tries + 1} of ${s.attempts} in ${wait} ms`);
+    r.timer = setTimeout(() => {
+      r.timer = undefined;
+      r.nextAt = undefined;
+      r.tries++;
+      if (this.closed || this.rules.get(e.def.id) !== e || this.store.getRule(e.def.id)?.desired !== 'running') return;
+      this.serial(e, () => this.doStart(e)).catch(() => undefined);
+    }, wait);
+    r.timer.unref();
+  }
+
+  /** Drops a pending try; `reset` (a good start, a manual stop) also forgets the tries made. */
+  private cancelRestart(e: Entry, reset: boolean): void {
+    if (!e.restart) return;
+    if (e.restart.timer) clearTimeout(e.restart.timer);
+    e.restart.timer = undefined;
+    e.restart.nextAt = undefined;
+    if (reset) e.restart.tries = 0;
+  }
+
   private async doStop(e: Entry, state: RuleState = 'stopped'): Promise<void> {
+    this.cancelRestart(e, true);
     const running = e.running;
     if (running) {
       e.running = undefined;
@@ -604,6 +669,7 @@ class Service implements RuleService {
     const desired = def.triggered === false ? 'stopped' : 'running';
     this.store.putRule(def.id, def, { desired });
     this.store.saveCheckpoint(def.id, {}); // a new rule starts with no state, whatever was left under its id
+    this.store.kvDelete(WINDOW_SCOPE, def.id);
     this.savePlugins(def.id, v.plugins);
     const e: Entry = { def, ...v, state: 'stopped', queue: Promise.resolve() };
     this.rules.set(def.id, e);
@@ -622,7 +688,12 @@ class Service implements RuleService {
       await this.doStop(e);
       this.store.putRule(id, def, { desired, replace: true });
       // New SQL means new call sites: its functions start afresh. Same SQL (new actions, options) keeps the state.
-      if (def.sql !== e.def.sql) this.store.saveCheckpoint(id, {});
+      if (def.sql !== e.def.sql) {
+        this.store.saveCheckpoint(id, {});
+        this.store.kvDelete(WINDOW_SCOPE, id);
+      }
+      // Cached messages were made for the old actions: new ones do not inherit them.
+      if (JSON.stringify(def.actions) !== JSON.stringify(e.def.actions)) this.clearSinkCaches(e.def);
       this.savePlugins(id, v.plugins);
       Object.assign(e, { def, ...v });
       if (desired === 'running') await this.doStart(e).catch(() => undefined);
@@ -636,6 +707,8 @@ class Service implements RuleService {
       await this.doStop(e);
       this.store.deleteRule(id);
       this.store.kvDelete(PLUGINS_SCOPE, id);
+      this.clearSinkCaches(e.def);
+      this.store.kvDelete(WINDOW_SCOPE, id);
       this.rules.delete(id);
     });
   }
@@ -644,8 +717,15 @@ class Service implements RuleService {
     return [...this.rules.values()].sort((a, b) => (a.def.id < b.def.id ? -1 : a.def.id > b.def.id ? 1 : 0)).map((e) => this.summary(e));
   }
 
+  /** The stored state, shown as `degraded` while a running rule has a part down. */
+  private shownState(e: Entry): { status: RuleState; degraded?: Degraded } {
+    const d = e.state === 'running' ? e.running?.health.report() : undefined;
+    return d ? { status: 'degraded', degraded: d } : { status: e.state };
+  }
+
   private summary(e: Entry): RuleSummary {
-    return { id: e.def.id, status: e.state, ...(e.error ? { message: e.error.message } : {}) };
+    const { status, degraded } = this.shownState(e);
+    return { id: e.def.id, status, ...(e.error ? { message: e.error.message } : degraded ? { message: degraded.reason } : {}) };
   }
 
   describeRule(id: string): RuleDef {
@@ -684,11 +764,15 @@ class Service implements RuleService {
     const run = e.running ?? e.last;
     const operators = run ? run.metrics() : [];
     const sinks = run ? run.sinks.map((s, action) => ({ action, type: s.type, ...s.runner.metrics() })) : [];
+    const shown = this.shownState(e);
     return {
       id,
-      status: e.state,
+      stream: e.stream,
+      ...shown,
       ...(e.error ? { message: e.error.message, error: { ...e.error } } : {}),
       ...(e.running && e.startedAt ? { startedAt: e.startedAt } : {}),
+      ...(run?.checkpointAt ? { checkpointAt: run.checkpointAt } : {}),
+      ...(e.restart && (e.restart.tries > 0 || e.restart.nextAt) ? { restart: { tries: e.restart.tries, ...(e.restart.nextAt ? { nextAt: e.restart.nextAt } : {}) } } : {}),
       ...(e.running && e.hub ? { source: e.hub.report() } : {}),
       ...(run ? { fastPath: run.fastPath() } : {}),
       operators,

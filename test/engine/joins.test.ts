@@ -103,6 +103,8 @@ describe('joins: refused at compile time', () => {
     assert.deepEqual([t.stream, t.streams, t.tables], ['s', ['s'], ['scan']]);
     t.close();
     assert.equal(r.rowsPassUnchanged, false);
+    // a joined window is not checkpointed: its snapshot could not say which stream each row came from
+    assert.equal(r.exportWindow(), undefined);
     throwsCode(() => r.push([{ id: 1 }], 0, 'other'), 'E_BAD_REQUEST', /does not read stream other; it reads s, s2/);
     r.close();
   });
