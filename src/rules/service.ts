@@ -118,6 +118,13 @@ export interface RuleService extends PluginUsage {
   restore(): Promise<RestoreReport>;
   /** Stops every rule (their desired state is kept) and every source. The store stays open. */
   close(): Promise<void>;
+  /**
+   * Consulted by restore() for each plugin a rule used: a reason (e.g. "plugin X crashed the host
+   * …") keeps the rule stopped with that reason as its status message, its desired state kept.
+   */
+  setPluginGate(gate: (plugin: string) => string | undefined): void;
+  /** Starts the rules restore() held back because of `plugin` (after the plugin is enabled again). */
+  resumeHeld(plugin: string): Promise<string[]>;
 }
 
 interface Entry {
@@ -208,6 +215,9 @@ class Service implements RuleService {
   /** Last plugin seen for a function name: rulesUsing still answers once the plugin is unloaded. */
   private readonly knownPlugin = new Map<string, string>();
   private closed = false;
+  private gate: (plugin: string) => string | undefined = () => undefined;
+  /** rule id -> plugin that held it back at restore */
+  private readonly held = new Map<string, string>();
 
   constructor(o: RuleServiceOptions) {
     this.dataDir = o.dataDir;
@@ -857,6 +867,15 @@ class Service implements RuleService {
       if (rec.desired === 'running') toStart.push(e);
     }
     for (const e of toStart) {
+      const blocked = [...e.plugins].map((p) => [p, this.gate(p)] as const).find(([, why]) => why !== undefined);
+      if (blocked) {
+        e.state = 'stopped';
+        e.error = { code: 'E_PLUGIN_CRASHED', message: blocked[1]!, at: Date.now() };
+        this.held.set(e.def.id, blocked[0]);
+        this.log?.warn({ rule: e.def.id, plugin: blocked[0], code: 'E_PLUGIN_CRASHED' }, `rule ${e.def.id} not started: ${blocked[1]}`);
+        report.failed.push({ id: e.def.id, code: 'E_PLUGIN_CRASHED', message: blocked[1]! });
+        continue;
+      }
       try {
         await this.serial(e, () => this.doStart(e));
         report.started.push(e.def.id);
@@ -866,6 +885,27 @@ class Service implements RuleService {
       }
     }
     return report;
+  }
+
+  setPluginGate(gate: (plugin: string) => string | undefined): void {
+    this.gate = gate;
+  }
+
+  async resumeHeld(plugin: string): Promise<string[]> {
+    const started: string[] = [];
+    for (const [id, p] of [...this.held]) {
+      if (p !== plugin) continue;
+      this.held.delete(id);
+      const e = this.rules.get(id);
+      if (!e || e.running) continue;
+      try {
+        await this.serial(e, () => this.doStart(e));
+        started.push(id);
+      } catch (err) {
+        this.log?.warn({ rule: id, err: (err as Error).message }, `rule ${id} could not start after plugin ${plugin} was enabled`);
+      }
+    }
+    return started;
   }
 
   async close(): Promise<void> {

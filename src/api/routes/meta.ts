@@ -13,6 +13,7 @@ export const metaRoutes: FastifyPluginAsync<RouteOptions> = async (app, { servic
       'GET|POST /plugins/{sources|sinks|functions}',
       'GET|PUT|DELETE /plugins/{type}/{name}',
       'POST /plugins/functions/{name}/register',
+      'POST /plugins/{type}/{name}/enable',
       'GET /plugins/udfs',
       'GET /plugins/udfs/{name}',
     ],
