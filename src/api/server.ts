@@ -8,6 +8,7 @@ import { metricsRoutes } from './routes/metrics.js';
 import { pluginRoutes } from './routes/plugins.js';
 import { registerRuleRoutes } from './routes/rules.js';
 import { registerStreamRoutes } from './routes/streams.js';
+import { registerTableRoutes } from './routes/tables.js';
 import { installSecurity, MULTIPART_LIMITS, resolveTimeouts, type HttpTimeouts, type SecurityOptions } from './security/index.js';
 import { registerDataRoutes } from './routes/data.js';
 
@@ -60,6 +61,7 @@ export async function buildServer({ services, logger, security, timeouts }: Serv
   await app.register(metricsRoutes, { services });
   if (services.rules) {
     await registerStreamRoutes(app, services.rules);
+    await registerTableRoutes(app, services.rules);
     await registerRuleRoutes(app, services.rules);
     await registerDataRoutes(app, services.rules, services.manager);
   }

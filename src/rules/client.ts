@@ -61,6 +61,19 @@ export class RulesClient {
     return this.request('DELETE', `streams/${encodeURIComponent(name)}`);
   }
 
+  createTable(sql: string): Promise<string> {
+    return this.request('POST', 'tables', { sql });
+  }
+  listTables(): Promise<string[]> {
+    return this.json('GET', 'tables');
+  }
+  describeTable(name: string): Promise<StreamDescription & { rows: number }> {
+    return this.json('GET', `tables/${encodeURIComponent(name)}`);
+  }
+  dropTable(name: string): Promise<string> {
+    return this.request('DELETE', `tables/${encodeURIComponent(name)}`);
+  }
+
   /** `rule` is the rule JSON, as an object or as text (sent verbatim so the host reports JSON errors). */
   createRule(rule: unknown): Promise<string> {
     return this.request('POST', 'rules', rule);

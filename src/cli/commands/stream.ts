@@ -84,7 +84,7 @@ export function register(program: Command): void {
 
 type FieldType = { type: string; items?: FieldType; fields?: { name: string; type: FieldType }[] };
 
-function typeName(t: FieldType): string {
+export function typeName(t: FieldType): string {
   if (t.type === 'array' && t.items) return `array(${typeName(t.items)})`;
   if (t.type === 'struct' && t.fields) return `struct(${t.fields.map((f) => `${f.name} ${typeName(f.type)}`).join(', ')})`;
   return t.type;
