@@ -74,6 +74,7 @@ export const ERROR_CODES = {
   E_SQL_SYNTAX: 'SQL does not parse',
   E_SQL_SEMANTIC: 'SQL parses but cannot be compiled (unknown stream/field, misplaced aggregate, bad window)',
   E_EVAL: 'an expression failed on a row at run time',
+  E_WINDOW_FULL: 'a window reached maxWindowRows; rows were refused',
   E_RULE_CLOSED: 'the rule was closed',
   // connectors and store (src/connectors, src/store)
   E_CONNECTOR_CONFIG: 'a source or sink property is missing or invalid',
@@ -101,6 +102,11 @@ export const ERROR_CODES = {
   E_URL_FORBIDDEN: 'URL scheme or target not allowed',
   E_PLUGIN_IN_USE: 'plugin used by rules',
   E_HOST_RUNNING: 'a host is running on this data directory',
+  // control-plane security (src/api/security)
+  E_UNAUTHORIZED: 'no or wrong credentials for the REST API',
+  E_FORBIDDEN: 'request refused by the Origin/Host policy',
+  E_CANCELLED: 'the client went away before its queued change ran',
+  E_DOWNGRADE: 'update to an older version without force',
   E_INTERNAL: 'unexpected internal error',
 } as const;
 

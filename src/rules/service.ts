@@ -27,6 +27,7 @@ import {
   createSinkRunner,
   createSource,
   loadNamedConfigs,
+  sinkCacheScope,
   sinkTypes,
   sourceTypes,
   type ConnectorContext,
@@ -36,10 +37,14 @@ import {
 import type { Store } from '../store/index.js';
 import type { PluginFunction } from '../plugins/types.js';
 import type { PluginUsage } from '../manager/types.js';
-import { actionEntries, checkName, checkpointIntervalOf, engineOptionsOf, parseRuleDef, type RuleDef } from './definition.js';
-import { SourceHub } from './source-hub.js';
+import { actionEntries, checkName, checkpointIntervalOf, engineOptionsOf, maxWindowRowsOf, parseRuleDef, qosOf, type RuleDef } from './definition.js';
+import type { WindowSnapshot } from '../engine/window-checkpoint.js';
+import { SourceHub, type Subscriber } from './source-hub.js';
+import { TableData } from './table-data.js';
+import { readRestartStrategy, restartDelay } from './restart.js';
 import { RunningRule, type SinkSlot } from './running-rule.js';
 import { flatMetrics, type RuleError, type RuleState, type RuleStatus } from './status.js';
+import type { Degraded } from './health.js';
 
 export interface RuleServiceOptions {
   dataDir: string;
@@ -68,6 +73,7 @@ export interface RuleSummary {
 
 export interface RestoreReport {
   streams: number;
+  tables?: number;
   rules: number;
   started: string[];
   failed: { id: string; code: string; message: string }[];
@@ -88,8 +94,14 @@ export interface RuleService extends PluginUsage {
   dropStream(name: string): { message: string };
   listStreams(): string[];
   describeStream(name: string): StreamDescription;
-  /** CREATE / DROP / SHOW / DESCRIBE STREAM. */
+  /** CREATE / DROP / SHOW / DESCRIBE STREAM or TABLE. */
   executeStreamSql(sql: string): StreamSqlResult;
+  // tables (CREATE TABLE): joined by rules, backed by a JSON file or a memory topic
+  createTable(sql: string): { table: StreamDescription; message: string };
+  dropTable(name: string): { message: string };
+  listTables(): string[];
+  /** The definition, and how many rows the table holds now. */
+  describeTable(name: string): StreamDescription & { rows: number };
   // rules
   /** Validates, stores and (unless `triggered: false`) starts the rule. A start failure leaves it created and failed. */
   createRule(body: unknown): Promise<RuleSummary>;
@@ -119,6 +131,11 @@ interface Entry {
   def: RuleDef;
   /** FROM */
   stream: string;
+  /** Streams joined besides FROM, and the tables joined. */
+  joined: string[];
+  tables: string[];
+  /** While running: the subscriptions to the joined streams' hubs. */
+  joinHubs?: { stream: string; hub: SourceHub; sub: Subscriber }[];
   /** Names of non-built-in functions the SQL calls. */
   calls: string[];
   /** Plugins that provided those functions when the rule last compiled. */
@@ -132,7 +149,12 @@ interface Entry {
   hub?: SourceHub;
   /** Serialises lifecycle operations on this rule. */
   queue: Promise<unknown>;
+  /** restartStrategy: tries made since the last good start, and the pending one. */
+  restart?: { tries: number; timer?: NodeJS.Timeout; nextAt?: number };
 }
+
+/** Store scope: rule id -> the rows its window held at the last checkpoint (qos >= 1). */
+const WINDOW_SCOPE = 'rules.window';
 
 /** Store scope: rule id -> plugins its functions came from at the last compile. */
 const PLUGINS_SCOPE = 'rules.plugins';
@@ -168,8 +190,8 @@ function within(where: string, e: unknown, code?: ErrorCode): StreamplugError {
   return new StreamplugError(code ?? 'E_INTERNAL', `${where}: ${(e as Error)?.message ?? String(e)}`);
 }
 
-function notFound(what: 'rule' | 'stream', name: string): StreamplugError {
-  const list = what === 'rule' ? 'GET /rules' : 'GET /streams';
+function notFound(what: 'rule' | 'stream' | 'table', name: string): StreamplugError {
+  const list = `GET /${what}s`;
   return new StreamplugError('E_NOT_FOUND', `${what} ${name} does not exist; ${list} lists the defined ones`, { [what]: name });
 }
 
@@ -185,6 +207,9 @@ class Service implements RuleService {
   private readonly log?: Logger;
   private readonly now: () => number;
   private readonly streams = new Map<string, StreamDef>();
+  /** Tables share the streams' namespace (FROM and JOIN name either). */
+  private readonly tables = new Map<string, TableData>();
+  private readonly defOf = (n: string): StreamDef | undefined => this.streams.get(n) ?? this.tables.get(n)?.def;
   private readonly rules = new Map<string, Entry>();
   private readonly hubs = new Map<string, SourceHub>();
   /** Last plugin seen for a function name: rulesUsing still answers once the plugin is unloaded. */
@@ -212,7 +237,7 @@ class Service implements RuleService {
   }
 
   private ctx(ruleId?: string): ConnectorContext {
-    return { ruleId, dataDir: this.dataDir, mqttConfigs: this.mqttConfigs(), logger: this.log };
+    return { ruleId, dataDir: this.dataDir, mqttConfigs: this.mqttConfigs(), logger: this.log, kv: this.store };
   }
 
   private makeSource(def: StreamDef, ruleId?: string): SourceConnector {
@@ -220,7 +245,7 @@ class Service implements RuleService {
     if (!sourceTypes().includes(TYPE.toLowerCase()))
       throw new StreamplugError('E_CONNECTOR_CONFIG', `stream ${def.name}: source TYPE "${TYPE}" is unknown (have: ${sourceTypes().join(', ')}); fix TYPE or install the plugin that provides it`, { stream: def.name, type: TYPE });
     try {
-      return createSource(TYPE, DATASOURCE, props, this.ctx(ruleId));
+      return createSource(TYPE, DATASOURCE, props, { ...this.ctx(ruleId), stream: def.name });
     } catch (e) {
       throw within(`stream ${def.name}`, e);
     }
@@ -232,7 +257,7 @@ class Service implements RuleService {
       if (!sinkTypes().includes(type.toLowerCase()))
         throw new StreamplugError('E_CONNECTOR_CONFIG', `rule ${def.id}: actions[${i}] names sink type "${type}", which is unknown (have: ${sinkTypes().join(', ')}); fix the action or install the plugin that provides it`, { rule: def.id, action: i, type });
       try {
-        return { type, runner: createSinkRunner(type, props, ctx) };
+        return { type, runner: createSinkRunner(type, props, ctx, i) };
       } catch (e) {
         throw within(`rule ${def.id}, actions[${i}].${type}`, e);
       }
@@ -249,6 +274,7 @@ class Service implements RuleService {
     if (typeof sql !== 'string' || !sql.trim())
       throw new StreamplugError('E_BAD_REQUEST', 'stream "sql" must be a CREATE STREAM statement, like CREATE STREAM demo () WITH (DATASOURCE="demo/sensors")');
     const def = parseStreamDef(sql);
+    if (def.table) throw new StreamplugError('E_BAD_REQUEST', `this is a CREATE TABLE statement; tables go to POST /tables`, { table: def.name });
     checkName('stream name', def.name);
     this.makeSource(def); // type and properties are checked now; nothing connects until a rule starts
     return def;
@@ -259,6 +285,8 @@ class Service implements RuleService {
     const def = this.parseDef(sql);
     if (this.streams.has(def.name))
       throw new StreamplugError('E_CONFLICT', `stream ${def.name} already exists; drop it first, update it with PUT /streams/${def.name}, or pick another name`, { stream: def.name });
+    if (this.tables.has(def.name))
+      throw new StreamplugError('E_CONFLICT', `table ${def.name} already exists, and streams and tables share their names; pick another name`, { table: def.name });
     this.store.putStream({ name: def.name, sql: def.sql });
     this.streams.set(def.name, def);
     return { stream: describe(def), message: `Stream ${def.name} is created.` };
@@ -273,14 +301,14 @@ class Service implements RuleService {
     this.store.putStream({ name, sql: def.sql }, { replace: true });
     this.streams.set(name, def);
     // Running readers pick the new definition up (a new shared source) by restarting.
-    for (const [id, e] of this.rules) if (e.stream === name && e.running) await this.restartRule(id).catch(() => undefined);
+    for (const [id, e] of this.rules) if ((e.stream === name || e.joined.includes(name)) && e.running) await this.restartRule(id).catch(() => undefined);
     return { stream: describe(def), message: `Stream ${name} is updated.` };
   }
 
   dropStream(name: string): { message: string } {
     this.ensureOpen();
     if (!this.streams.has(name)) throw notFound('stream', name);
-    const users = [...this.rules.values()].filter((e) => e.stream === name).map((e) => e.def.id);
+    const users = [...this.rules.values()].filter((e) => e.stream === name || e.joined.includes(name)).map((e) => e.def.id);
     if (users.length)
       throw new StreamplugError('E_CONFLICT', `stream ${name} is read by rule(s) ${users.join(', ')}; delete those rules first`, { stream: name, rules: users });
     this.store.deleteStream(name);
@@ -298,13 +326,66 @@ class Service implements RuleService {
     return describe(d);
   }
 
+  // ---------------------------------------------------------------- tables
+
+  createTable(sql: string): { table: StreamDescription; message: string } {
+    this.ensureOpen();
+    if (typeof sql !== 'string' || !sql.trim())
+      throw new StreamplugError('E_BAD_REQUEST', 'table "sql" must be a CREATE TABLE statement, like CREATE TABLE t (id bigint, name string) WITH (DATASOURCE="lookup.json", TYPE="file")');
+    const def = parseStreamDef(sql);
+    if (!def.table) throw new StreamplugError('E_BAD_REQUEST', 'this is a CREATE STREAM statement; streams go to POST /streams', { stream: def.name });
+    checkName('table name', def.name);
+    if (this.tables.has(def.name))
+      throw new StreamplugError('E_CONFLICT', `table ${def.name} already exists; drop it first or pick another name`, { table: def.name });
+    if (this.streams.has(def.name))
+      throw new StreamplugError('E_CONFLICT', `stream ${def.name} already exists, and streams and tables share their names; pick another name`, { stream: def.name });
+    const data = new TableData(def, this.dataDir, this.log);
+    this.store.putStream({ name: def.name, sql: def.sql, kind: 'table' });
+    data.open();
+    this.tables.set(def.name, data);
+    return { table: describe(def), message: `Table ${def.name} is created.` };
+  }
+
+  dropTable(name: string): { message: string } {
+    this.ensureOpen();
+    const t = this.tables.get(name);
+    if (!t) throw notFound('table', name);
+    const users = [...this.rules.values()].filter((e) => e.tables.includes(name)).map((e) => e.def.id);
+    if (users.length)
+      throw new StreamplugError('E_CONFLICT', `table ${name} is joined by rule(s) ${users.join(', ')}; delete those rules first`, { table: name, rules: users });
+    this.store.deleteStream(name);
+    t.close();
+    this.tables.delete(name);
+    return { message: `Table ${name} is dropped.` };
+  }
+
+  listTables(): string[] {
+    return [...this.tables.keys()].sort();
+  }
+
+  describeTable(name: string): StreamDescription & { rows: number } {
+    const t = this.tables.get(name);
+    if (!t) throw notFound('table', name);
+    return { ...describe(t.def), rows: t.size() };
+  }
+
   executeStreamSql(sql: string): StreamSqlResult {
     const s = parseStatement(sql);
     switch (s.kind) {
       case 'createStream': {
+        if (s.table) {
+          const r = this.createTable(sql);
+          return { kind: 'created', stream: r.table, message: r.message };
+        }
         const r = this.createStream(sql);
         return { kind: 'created', ...r };
       }
+      case 'dropTable':
+        return { kind: 'dropped', name: s.name, ...this.dropTable(s.name) };
+      case 'showTables':
+        return { kind: 'list', names: this.listTables() };
+      case 'describeTable':
+        return { kind: 'describe', stream: this.describeTable(s.name) };
       case 'dropStream':
         return { kind: 'dropped', name: s.name, ...this.dropStream(s.name) };
       case 'showStreams':
@@ -319,18 +400,22 @@ class Service implements RuleService {
   // ---------------------------------------------------------------- rules: validation
 
   /** Compiles the rule (then closes the compiled runtime) and builds its sinks without opening them. */
-  private validate(def: RuleDef): Pick<Entry, 'stream' | 'calls' | 'plugins'> {
+  private validate(def: RuleDef): Pick<Entry, 'stream' | 'joined' | 'tables' | 'calls' | 'plugins'> {
     const plugins = new Set<string>();
     let stream: string;
+    let joined: string[];
+    let tables: string[];
     try {
-      const rt = compileRule(def.id, def.sql, { streams: (n) => this.streams.get(n), functions: this.tracking(plugins), options: engineOptionsOf(def) });
+      const rt = compileRule(def.id, def.sql, { streams: this.defOf, functions: this.tracking(plugins), options: engineOptionsOf(def), maxWindowRows: maxWindowRowsOf(def) });
       stream = rt.stream;
+      joined = rt.streams.slice(1);
+      tables = [...rt.tables];
       rt.close();
     } catch (e) {
       throw within(`rule ${def.id}`, e);
     }
     this.makeSinks(def);
-    return { stream, calls: [...callNames(parseStatement(def.sql))], plugins };
+    return { stream, joined, tables, calls: [...callNames(parseStatement(def.sql))], plugins };
   }
 
   private tracking(plugins: Set<string>): FunctionResolver {
@@ -357,6 +442,10 @@ class Service implements RuleService {
     const run = e.queue.then(fn, fn);
     e.queue = run.catch(() => undefined);
     return run;
+  }
+
+  private clearSinkCaches(def: RuleDef): void {
+    for (let i = 0; i < def.actions.length; i++) this.store.kvClear(sinkCacheScope(def.id, i));
   }
 
   private savePlugins(id: string, plugins: Set<string>): void {
@@ -387,18 +476,30 @@ class Service implements RuleService {
       let runtime;
       try {
         runtime = compileRule(id, e.def.sql, {
-          streams: (n) => this.streams.get(n),
+          streams: this.defOf,
+          tables: (n) => this.tables.get(n),
           functions: this.tracking(plugins),
           now: this.now,
+          maxWindowRows: maxWindowRowsOf(e.def),
           options: engineOptionsOf(e.def),
           onError: (err, op) => this.log?.debug({ rule: id, operator: op, code: err.code }, err.message),
         });
       } catch (err) {
         throw within(`rule ${id} cannot start`, err);
       }
+      e.stream = runtime.stream;
+      e.joined = runtime.streams.slice(1);
+      e.tables = [...runtime.tables];
+      try {
+        for (const t of e.tables) this.tables.get(t)!.refresh(); // a file table is read as the rule starts
+      } catch (err) {
+        runtime.close();
+        throw within(`rule ${id} cannot start`, err);
+      }
       e.plugins = plugins;
       this.savePlugins(id, plugins);
       const restored = this.restoreState(id, runtime);
+      this.restoreWindow(id, e.def, runtime);
       let sinks: SinkSlot[];
       try {
         sinks = this.makeSinks(e.def);
@@ -409,6 +510,7 @@ class Service implements RuleService {
       running = new RunningRule(runtime, sinks, this.now, this.log, {
         intervalMs: checkpointIntervalOf(e.def),
         save: (state) => this.store.saveCheckpoint(id, state),
+        ...(qosOf(e.def) >= 1 ? { saveWindow: (w: WindowSnapshot) => this.store.kvPut(WINDOW_SCOPE, id, w) } : {}),
       });
       for (const [i, s] of sinks.entries()) {
         try {
@@ -430,15 +532,38 @@ class Service implements RuleService {
       } catch (err) {
         throw within(`rule ${id} cannot start: source of stream ${e.stream}`, err);
       }
+      // the streams it joins: their rows are pushed naming the stream, so the window knows whose they are
+      const rr = running;
+      e.joinHubs = [];
+      for (const name of e.joined) {
+        const def = this.streams.get(name);
+        if (!def) throw new StreamplugError('E_SQL_SEMANTIC', `rule ${id} cannot start: stream ${name} is not defined; create it first`, { stream: name });
+        let h = this.hubs.get(name);
+        if (!h || h.stopping) {
+          h = new SourceHub(def, () => this.makeSource(def, id));
+          this.hubs.set(name, h);
+        }
+        const sub: Subscriber = { push: (rows, ts) => rr.push(rows, ts, name) };
+        e.joinHubs.push({ stream: name, hub: h, sub });
+        try {
+          await h.attach(sub);
+        } catch (err) {
+          throw within(`rule ${id} cannot start: source of stream ${name}`, err);
+        }
+      }
       running.startCheckpoints(restored);
+      if (runtime.windowed) running.schedule(); // a restored window may be due already
       e.running = running;
       e.last = running;
       e.hub = hub;
       e.state = 'running';
       e.startedAt = Date.now();
+      this.cancelRestart(e, true);
       this.log?.info({ rule: id, stream: e.stream }, `rule ${id} started`);
     } catch (err) {
       if (hub && running) this.release(e.stream, hub, running);
+      for (const j of e.joinHubs ?? []) this.release(j.stream, j.hub, j.sub);
+      e.joinHubs = undefined;
       if (running) {
         running.runtime.close();
         await Promise.all(opened.map((s) => s.runner.close().catch(() => undefined)));
@@ -447,6 +572,7 @@ class Service implements RuleService {
       e.state = 'failed';
       e.error = asError(err);
       this.log?.warn({ rule: id, code: e.error.code }, e.error.message);
+      this.scheduleRestart(e);
       throw err;
     } finally {
       this.saveStatus(e);
@@ -472,20 +598,68 @@ class Service implements RuleService {
     }
   }
 
+  /** With qos >= 1, the rows the window held at the last checkpoint go back into it. */
+  private restoreWindow(id: string, def: RuleDef, runtime: RuleRuntime): void {
+    if (!runtime.windowed || qosOf(def) < 1) return;
+    try {
+      const saved = this.store.kvGet(WINDOW_SCOPE, id) as WindowSnapshot | undefined;
+      if (!saved) return;
+      const n = runtime.importWindow(saved);
+      if (n > 0) this.log?.info({ rule: id, rows: n }, `rule ${id}: ${n} window row(s) restored from its checkpoint`);
+    } catch (err) {
+      this.log?.warn({ rule: id, err: (err as Error).message }, `rule ${id}: its window checkpoint cannot be restored; the window starts empty`);
+    }
+  }
+
   /** Detaches from the hub; the last reader stops the shared connector. */
-  private release(stream: string, hub: SourceHub, sub: RunningRule): Promise<void> | undefined {
+  private release(stream: string, hub: SourceHub, sub: Subscriber): Promise<void> | undefined {
     if (!hub.detach(sub)) return undefined;
     if (this.hubs.get(stream) === hub) this.hubs.delete(stream);
     return hub.stop().catch((err: unknown) => this.log?.warn({ stream, err: (err as Error).message }, 'source stop failed'));
   }
 
+  /** After a failed start: the next try of the rule's restartStrategy, if it has tries left. */
+  private scheduleRestart(e: Entry): void {
+    if (this.closed || this.rules.get(e.def.id) !== e) return;
+    const s = readRestartStrategy(e.def.id, e.def.options?.restartStrategy);
+    const r = (e.restart ??= { tries: 0 });
+    if (r.timer) return;
+    if (r.tries >= s.attempts) {
+      if (s.attempts > 0) this.log?.warn({ rule: e.def.id, tries: r.tries }, `rule ${e.def.id}: restartStrategy gave up after ${r.tries} tries; it stays failed`);
+      return;
+    }
+    const wait = restartDelay(s, r.tries);
+    r.nextAt = Date.now() + wait;
+    this.log?.info({ rule: e.def.id, try: r.tries + 1, of: s.attempts, inMs: wait }, `rule ${e.def.id}: restart ${r.tries + 1} of ${s.attempts} in ${wait} ms`);
+    r.timer = setTimeout(() => {
+      r.timer = undefined;
+      r.nextAt = undefined;
+      r.tries++;
+      if (this.closed || this.rules.get(e.def.id) !== e || this.store.getRule(e.def.id)?.desired !== 'running') return;
+      this.serial(e, () => this.doStart(e)).catch(() => undefined);
+    }, wait);
+    r.timer.unref();
+  }
+
+  /** Drops a pending try; `reset` (a good start, a manual stop) also forgets the tries made. */
+  private cancelRestart(e: Entry, reset: boolean): void {
+    if (!e.restart) return;
+    if (e.restart.timer) clearTimeout(e.restart.timer);
+    e.restart.timer = undefined;
+    e.restart.nextAt = undefined;
+    if (reset) e.restart.tries = 0;
+  }
+
   private async doStop(e: Entry, state: RuleState = 'stopped'): Promise<void> {
+    this.cancelRestart(e, true);
     const running = e.running;
     if (running) {
       e.running = undefined;
       const hub = e.hub!;
       e.hub = undefined;
       await this.release(e.stream, hub, running);
+      await Promise.all((e.joinHubs ?? []).map((j) => this.release(j.stream, j.hub, j.sub)));
+      e.joinHubs = undefined;
       await running.close();
       this.log?.info({ rule: e.def.id }, `rule ${e.def.id} stopped`);
     }
@@ -505,6 +679,7 @@ class Service implements RuleService {
     const desired = def.triggered === false ? 'stopped' : 'running';
     this.store.putRule(def.id, def, { desired });
     this.store.saveCheckpoint(def.id, {}); // a new rule starts with no state, whatever was left under its id
+    this.store.kvDelete(WINDOW_SCOPE, def.id);
     this.savePlugins(def.id, v.plugins);
     const e: Entry = { def, ...v, state: 'stopped', queue: Promise.resolve() };
     this.rules.set(def.id, e);
@@ -523,7 +698,12 @@ class Service implements RuleService {
       await this.doStop(e);
       this.store.putRule(id, def, { desired, replace: true });
       // New SQL means new call sites: its functions start afresh. Same SQL (new actions, options) keeps the state.
-      if (def.sql !== e.def.sql) this.store.saveCheckpoint(id, {});
+      if (def.sql !== e.def.sql) {
+        this.store.saveCheckpoint(id, {});
+        this.store.kvDelete(WINDOW_SCOPE, id);
+      }
+      // Cached messages were made for the old actions: new ones do not inherit them.
+      if (JSON.stringify(def.actions) !== JSON.stringify(e.def.actions)) this.clearSinkCaches(e.def);
       this.savePlugins(id, v.plugins);
       Object.assign(e, { def, ...v });
       if (desired === 'running') await this.doStart(e).catch(() => undefined);
@@ -537,6 +717,8 @@ class Service implements RuleService {
       await this.doStop(e);
       this.store.deleteRule(id);
       this.store.kvDelete(PLUGINS_SCOPE, id);
+      this.clearSinkCaches(e.def);
+      this.store.kvDelete(WINDOW_SCOPE, id);
       this.rules.delete(id);
     });
   }
@@ -545,8 +727,15 @@ class Service implements RuleService {
     return [...this.rules.values()].sort((a, b) => (a.def.id < b.def.id ? -1 : a.def.id > b.def.id ? 1 : 0)).map((e) => this.summary(e));
   }
 
+  /** The stored state, shown as `degraded` while a running rule has a part down. */
+  private shownState(e: Entry): { status: RuleState; degraded?: Degraded } {
+    const d = e.state === 'running' ? e.running?.health.report() : undefined;
+    return d ? { status: 'degraded', degraded: d } : { status: e.state };
+  }
+
   private summary(e: Entry): RuleSummary {
-    return { id: e.def.id, status: e.state, ...(e.error ? { message: e.error.message } : {}) };
+    const { status, degraded } = this.shownState(e);
+    return { id: e.def.id, status, ...(e.error ? { message: e.error.message } : degraded ? { message: degraded.reason } : {}) };
   }
 
   describeRule(id: string): RuleDef {
@@ -585,11 +774,15 @@ class Service implements RuleService {
     const run = e.running ?? e.last;
     const operators = run ? run.metrics() : [];
     const sinks = run ? run.sinks.map((s, action) => ({ action, type: s.type, ...s.runner.metrics() })) : [];
+    const shown = this.shownState(e);
     return {
       id,
-      status: e.state,
+      stream: e.stream,
+      ...shown,
       ...(e.error ? { message: e.error.message, error: { ...e.error } } : {}),
       ...(e.running && e.startedAt ? { startedAt: e.startedAt } : {}),
+      ...(run?.checkpointAt ? { checkpointAt: run.checkpointAt } : {}),
+      ...(e.restart && (e.restart.tries > 0 || e.restart.nextAt) ? { restart: { tries: e.restart.tries, ...(e.restart.nextAt ? { nextAt: e.restart.nextAt } : {}) } } : {}),
       ...(e.running && e.hub ? { source: e.hub.report() } : {}),
       ...(run ? { fastPath: run.fastPath() } : {}),
       operators,
@@ -599,11 +792,14 @@ class Service implements RuleService {
   }
 
   rulesUsing(plugin: string): string[] {
+    // Plugin names are unique regardless of case (as SQL function names are): "Echo" is "echo".
+    const want = plugin.toLowerCase();
+    const same = (p: string | undefined) => p !== undefined && p.toLowerCase() === want;
     const ids: string[] = [];
     for (const [id, e] of this.rules) {
       const uses =
-        e.plugins.has(plugin) ||
-        e.calls.some((n) => (this.functions.getFunction(n)?.plugin ?? this.knownPlugin.get(n.toLowerCase())) === plugin);
+        [...e.plugins].some(same) ||
+        e.calls.some((n) => same(this.functions.getFunction(n)?.plugin ?? this.knownPlugin.get(n.toLowerCase())));
       if (uses) ids.push(id);
     }
     return ids.sort();
@@ -614,6 +810,17 @@ class Service implements RuleService {
   async restore(): Promise<RestoreReport> {
     this.ensureOpen();
     const report: RestoreReport = { streams: 0, rules: 0, started: [], failed: [] };
+    for (const rec of this.store.listStreams('table')) {
+      try {
+        const def = parseStreamDef(rec.sql);
+        const data = new TableData(def, this.dataDir, this.log);
+        data.open();
+        this.tables.set(def.name, data);
+        report.tables = (report.tables ?? 0) + 1;
+      } catch (err) {
+        this.log?.error({ table: rec.name, err: (err as Error).message }, `stored table ${rec.name} can no longer be used; it is skipped`);
+      }
+    }
     for (const rec of this.store.listStreams('stream')) {
       try {
         const def = parseStreamDef(rec.sql);
@@ -635,9 +842,17 @@ class Service implements RuleService {
       }
       let stream = '';
       let calls: string[] = [];
+      const joined: string[] = [];
+      const tables: string[] = [];
       try {
         const s = parseStatement(def.sql);
-        if (s.kind === 'select') stream = s.from.name;
+        if (s.kind === 'select') {
+          // FROM a table: the first joined stream is the one the rule reads
+          const names = [s.from.name, ...s.joins.map((j) => j.name)];
+          stream = names.find((x) => !this.tables.has(x)) ?? s.from.name;
+          for (const n of names) if (this.tables.has(n)) tables.push(n);
+          else if (n !== stream) joined.push(n);
+        }
         calls = [...callNames(s)];
       } catch {
         // start() reports the SQL error as the rule's status
@@ -649,7 +864,7 @@ class Service implements RuleService {
         const f = this.functions.getFunction(n);
         if (f) plugins.add(f.plugin);
       }
-      const e: Entry = { def, stream, calls, plugins, state: 'stopped', queue: Promise.resolve() };
+      const e: Entry = { def, stream, joined, tables, calls, plugins, state: 'stopped', queue: Promise.resolve() };
       this.rules.set(rec.id, e);
       report.rules++;
       if (rec.desired === 'running') toStart.push(e);
@@ -704,5 +919,6 @@ class Service implements RuleService {
     this.hubs.clear();
     await Promise.all(hubs.map((h) => h.stop().catch(() => undefined)));
     await Promise.all([...this.rules.values()].map((e) => this.serial(e, () => this.doStop(e, e.state === 'failed' ? 'failed' : 'stopped')).catch(() => undefined)));
+    for (const t of this.tables.values()) t.close();
   }
 }
