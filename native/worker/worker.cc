@@ -491,6 +491,7 @@ void DoSinkPush(uint32_t id, uint32_t offset, uint32_t length, uint32_t nrows, b
   auto it = sinks.find(id);
   if (it == sinks.end()) return Respond(iso::kStatusBadRequest, "no sink instance #" + std::to_string(id));
   Sink *snk = it->second.get();
+  snk->WakeTaken();  // the host is looking: the sink's next event (room, the end) wakes it again
   if (!InArena(offset, length)) return Respond(iso::kStatusBadRequest, "sink batch outside the arena");
   auto batch = std::make_unique<SinkBatch>();
   batch->nrows = nrows;
@@ -499,8 +500,11 @@ void DoSinkPush(uint32_t id, uint32_t offset, uint32_t length, uint32_t nrows, b
     batch->data.assign(bytes, length);
     batch->offsets.reserve(nrows + 1);
     batch->offsets.push_back(0);
-    for (uint32_t i = 0; i < length; ++i) {
-      if (bytes[i] == '\n') batch->offsets.push_back(i + 1);
+    for (const char *q = bytes, *end = bytes + length; q < end;) {
+      const void *nl = std::memchr(q, '\n', static_cast<size_t>(end - q));
+      if (nl == nullptr) break;
+      q = static_cast<const char *>(nl) + 1;
+      batch->offsets.push_back(static_cast<uint32_t>(q - bytes));
     }
     if (batch->offsets.size() != nrows + 1 || (length > 0 && bytes[length - 1] != '\n')) {
       return Respond(iso::kStatusBadRequest, "sink batch has " + std::to_string(batch->offsets.size() - 1) + " newline-terminated rows, expected " + std::to_string(nrows));
@@ -597,6 +601,8 @@ void DoIo(uint32_t op, uint32_t id) {
   // Keeps the instance alive past a dispose (its thread holds its own reference until it returns).
   std::shared_ptr<Source> source = src != sources.end() ? src->second : nullptr;
   std::shared_ptr<Sink> sink = snk != sinks.end() ? snk->second : nullptr;
+  // The host is looking: the next event wakes it again (as the addon's wake handler does in-process).
+  (source ? static_cast<IoBase *>(source.get()) : sink.get())->WakeTaken();
   if (op == iso::kOpIoStop || op == iso::kOpIoDispose) {
     if (source) source->Stop();
     if (sink) sink->Stop();

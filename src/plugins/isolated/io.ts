@@ -38,10 +38,15 @@ class IoInstance {
   readonly id: number;
   private readonly generation: number;
   protected last: IoStats = EMPTY;
+  /** `last` came with the latest response (a drain, a push) and nothing was asked since: stats() need not ask. */
+  private fresh = false;
   /** Why the instance ended with its worker ('' while it lives); the supervisor's line once it has one. */
   private dead = '';
   private readonly hook: string;
   private disposed = false;
+  protected get isDisposed(): boolean {
+    return this.disposed;
+  }
   private readonly poll: NodeJS.Timeout;
 
   constructor(
@@ -101,7 +106,8 @@ class IoInstance {
 
   /** One request; false when the worker is (or just went) away. */
   protected ask(op: number, args: number[], arg3 = 0): boolean {
-    if (this.gone()) return false;
+    // Disposed: the worker forgot the instance; a late pump or stop is a no-op, as in-process.
+    if (this.disposed || this.gone()) return false;
     try {
       this.w.slots[SLOT.arg3] = arg3;
       const status = this.w.request(op, this.id, args, this.ctx());
@@ -120,11 +126,18 @@ class IoInstance {
   /** The counters in the response. */
   protected take(): void {
     const text = this.w.message();
-    if (text.startsWith('{')) this.last = JSON.parse(text) as IoStats;
+    if (text.startsWith('{')) {
+      this.last = JSON.parse(text) as IoStats;
+      // Fresh for the rest of this synchronous run only (pump: drain, then stats), never stale later.
+      if (!this.fresh) queueMicrotask(() => (this.fresh = false));
+      this.fresh = true;
+    }
   }
 
   stats(): IoStats {
-    if (!this.gone() && !this.disposed) this.ask(OP.ioStats, []);
+    // A connector reads stats right after each drain: the drain's reply carried them.
+    if (this.fresh) this.fresh = false;
+    else if (!this.gone() && !this.disposed) this.ask(OP.ioStats, []);
     if (this.gone()) {
       // What the worker held when it died is lost: a sink's rows not yet acknowledged, a source's queued items.
       const lost = this.kind === 2 ? Math.max(0, this.last.in - this.last.out - this.last.dropped) : this.last.depth;
@@ -150,7 +163,7 @@ class IsolatedSource extends IoInstance implements AddonSource {
   private area = -1;
 
   drain(max: number): { segments: Segment[]; left: number } | null {
-    if (this.gone()) return null;
+    if (this.isDisposed || this.gone()) return null;
     const w = this.w;
     if (this.area < 0) this.area = w.temp(DRAIN_AREA);
     let at = this.area, extra = -1;
