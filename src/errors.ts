@@ -100,6 +100,7 @@ export const ERROR_CODES = {
   E_SIGNATURE: 'plugin unsigned or signature not from a trusted key',
   E_FETCH: 'the plugin zip could not be fetched',
   E_URL_FORBIDDEN: 'URL scheme or target not allowed',
+  E_FILE_REFUSED: 'a local zip path named over REST is not a readable zip (existence not told)',
   E_PLUGIN_IN_USE: 'plugin used by rules',
   E_HOST_RUNNING: 'a host is running on this data directory',
   // control-plane security (src/api/security)

@@ -10,7 +10,7 @@ import { isPluginType, type PluginType } from '../../manager/layout.js';
 import type { PluginManager, ZipSource } from '../../manager/manager.js';
 import type { HostServices, RouteOptions } from '../context.js';
 import { actorOf } from '../security/index.js';
-import { assertInsideRoots } from '../security/file-roots.js';
+import { assertInsideRoots, assertNamedZip } from '../security/file-roots.js';
 import { parseIsolation } from '../../manager/host-config.js';
 import type { Isolation } from '../../plugins/types.js';
 
@@ -93,7 +93,11 @@ async function readInstallBody(req: FastifyRequest, services: HostServices): Pro
   const { manager } = services;
   const query = singleValues(req.query);
   const named = (file: string): ZipSource => {
-    if (!/^(https?):\/\//i.test(file)) assertInsideRoots(/^file:\/\//i.test(file) ? fileUrlPath(file) : file, services.fileRoots ?? {});
+    if (!/^(https?):\/\//i.test(file)) {
+      const local = /^file:\/\//i.test(file) ? fileUrlPath(file) : file;
+      assertInsideRoots(local, services.fileRoots ?? {});
+      assertNamedZip(local);
+    }
     return { file };
   };
   if (req.isMultipart()) {
