@@ -5,6 +5,7 @@
       "sources": [
         "native/host/addon.cc",
         "native/host/host_api.cc",
+        "native/host/config.cc",
         "native/host/library.cc",
         "native/host/manifest.cc",
         "native/host/library_wrap.cc",

@@ -31,7 +31,8 @@ inline uint32_t EntrySize(const void *at) {
 inline size_t DescriptorMinimum(unsigned minor) {
   if (minor == 0) return SP_DESCRIPTOR_SIZE_1_0;
   if (minor == 1) return SP_DESCRIPTOR_SIZE_1_1;
-  return SP_DESCRIPTOR_SIZE_1_2;
+  if (minor == 2) return SP_DESCRIPTOR_SIZE_1_2;
+  return SP_DESCRIPTOR_SIZE_1_3;
 }
 
 // The header minor a plugin was built with: recorded from 1.2 on, told by the descriptor's size
