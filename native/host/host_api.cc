@@ -89,6 +89,11 @@ sp_status HostStatePut(sp_ctx *ctx, const char *key, const void *value, size_t l
     HostSetError(ctx, "state_put: key and value must not be NULL");
     return SP_ERROR;
   }
+  if (std::strncmp(key, kReservedStatePrefix, std::strlen(kReservedStatePrefix)) == 0) {
+    HostSetError(ctx, (std::string("state_put: key \"") + key + "\" is reserved to the host (prefix " +
+                       kReservedStatePrefix + "); choose another key").c_str());
+    return SP_ERROR;
+  }
   ctx->state[key].assign(static_cast<const char *>(value), length);
   return SP_OK;
 }

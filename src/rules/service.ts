@@ -452,7 +452,8 @@ class Service implements RuleService {
     try {
       const saved = this.store.loadCheckpoint(id);
       if (Object.keys(saved).length === 0) return undefined;
-      const { restored, ignored } = runtime.importState(saved);
+      const { restored, ignored, dropped } = runtime.importState(saved);
+      if (dropped.length) this.log?.warn({ rule: id, dropped }, `rule ${id}: checkpoint state of another state version was dropped (see the plugin's log line for both versions)`);
       if (ignored.length) this.log?.info({ rule: id, ignored }, `rule ${id}: checkpoint call sites without a match were ignored`);
       if (restored.length) this.log?.info({ rule: id, restored }, `rule ${id}: plugin function state restored from its checkpoint`);
       return runtime.exportState();
