@@ -109,6 +109,8 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
       functions: registry,
       broker: mqttUrl ? { url: mqttUrl } : undefined,
       log: logger.child({ component: 'rules' }),
+      // A deleted or changed rule may have been the last user of a plugin with a pending update.
+      onPluginUseChanged: opts.usage ? undefined : () => manager.applyPendingUpdates(),
     });
     if (!opts.usage) manager.setUsage(rules);
     const restored = await rules.restore();

@@ -51,6 +51,12 @@ export interface RuleServiceOptions {
   log?: Logger;
   /** Processing-time clock; default Date.now. */
   now?: () => number;
+  /**
+   * Called (and awaited) after a rule is deleted or its SQL changed, so a pending plugin update no
+   * rule uses any more is applied (the host passes the plugin manager's applyPendingUpdates).
+   * A failure is logged, never thrown: the rule change itself has happened.
+   */
+  onPluginUseChanged?: () => Promise<unknown>;
 }
 
 export interface StreamDescription {
@@ -177,6 +183,7 @@ class Service implements RuleService {
   private readonly functions: FunctionResolver;
   private readonly log?: Logger;
   private readonly now: () => number;
+  private readonly onPluginUseChanged?: () => Promise<unknown>;
   private readonly streams = new Map<string, StreamDef>();
   private readonly rules = new Map<string, Entry>();
   private readonly hubs = new Map<string, SourceHub>();
@@ -191,6 +198,7 @@ class Service implements RuleService {
     this.functions = o.functions;
     this.log = o.log;
     this.now = o.now ?? Date.now;
+    this.onPluginUseChanged = o.onPluginUseChanged;
   }
 
   // ---------------------------------------------------------------- connectors
@@ -509,6 +517,7 @@ class Service implements RuleService {
     const e = this.entry(id);
     const def = parseRuleDef(body, id);
     const v = this.validate(def);
+    const sqlChanged = def.sql !== e.def.sql;
     return this.serial(e, async () => {
       const desired = def.triggered === false ? 'stopped' : (this.store.getRule(id)?.desired ?? 'running');
       await this.doStop(e);
@@ -519,7 +528,7 @@ class Service implements RuleService {
       Object.assign(e, { def, ...v });
       if (desired === 'running') await this.doStart(e).catch(() => undefined);
       return this.summary(e);
-    });
+    }).finally(() => (sqlChanged ? this.pluginUseChanged() : undefined));
   }
 
   async deleteRule(id: string): Promise<void> {
@@ -530,6 +539,16 @@ class Service implements RuleService {
       this.store.kvDelete(PLUGINS_SCOPE, id);
       this.rules.delete(id);
     });
+    await this.pluginUseChanged();
+  }
+
+  /** A rule stopped naming some functions: let a pending plugin update no rule blocks apply now. */
+  private async pluginUseChanged(): Promise<void> {
+    try {
+      await this.onPluginUseChanged?.();
+    } catch (err) {
+      this.log?.warn({ err: (err as Error).message }, 'applying pending plugin updates failed');
+    }
   }
 
   listRules(): RuleSummary[] {

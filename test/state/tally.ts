@@ -8,6 +8,8 @@ export interface TallyBuild {
   migrate?: boolean;
   version?: string;
   putReserved?: string;
+  step?: number;
+  failIfExists?: string;
 }
 
 export function buildTally(dir: string, name: string, b: TallyBuild): string {
@@ -16,6 +18,7 @@ export function buildTally(dir: string, name: string, b: TallyBuild): string {
     '-shared', '-fPIC', '-O1', '-std=c99', '-Wall', '-Wextra', '-Werror', `-I${path.join(repoRoot, 'native/include')}`,
     `-DTALLY_STATE=${b.state}`, `-DTALLY_MIGRATE=${b.migrate ? 1 : 0}`, `-DTALLY_VERSION="${b.version ?? `${b.state}.0.0`}"`,
     ...(b.putReserved ? [`-DTALLY_PUT_RESERVED="${b.putReserved}"`] : []),
+    `-DTALLY_STEP=${b.step ?? 1}`, `-DTALLY_FAIL_IF_EXISTS="${b.failIfExists ?? ''}"`,
     path.join(repoRoot, 'test/state/fixtures/tally.c'), '-o', out,
   ], { stdio: 'pipe' });
   return out;
