@@ -51,6 +51,12 @@ export const ERROR_CODES = {
   E_DUPLICATE_FUNCTION: 'function name already provided by another plugin',
   E_PLUGIN_LOADED: 'plugin already loaded',
   E_PLUGIN_NOT_LOADED: 'plugin not loaded',
+  E_LOAD_TIMEOUT: 'loading a plugin (dlopen, constructors, init) took longer than loadTimeoutMs',
+  E_ISOLATION_UNAVAILABLE: 'the isolation mode asked for is not available in this host',
+  // fault containment
+  E_PLUGIN_CRASHED: 'a plugin crashed the host or its worker (signal, exit() or C++ exception)',
+  E_QUARANTINED: 'the plugin is quarantined after a crash; enable it to load it again',
+  E_JOURNAL: 'the crash journal cannot be opened',
   // calling
   E_ARITY: 'wrong number of arguments',
   E_ARG_TYPE: 'argument of the wrong type',
@@ -60,10 +66,15 @@ export const ERROR_CODES = {
   E_VALIDATE_REFUSED: 'a plugin refused the arguments of a rule',
   E_INSTANCE_CLOSED: 'a function instance or frame was closed',
   E_BAD_RESULT: 'a plugin returned a result of the wrong shape',
+  // fault containment: isolated workers (src/plugins/isolated)
+  E_CALL_TIMEOUT: 'a call into an isolated plugin exceeded callTimeoutMs; its worker was killed',
+  E_PLUGIN_RESTARTING: 'an isolated plugin is restarting after a crash',
+  E_ISOLATION: 'an isolated worker could not be set up',
   // rules engine (src/engine)
   E_SQL_SYNTAX: 'SQL does not parse',
   E_SQL_SEMANTIC: 'SQL parses but cannot be compiled (unknown stream/field, misplaced aggregate, bad window)',
   E_EVAL: 'an expression failed on a row at run time',
+  E_WINDOW_FULL: 'a window reached maxWindowRows; rows were refused',
   E_RULE_CLOSED: 'the rule was closed',
   // connectors and store (src/connectors, src/store)
   E_CONNECTOR_CONFIG: 'a source or sink property is missing or invalid',

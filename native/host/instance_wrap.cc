@@ -222,10 +222,7 @@ Napi::Value FunctionInstanceWrap::Call(const Napi::CallbackInfo &info) {
   call.group_offsets = groups;
   call.result = &result;
   sp_status status;
-  {
-    HookScope scope(instance->lib.get(), instance->ctx);
-    status = def.call(&call);
-  }
+  status = RunHook(instance->lib.get(), instance->ctx, Hook::kCall, [&]() { return def.call(&call); });
   if (status != SP_OK) return Throw(env, "E_FUNCTION_FAILED", instance->FailureText("call", status));
 
   Napi::Object out = Napi::Object::New(env);
@@ -503,10 +500,7 @@ napi_value ScalarCall(napi_env env, napi_callback_info info) {
   }
   entry->call.nargs = argc;
   sp_status status;
-  {
-    HookScope scope(entry->lib, entry->ctx);
-    status = def.call(&entry->call);
-  }
+  status = RunHook(entry->lib, entry->ctx, Hook::kCall, [&]() { return def.call(&entry->call); });
   result.host_reserved = nullptr;  // `store` ends here
   if (status != SP_OK) {
     Throw(Napi::Env(env), "E_FUNCTION_FAILED", entry->instance->FailureText("call", status));
@@ -660,11 +654,8 @@ Napi::Value FunctionInstanceWrap::ImportState(const Napi::CallbackInfo &info) {
     outcome.Set("outcome", "dropped");
   } else {
     ctx->state = std::move(state);
-    sp_status status;
-    {
-      HookScope scope(instance->lib.get(), ctx);
-      status = migrate(ctx, instance->def().name, from, to);
-    }
+    const sp_status status =
+        RunHook(instance->lib.get(), ctx, Hook::kMigrateState, [&]() { return migrate(ctx, instance->def().name, from, to); });
     if (status == SP_OK) {
       message = who + ": checkpoint state migrated from version " + std::to_string(from) + " to " + std::to_string(to);
       outcome.Set("outcome", "migrated");

@@ -48,6 +48,7 @@ IoBase::IoBase(std::shared_ptr<Library> lib, int index, int kind, const std::str
   ctx_->lib = lib_.get();
   ctx_->function = -1;
   ctx_->rule_id = rule;
+  ctx_->journal_rule = JournalRule(rule);
   ctx_->io_kind = kind;
   ctx_->io = this;
   ctx_->config_text = &config_;  // config_* read it (contract 1.3); config_ lives as long as ctx_
@@ -134,14 +135,10 @@ void Source::Run() {
   const sp_source_def &d = def();
   void *instance = nullptr;
   sp_status status;
-  {
-    HookScope scope(lib_.get(), ctx_);
-    status = d.open(ctx_, config_.data(), config_.size(), &instance);
-  }
+  status = RunHook(lib_.get(), ctx_, Hook::kSourceOpen, [&]() { return d.open(ctx_, config_.data(), config_.size(), &instance); });
   if (status == SP_OK && !ctx_->config_error.empty()) {
     // The hook went on after a config_* type error: the instance exists, so close it, then fail.
-    HookScope scope(lib_.get(), ctx_);
-    d.close(ctx_, instance);
+    RunVoidHook(lib_.get(), ctx_, Hook::kSourceClose, [&]() { d.close(ctx_, instance); });
     status = SP_ERROR;
   }
   if (status != SP_OK) {
@@ -154,15 +151,13 @@ void Source::Run() {
     }
     Wake();
     if (d.run != nullptr && !stopping_.load()) {
-      HookScope scope(lib_.get(), ctx_);
-      d.run(ctx_, instance);
+      RunVoidHook(lib_.get(), ctx_, Hook::kSourceRun, [&]() { d.run(ctx_, instance); });
     }
     {
       std::unique_lock<std::mutex> lock(mutex_);
       stop_cv_.wait(lock, [this] { return stopping_.load(); });
     }
-    HookScope scope(lib_.get(), ctx_);
-    d.close(ctx_, instance);
+    RunVoidHook(lib_.get(), ctx_, Hook::kSourceClose, [&]() { d.close(ctx_, instance); });
   }
   Finish();
 }
@@ -451,8 +446,7 @@ sp_status Sink::Deliver(SinkBatch *b) {
     batch.names = names.data();
     batch.columns = b->columns.data();
   }
-  HookScope scope(lib_.get(), ctx_);
-  return def().collect(ctx_, instance_for_hooks_, &batch);
+  return RunHook(lib_.get(), ctx_, Hook::kSinkCollect, [&]() { return def().collect(ctx_, instance_for_hooks_, &batch); });
 }
 
 void Sink::Run() {
@@ -461,14 +455,10 @@ void Sink::Run() {
   // open, retried on SP_RETRY like a batch (a broker that is not up yet)
   for (int64_t attempt = 0;; ++attempt) {
     sp_status status;
-    {
-      HookScope scope(lib_.get(), ctx_);
-      status = d.open(ctx_, config_.data(), config_.size(), &instance_for_hooks_);
-    }
+    status = RunHook(lib_.get(), ctx_, Hook::kSinkOpen, [&]() { return d.open(ctx_, config_.data(), config_.size(), &instance_for_hooks_); });
     const bool config_failed = !ctx_->config_error.empty();  // a retry reads the same config: fatal
     if (status == SP_OK && config_failed) {
-      HookScope scope(lib_.get(), ctx_);
-      d.close(ctx_, instance_for_hooks_);
+      RunVoidHook(lib_.get(), ctx_, Hook::kSinkClose, [&]() { d.close(ctx_, instance_for_hooks_); });
       instance_for_hooks_ = nullptr;
       status = SP_ERROR;
     }
@@ -558,10 +548,7 @@ void Sink::Run() {
     }
     Wake();  // room in the queue, counters moved
   }
-  {
-    HookScope scope(lib_.get(), ctx_);
-    d.close(ctx_, instance_for_hooks_);
-  }
+  RunVoidHook(lib_.get(), ctx_, Hook::kSinkClose, [&]() { d.close(ctx_, instance_for_hooks_); });
   Finish();
 }
 

@@ -620,11 +620,7 @@ Napi::Value ValidateIo(const Napi::CallbackInfo &info) {
   probe.lib = lib.get();
   probe.io_kind = kind;  // io stays NULL: push/set_status are no-ops during validate
   probe.config_text = &config;
-  sp_status status;
-  {
-    HookScope scope(lib.get(), &probe);
-    status = validate(&probe, config.data(), config.size());
-  }
+  const sp_status status = RunHook(lib.get(), &probe, Hook::kValidate, [&]() { return validate(&probe, config.data(), config.size()); });
   if (status != SP_OK || !probe.config_error.empty()) {
     const std::string reason = !probe.config_error.empty() ? probe.config_error
                                : probe.error_set           ? probe.error

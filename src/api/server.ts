@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { HostServices } from './context.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { metaRoutes } from './routes/meta.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { pluginRoutes } from './routes/plugins.js';
 import { registerRuleRoutes } from './routes/rules.js';
 import { registerStreamRoutes } from './routes/streams.js';
@@ -33,6 +34,7 @@ export async function buildServer({ services, logger }: ServerOptions): Promise<
 
   await app.register(metaRoutes, { services });
   await app.register(pluginRoutes, { services });
+  await app.register(metricsRoutes, { services });
   if (services.rules) {
     await registerStreamRoutes(app, services.rules);
     await registerRuleRoutes(app, services.rules);

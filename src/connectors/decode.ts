@@ -12,7 +12,21 @@ export function readFormat(p: PropReader): Format {
   return p.oneOf('FORMAT', ['json', 'binary'] as const, 'json');
 }
 
-export type DecodeResult = { ok: true; rows: Row[] } | { ok: false; error: string };
+/** eKuiper has no such limit; 1 MiB keeps one message from taking the host's memory. 0: no limit. */
+export const DEFAULT_MAX_MESSAGE_SIZE = 1 << 20;
+
+/** `maxMessageSize` (bytes) of a source: a larger message is refused and counted, never decoded. */
+export function readMaxMessageSize(p: PropReader): number {
+  return p.count('maxMessageSize', DEFAULT_MAX_MESSAGE_SIZE);
+}
+
+/** The refusal of a message over the limit, as a decode error the counters take. */
+export function tooLarge(bytes: number, max: number): DecodeResult | undefined {
+  if (max <= 0 || bytes <= max) return undefined;
+  return { ok: false, tooLarge: true, error: `message of ${bytes} bytes is larger than maxMessageSize ${max}; it was dropped (raise maxMessageSize to accept it)` };
+}
+
+export type DecodeResult = { ok: true; rows: Row[] } | { ok: false; error: string; tooLarge?: boolean };
 
 function isObject(v: unknown): v is Row {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -55,6 +69,7 @@ export class SourceCounters {
     this.m.messagesIn++;
     if (!res.ok) {
       this.m.decodeErrors++;
+      if (res.tooLarge) this.m.tooLarge = (this.m.tooLarge ?? 0) + 1;
       this.m.lastDecodeError = res.error;
       return undefined;
     }

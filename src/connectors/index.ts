@@ -1,7 +1,8 @@
 /** Public surface of the connectors: the engine and the host import from here. */
 export * from './types.js';
 export { createSource, createSink, registerSource, registerSink, unregisterSource, unregisterSink, sourceTypes, sinkTypes, createSinkRunner } from './registry.js';
-export { SinkRunner, readSinkCommon, type SinkCommonOptions, type SinkMetrics } from './sink-runner.js';
+export { SinkRunner, readSinkCommon, type SinkCommonOptions, type SinkMetrics, type SinkHealthFn } from './sink-runner.js';
+export { SinkCache, readCacheOptions, kvPageStore, sinkCacheScope, type SinkCacheOptions, type CachePageStore } from './sink-cache.js';
 export { compileTemplate, toJson, type Template } from './template.js';
 export { decodeJson, decode, type Format, type DecodeResult } from './decode.js';
 export { topicMatches, validateFilter, validateTopic } from './topic.js';

@@ -15,6 +15,7 @@ import { createNopSink } from './sinks/nop.js';
 import { createNatsSource } from './nats/source.js';
 import { createNatsSink } from './nats/sink.js';
 import { SinkRunner } from './sink-runner.js';
+import { kvPageStore, sinkCacheScope } from './sink-cache.js';
 
 const sources = new Map<string, SourceFactory>([
   ['mqtt', createMqttSource],
@@ -79,7 +80,12 @@ export function createSink(type: string, props: Props = {}, ctx: ConnectorContex
   return f(props, ctx);
 }
 
-/** A sink of `type` wrapped in a SinkRunner reading the common properties from the same props; not opened yet. */
-export function createSinkRunner(type: string, props: Props = {}, ctx: ConnectorContext = {}): SinkRunner {
-  return new SinkRunner(createSink(type, props, ctx), props, { name: `${type} sink`, logger: ctx.logger });
+/**
+ * A sink of `type` wrapped in a SinkRunner reading the common properties from the same props; not
+ * opened yet. Every sink, built-in or native plugin, gets the runner's queue, retries and cache here.
+ * `action` (the index in the rule's actions) names the sink's cache in the store.
+ */
+export function createSinkRunner(type: string, props: Props = {}, ctx: ConnectorContext = {}, action = 0): SinkRunner {
+  const cacheStore = ctx.kv && ctx.ruleId !== undefined ? kvPageStore(ctx.kv, sinkCacheScope(ctx.ruleId, action)) : undefined;
+  return new SinkRunner(createSink(type, props, ctx), props, { name: `${type} sink`, logger: ctx.logger, cacheStore });
 }

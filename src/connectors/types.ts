@@ -44,8 +44,10 @@ export type EncodedEmitFn = (batch: EncodedBatch, meta?: EmitMeta) => void;
 export interface SourceMetrics {
   messagesIn: number;
   rowsOut: number;
-  /** Messages that were not a JSON object or array of objects: counted, never thrown. */
+  /** Messages that were not a JSON object or array of objects, or were too large: counted, never thrown. */
   decodeErrors: number;
+  /** Of those, messages over the source's maxMessageSize. */
+  tooLarge?: number;
   lastDecodeError?: string;
   /** Sources that read through a shared consumer (JetStream durable, later a Kafka group) report it here. */
   consumer?: ConsumerReport;
@@ -116,11 +118,24 @@ export type NamedConfigs = Record<string, Record<string, unknown>>;
 export interface ConnectorContext {
   /** Rule that owns the connector, for logs and client ids. */
   ruleId?: string;
+  /** Stream a source feeds (stable MQTT client ids for persistent sessions). */
+  stream?: string;
   /** Data directory: `<dataDir>/etc/mqtt_source.json` holds named MQTT connection configs. */
   dataDir?: string;
   /** Named MQTT configs passed directly (take precedence over the file). */
   mqttConfigs?: NamedConfigs;
   logger?: Logger;
+  /**
+   * The store's key/value table, for state a connector keeps across restarts (the sink cache's
+   * disk pages). Without it a sink cache is memory only.
+   */
+  kv?: {
+    kvKeys(scope: string): string[];
+    kvGet(scope: string, key: string): unknown;
+    kvPut(scope: string, key: string, value: unknown): void;
+    kvDelete(scope: string, key: string): boolean;
+    kvClear(scope: string): number;
+  };
 }
 
 export type Props = Record<string, unknown>;

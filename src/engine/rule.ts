@@ -15,6 +15,8 @@ import { coerceRow } from './schema.js';
 import type { StreamDef } from './streams.js';
 import { compare, isNull, plain, stableKey, toEpochMs, truthy } from './values.js';
 import { createWindow, type Emission, type WindowBuffer } from './windows.js';
+import { DEFAULT_MAX_WINDOW_ROWS, limitWindow } from './window-limit.js';
+import { JournaledWindow, type WindowSnapshot } from './window-checkpoint.js';
 
 /** The eKuiper rule options the engine itself honours. */
 export interface EngineRuleOptions {
@@ -35,6 +37,8 @@ export interface CompileOptions {
   onError?: (err: StreamplugError, operator: string) => void;
   /** Processing-time clock used when push() gets no ts; default Date.now. */
   now?: () => number;
+  /** Most rows a time window holds (window-limit.ts); default DEFAULT_MAX_WINDOW_ROWS. */
+  maxWindowRows?: number;
   /** eKuiper rule options: isEventTime, lateTolerance, sendError. */
   options?: EngineRuleOptions;
 }
@@ -88,6 +92,12 @@ export interface RuleRuntime {
    * aggregates and rows buffered in open windows are not part of the state.
    */
   importState(state: Readonly<Record<string, unknown>>): { restored: string[]; ignored: string[]; dropped: string[] };
+  /** The rows the window holds (window-checkpoint.ts), or undefined without a window. */
+  exportWindow(): WindowSnapshot | undefined;
+  /** Changes with every row the window takes or lets go: an equal version needs no new checkpoint. */
+  windowVersion(): number;
+  /** Puts checkpointed window rows back into the (fresh) window; returns how many. */
+  importWindow(s: WindowSnapshot): number;
   readonly closed: boolean;
   /** Closes the plugin function instances and drops buffered rows. Idempotent. */
   close(): void;
@@ -196,6 +206,8 @@ class Rule implements RuleRuntime {
   private readonly order: { ev: Eval; desc: boolean }[];
   private readonly limit?: number;
   private readonly window?: WindowBuffer;
+  /** Processing-time windows only: the rows the window holds, for checkpoints (window-checkpoint.ts). */
+  private readonly journal?: JournaledWindow;
   /** FILTER (WHERE …) before the window, OVER (WHEN …) deciding which rows trigger it. */
   private readonly windowFilter?: Eval;
   private readonly windowTrigger?: Eval;
@@ -274,7 +286,12 @@ class Rule implements RuleRuntime {
       const w = s.window;
       if (w.type === 'count' && w.hop !== undefined && w.hop > w.size) throw semanticError(`COUNTWINDOW hop ${w.hop} is larger than its count ${w.size}; use hop <= count`, w.pos);
       if (w.type === 'session' && w.timeout > w.maxDuration) throw semanticError(`SESSIONWINDOW(unit, maxDuration, timeout): timeout ${w.timeout} exceeds maxDuration ${w.maxDuration}; eKuiper's order is max duration first, then timeout`, w.pos);
-      this.window = createWindow(w, ro.isEventTime === true);
+      const max = opts.maxWindowRows ?? DEFAULT_MAX_WINDOW_ROWS;
+      if (w.type === 'count' && w.size > max) throw semanticError(`COUNTWINDOW(${w.size}) holds more rows than maxWindowRows (${max}); use a smaller count or raise the rule option maxWindowRows`, w.pos);
+      let win = createWindow(w, ro.isEventTime === true);
+      // In event time rows arrive out of order, so the journal's premise (the window holds the latest rows) fails.
+      if (ro.isEventTime !== true) win = this.journal = new JournaledWindow(win);
+      this.window = w.type === 'count' ? win : limitWindow(win, max, (err) => this.refuseRows(err));
       if (s.windowFilter) this.windowFilter = compileExpr(s.windowFilter, { ...base, clause: 'FILTER' });
       if (s.windowTrigger) {
         if (w.type !== 'sliding') throw semanticError('OVER (WHEN …) on a window is only for SLIDINGWINDOW: it decides which rows trigger it', w.pos);
@@ -709,6 +726,14 @@ class Rule implements RuleRuntime {
     return this.limit !== undefined ? sorted.slice(0, this.limit) : sorted;
   }
 
+  /** Rows a full window refused: errors of the window operator. */
+  private refuseRows(err: StreamplugError): void {
+    const m = this.ops.get('window')!;
+    m.exceptions++;
+    m.lastError = { code: err.code, message: err.message, at: Date.now() };
+    this.opts.onError?.(err, 'window');
+  }
+
   /** Runs one stage, timing it and counting records; on failure counts the exception and returns undefined. */
   private stage<T>(name: OperatorMetrics['name'], nIn: number, fn: () => T, nOut: (r: T) => number, quiet = false): T | undefined {
     const m = this.ops.get(name)!;
@@ -731,6 +756,19 @@ class Rule implements RuleRuntime {
 
   get stateSites(): string[] {
     return this.sites.filter((s) => s.instance.exportState).map((s) => s.id);
+  }
+
+  exportWindow(): WindowSnapshot | undefined {
+    return this.journal?.snapshot();
+  }
+
+  windowVersion(): number {
+    return this.journal?.version ?? 0;
+  }
+
+  importWindow(s: WindowSnapshot): number {
+    this.ensureOpen();
+    return this.journal?.restore(s) ?? 0;
   }
 
   exportState(): RuleStateSnapshot {

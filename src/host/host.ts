@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildServer } from '../api/server.js';
 import { PluginRegistry } from '../plugins/registry.js';
+import { reapLeftoverWorkers } from '../plugins/isolated/index.js';
+import { openCrashJournal } from '../plugins/journal.js';
 import { PluginManager, type StartupReport } from '../manager/manager.js';
 import { dataLayout, ensureLayout } from '../manager/layout.js';
 import type { ZipLimits } from '../manager/limits.js';
@@ -71,11 +73,18 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
   ensureLayout(layout);
   acquireLock(layout.lockFile);
   const pluginLog = logger.child({ component: 'plugin' });
+  // Isolated workers carry the data directory as their tag: one held by no live host of this data
+  // directory (the lock says there is at most one: us) is a leftover of a host that died.
+  const leftovers = reapLeftoverWorkers(dataDir);
+  if (leftovers.length) logger.warn({ pids: leftovers }, `killed ${leftovers.length} isolated worker(s) left by an earlier host of ${dataDir}`);
+  let manager: PluginManager | undefined;
   const registry = new PluginRegistry({
+    onCrash: (e) => manager?.handleCrash(e),
     onLog: (line) => {
       const level = line.level >= 50 ? 'error' : line.level >= 40 ? 'warn' : line.level >= 30 ? 'info' : 'debug';
       pluginLog[level]({ plugin: line.plugin, rule: line.rule || undefined }, line.message);
     },
+    isolation: { tag: dataDir, report: (line) => pluginLog.error(line) },
   });
   let server: FastifyInstance | undefined;
   let store: Store | undefined;
@@ -83,7 +92,9 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
   let rules: RuleService | undefined;
   try {
     opts.beforeStart?.(dataDir);
-    const manager = new PluginManager({
+    // After the lock (one host per journal), before any plugin code runs.
+    const journal = openCrashJournal(layout.crashJournal, (m) => logger.error({ code: 'E_JOURNAL' }, m));
+    const mgr = (manager = new PluginManager({
       dataDir,
       registry,
       usage: opts.usage,
@@ -91,8 +102,8 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
       trustedKeyFiles: opts.trustedKeyFiles,
       allowPrivateUrls: opts.allowPrivateUrls,
       log: logger.child({ component: 'manager' }),
-    });
-    const startup = await manager.start();
+    }));
+    const startup = await mgr.start({ journal });
     store = openStore(dataDir);
     let mqttUrl: string | undefined;
     if (opts.mqtt !== false) {
@@ -110,12 +121,16 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
       broker: mqttUrl ? { url: mqttUrl } : undefined,
       log: logger.child({ component: 'rules' }),
       // A deleted or changed rule may have been the last user of a plugin with a pending update.
-      onPluginUseChanged: opts.usage ? undefined : () => manager.applyPendingUpdates(),
+      onPluginUseChanged: opts.usage ? undefined : () => mgr.applyPendingUpdates(),
     });
-    if (!opts.usage) manager.setUsage(rules);
+    if (!opts.usage) mgr.setUsage(rules);
+    // Rules that use a quarantined plugin stay stopped, saying why; enabling it starts them.
+    rules.setPluginGate((plugin) => mgr.quarantineReason(plugin));
+    const rulesRef = rules;
+    mgr.onEnabled = (loadedName) => rulesRef.resumeHeld(loadedName);
     const restored = await rules.restore();
     logger.info(restored, 'streams and rules restored');
-    server = await buildServer({ services: { dataDir, manager, registry, rules }, logger });
+    server = await buildServer({ services: { dataDir, manager: mgr, registry, rules }, logger });
     await server.listen({ port, host });
     const addr = server.server.address();
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
@@ -129,7 +144,7 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
       url,
       dataDir,
       registry,
-      manager,
+      manager: mgr,
       server: srv,
       startup,
       rules: rs,
@@ -163,3 +178,4 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
     throw e;
   }
 }
+

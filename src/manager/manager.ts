@@ -4,7 +4,10 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { checkPluginFile } from '../check/index.js';
 import { StreamplugError, isStreamplugError } from '../errors.js';
-import type { LoadedPluginInfo } from '../plugins/types.js';
+import type { Isolation, LoadedPluginInfo, PluginCrashEvent } from '../plugins/types.js';
+import type { JournalReport } from '../plugins/native-addon.js';
+import { crashesIn, crashInfo, crashMessage, matchRecord } from './crashes.js';
+import { readHostConfig, type HostConfig } from './host-config.js';
 import { fetchZip, spoolStream, type FetchedZip } from './fetch.js';
 import { dataLayout, ensureLayout, isPluginType, PLUGIN_TYPES, singular, type DataLayout, type PluginType } from './layout.js';
 import { resolveLimits, type ZipLimits } from './limits.js';
@@ -12,6 +15,7 @@ import { deleteRecord, readAllRecords, readRecord, writeRecord } from './records
 import { loadTrustedKeys, verifyLibrary, type TrustedKey } from './signature.js';
 import {
   NO_USAGE,
+  type CrashInfo,
   type PluginDescription,
   type PluginRecord,
   type PluginStatus,
@@ -39,6 +43,8 @@ export interface ManagerOptions {
   /** Let http(s) downloads reach loopback/private addresses. */
   allowPrivateUrls?: boolean;
   log?: ManagerLogger;
+  /** Operator settings; default: read `<data>/etc/host.json` at start. */
+  hostConfig?: HostConfig;
 }
 
 /** Where the zip comes from: a path or URL to fetch, or a stream already open (an HTTP upload). */
@@ -52,6 +58,8 @@ export interface InstallRequest {
   sha256?: string;
   /** Recorded as where the zip came from; default the path/URL, or "upload". */
   origin?: string;
+  /** Where the plugin runs; default the operator's host.json default (for signed or unsigned zips), else "in-process". An update keeps the old mode unless given. */
+  isolation?: Isolation;
   onProgress?: (p: ProgressEvent) => void;
 }
 
@@ -71,6 +79,8 @@ export interface StartupReport {
   loaded: { type: PluginType; name: string; file: string; functions: string[] }[];
   failed: { type: PluginType; name: string; file: string; code: string; message: string }[];
   cleaned: string[];
+  /** Plugins not loaded because they are quarantined (this start's crashes included). */
+  quarantined: { type: PluginType; name: string; crash: CrashInfo }[];
 }
 
 /** Files the manager itself names: NAME@<sha8>.so|.node. Others in plugins/<type>/ were dropped in by hand. */
@@ -109,6 +119,7 @@ export class PluginManager {
   private readonly opts: ManagerOptions;
   private readonly status = new Map<string, PluginStatus>();
   private queue: Promise<unknown> = Promise.resolve();
+  private hostConfig: HostConfig | undefined;
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
@@ -137,14 +148,38 @@ export class PluginManager {
 
   // ---------------------------------------------------------------- startup
 
-  /** Creates the layout, sweeps what an interrupted install or delete left, and loads every plugin. */
-  async start(): Promise<StartupReport> {
-    return this.exclusive(async () => this.startNow());
+  /**
+   * Creates the layout, sweeps what an interrupted install or delete left, quarantines the plugins
+   * the previous run's crash journal blames, and loads every other plugin.
+   */
+  async start(opts: { journal?: JournalReport } = {}): Promise<StartupReport> {
+    return this.exclusive(async () => this.startNow(opts.journal));
   }
 
-  private startNow(): StartupReport {
+  private config(): HostConfig {
+    this.hostConfig ??= this.opts.hostConfig ?? readHostConfig(this.layout.hostConfig);
+    return this.hostConfig;
+  }
+
+  private loadOptions(rec: Pick<PluginRecord, 'name' | 'isolation'>) {
+    return { isolation: rec.isolation ?? 'in-process', label: rec.name, loadTimeoutMs: this.config().loadTimeoutMs };
+  }
+
+  /** Marks `rec` quarantined (persisted in its record) and logs E_PLUGIN_CRASHED. */
+  private quarantine(rec: PluginRecord, crash: CrashInfo): void {
+    rec.quarantine = crash;
+    writeRecord(this.layout, rec);
+    this.status.set(key(rec.type, rec.name), { state: 'quarantined', lastError: { code: crash.code, message: crash.message, at: crash.at } });
+    this.log.error(
+      { code: 'E_PLUGIN_CRASHED', plugin: rec.name, type: rec.type, file: rec.file, hook: crash.hook, rule: crash.rule, signal: crash.signal, kind: crash.kind, backtrace: crash.backtrace },
+      `E_PLUGIN_CRASHED: ${crash.message}; ${singular(rec.type)} plugin ${rec.name} is quarantined: it is not loaded and the rules using it stay stopped. ` +
+        `Fix or update it, or lift the quarantine with POST /plugins/${rec.type}/${rec.name}/enable (streamplug plugin enable ${rec.type} ${rec.name})`,
+    );
+  }
+
+  private async startNow(journal?: JournalReport): Promise<StartupReport> {
     ensureLayout(this.layout);
-    const report: StartupReport = { loaded: [], failed: [], cleaned: [] };
+    const report: StartupReport = { loaded: [], failed: [], cleaned: [], quarantined: [] };
     const clean = (p: string, why: string) => {
       fs.rmSync(p, { recursive: true, force: true });
       report.cleaned.push(p);
@@ -192,6 +227,17 @@ export class PluginManager {
       }
     }
 
+    const found = now();
+    for (const entry of crashesIn(journal)) {
+      const rec = matchRecord(entry, live);
+      const crash = crashInfo(entry, found);
+      if (!rec) {
+        this.log.error({ code: 'E_PLUGIN_CRASHED', plugin: entry.plugin, file: entry.path, hook: entry.hook }, `E_PLUGIN_CRASHED: ${crash.message}; no installed plugin matches ${entry.path}, nothing to quarantine`);
+        continue;
+      }
+      this.quarantine(rec, crash);
+    }
+
     let keys: TrustedKey[] = [];
     let keyError: StreamplugError | undefined;
     try {
@@ -206,10 +252,16 @@ export class PluginManager {
         delete rec.pendingRestart;
         writeRecord(this.layout, rec);
       }
+      if (rec.quarantine) {
+        this.status.set(key(rec.type, rec.name), { state: 'quarantined', lastError: { code: rec.quarantine.code, message: rec.quarantine.message, at: rec.quarantine.at } });
+        report.quarantined.push({ type: rec.type, name: rec.name, crash: rec.quarantine });
+        this.log.warn({ plugin: rec.name, type: rec.type, code: 'E_QUARANTINED' }, `${singular(rec.type)} plugin ${rec.name} is quarantined (${rec.quarantine.message}); not loaded`);
+        continue;
+      }
       try {
         if (keyError) throw keyError;
         if (keys.length) verifyLibrary(fs.readFileSync(file), rec.file, rec.signature, keys);
-        const info = this.registry.load(file);
+        const info = await this.registry.load(file, this.loadOptions(rec));
         this.status.set(key(rec.type, rec.name), { state: 'loaded', info });
         report.loaded.push({ type: rec.type, name: rec.name, file, functions: info.functions });
         this.log.info({ plugin: rec.name, type: rec.type, file, functions: info.functions }, `loaded ${singular(rec.type)} plugin ${rec.name}`);
@@ -290,7 +342,9 @@ export class PluginManager {
       functions: rec.functions ?? info?.functions ?? report.manifest?.extensions.filter((e) => e.startsWith('function:')).map((e) => e.slice(9)) ?? [],
       build: info?.build ?? null,
       contract: info?.contract ?? report.manifest?.contract ?? null,
-      state: rec.pendingRestart ? 'pending-restart' : st.state,
+      state: rec.pendingRestart ? 'pending-restart' : rec.quarantine ? 'quarantined' : st.state,
+      isolation: rec.isolation ?? 'in-process',
+      ...(rec.quarantine ? { crash: rec.quarantine } : {}),
       lastError: st.lastError ?? null,
       pendingRestart: rec.pendingRestart?.reason ?? null,
       signedBy,
@@ -345,7 +399,7 @@ export class PluginManager {
     ensureLayout(this.layout);
     const work = this.workDir('inspect');
     try {
-      const u = await unpackPlugin(zipFile, path.join(work, 'x'), { ...opts, limits: this.limits, keys: this.trustedKeys() });
+      const u = await unpackPlugin(zipFile, path.join(work, 'x'), { ...opts, limits: this.limits, keys: this.trustedKeys(), loadTimeoutMs: this.config().loadTimeoutMs });
       const { dir: _d, library: _l, ...rest } = u;
       return rest;
     } finally {
@@ -409,6 +463,7 @@ export class PluginManager {
         limits: this.limits,
         keys: this.trustedKeys(),
         onProgress: req.onProgress,
+        loadTimeoutMs: this.config().loadTimeoutMs,
       });
 
       // A fresh file name per content: a loaded library's path is never written over. A plugin
@@ -428,11 +483,14 @@ export class PluginManager {
         if (!u.privateLibs.length) created.push(dest);
       }
 
+      const isolation: Isolation =
+        req.isolation ?? old?.isolation ?? (u.signature ? this.config().isolation.default : this.config().isolation.unsigned);
       const oldStatus = this.status.get(key(type, name));
       // What is mapped now, not what the record says: after a pending update they differ.
       const runningFile = oldStatus?.state === 'loaded' ? oldStatus.info?.file : undefined;
       const runsDest = runningFile !== undefined && path.resolve(runningFile) === path.resolve(dest);
-      if (mode === 'update' && old && !old.pendingRestart && old.sha256 === u.sha256 && runsDest && this.sameEtc(u, old)) {
+      // A switch of isolation alone is a change: the plugin moves into or out of a worker.
+      if (mode === 'update' && old && !old.pendingRestart && old.sha256 === u.sha256 && runsDest && this.sameEtc(u, old) && (old.isolation ?? 'in-process') === isolation) {
         const message = `${singular(type)} plugin ${name} is unchanged: the zip holds the library already running (sha256 ${u.sha256.slice(0, 8)}…) and the same etc files; nothing was reloaded`;
         this.log.info({ plugin: name, type, file: dest }, message);
         return { type, name, file: dest, state: 'loaded', unchanged: true, message, info: oldStatus?.info };
@@ -440,8 +498,8 @@ export class PluginManager {
       const rulesUsing = old ? this.usage.rulesUsing(name) : [];
       let pending: string | undefined;
       let info: LoadedPluginInfo | undefined;
-      if (old && runsDest) {
-        info = oldStatus!.info; // same bytes already running
+      if (old && runsDest && (old.isolation ?? 'in-process') === isolation) {
+        info = oldStatus!.info; // same bytes already running, the same way
       } else if (old && oldStatus?.state === 'loaded' && (old.flavour === 'node' || rulesUsing.length > 0)) {
         pending =
           old.flavour === 'node'
@@ -460,7 +518,7 @@ export class PluginManager {
           }
         }
         if (!pending) {
-          info = this.registry.load(dest);
+          info = await this.registry.load(dest, { isolation, label: name, loadTimeoutMs: this.config().loadTimeoutMs });
           loadedNew = info.name;
         }
       }
@@ -494,6 +552,8 @@ export class PluginManager {
         signature: u.signature,
         etcFiles,
         pendingRestart: pending ? { reason: pending } : undefined,
+        // A successful update lifts a quarantine (the record is written afresh, without it).
+        ...(isolation !== 'in-process' ? { isolation } : {}),
       };
       writeRecord(this.layout, rec); // commit point
       created.length = 0;
@@ -527,7 +587,7 @@ export class PluginManager {
       }
       if (unloadedOld && old) {
         try {
-          const info = this.registry.load(path.join(this.layout.pluginDir(type), old.file));
+          const info = await this.registry.load(path.join(this.layout.pluginDir(type), old.file), this.loadOptions(old));
           this.status.set(key(type, name), { state: 'loaded', info });
         } catch (le) {
           const err = asError(le);
@@ -651,13 +711,13 @@ export class PluginManager {
     return this.exclusive(async () => {
       const out: PendingOutcome[] = [];
       for (const rec of readAllRecords(this.layout).records) {
-        if (rec.pendingRestart) out.push(this.applyPendingNow(rec));
+        if (rec.pendingRestart && !rec.quarantine) out.push(await this.applyPendingNow(rec));
       }
       return out;
     });
   }
 
-  private applyPendingNow(rec: PluginRecord): PendingOutcome {
+  private async applyPendingNow(rec: PluginRecord): Promise<PendingOutcome> {
     const { type, name } = rec;
     const what = `pending update of ${singular(type)} plugin ${name}`;
     const keep = (reason: string): PendingOutcome => {
@@ -683,13 +743,13 @@ export class PluginManager {
     }
     let info: LoadedPluginInfo;
     try {
-      info = this.registry.load(file);
+      info = await this.registry.load(file, this.loadOptions(rec));
     } catch (e) {
       const err = asError(e);
       let reason = `the new version failed to load (${err.code}: ${err.message})`;
       if (old) {
         try {
-          this.status.set(key(type, name), { state: 'loaded', info: this.registry.load(old.file) });
+          this.status.set(key(type, name), { state: 'loaded', info: await this.registry.load(old.file, this.loadOptions(rec)) });
           reason += `; the previous version ${old.version} keeps running`;
         } catch (le) {
           const again = asError(le);
@@ -714,6 +774,74 @@ export class PluginManager {
     const message = `${what} applied: no rule uses it any more; version ${old?.version ?? '?'} unloaded, version ${info.version} loaded from ${file}`;
     this.log.info({ plugin: name, type, file, functions: info.functions }, message);
     return { type, name, applied: true, state: 'loaded', message };
+  }
+
+  // ---------------------------------------------------------------- quarantine
+
+  /**
+   * Lifts a quarantine and loads the plugin. The record loses its crash either way; a load that
+   * fails leaves the plugin `failed` with the reason. Returns the message and the new state.
+   */
+  enable(type: PluginType, name: string): Promise<{ message: string; state: string; info?: LoadedPluginInfo }> {
+    return this.exclusive(async () => {
+      const rec = this.requireRecord(type, name);
+      const st = this.status.get(key(type, name));
+      if (!rec.quarantine && st?.state === 'loaded') {
+        return { message: `${singular(type)} plugin ${name} is not quarantined; it is loaded`, state: 'loaded', info: st.info };
+      }
+      delete rec.quarantine;
+      writeRecord(this.layout, rec);
+      const file = path.join(this.layout.pluginDir(type), rec.file);
+      try {
+        const info = await this.registry.load(file, this.loadOptions(rec));
+        this.status.set(key(type, name), { state: 'loaded', info });
+        this.log.info({ plugin: name, type }, `${singular(type)} plugin ${name} is enabled and loaded`);
+        await this.onEnabled?.(info.name);
+        return { message: `${singular(type)} plugin ${name} is enabled and loaded`, state: 'loaded', info };
+      } catch (e) {
+        const err = asError(e);
+        this.status.set(key(type, name), { state: 'failed', lastError: { code: err.code, message: err.message, at: now() } });
+        this.log.error({ plugin: name, type, code: err.code }, `${singular(type)} plugin ${name} is enabled but cannot load: ${err.message}`);
+        return { message: `${singular(type)} plugin ${name} is enabled but cannot load: ${err.code}: ${err.message}`, state: 'failed' };
+      }
+    });
+  }
+
+  /** Called after enable() loaded a plugin (the host starts the rules held back for it). */
+  onEnabled?: (loadedName: string) => Promise<unknown>;
+
+  /**
+   * A crash reported at run time (RegistryOptions.onCrash; an isolated plugin's worker): logged as
+   * E_PLUGIN_CRASHED, and with `quarantine` the plugin is quarantined and unloaded.
+   */
+  handleCrash(e: PluginCrashEvent): void {
+    const records = readAllRecords(this.layout).records.filter((r) => e.type === undefined || r.type === e.type);
+    const rec = records.find((r) => r.name === e.plugin) ?? records.find((r) => this.status.get(key(r.type, r.name))?.info?.name === e.plugin);
+    const base = { code: 'E_PLUGIN_CRASHED' as const, plugin: e.plugin, at: now(), hook: e.hook, rule: e.rule, signal: e.signal, kind: 'worker' };
+    const crash: CrashInfo = { ...base, message: `${crashMessage(base)}: ${e.detail}` };
+    if (!rec || !e.quarantine) {
+      this.log.error({ code: 'E_PLUGIN_CRASHED', plugin: e.plugin, hook: e.hook, rule: e.rule, signal: e.signal }, `E_PLUGIN_CRASHED: ${crash.message}`);
+      return;
+    }
+    const loaded = this.status.get(key(rec.type, rec.name))?.info?.name;
+    if (loaded) {
+      try {
+        this.registry.unload(loaded, { force: true });
+      } catch (ue) {
+        this.log.warn({ plugin: rec.name, code: asError(ue).code }, `could not unload quarantined plugin ${rec.name}: ${asError(ue).message}`);
+      }
+    }
+    this.quarantine(rec, crash);
+  }
+
+  /** For the rules gate: why rules using the loaded plugin `plugin` must not start, if they must not. */
+  quarantineReason(plugin: string): string | undefined {
+    for (const rec of readAllRecords(this.layout).records) {
+      if (rec.quarantine && (rec.name === plugin || rec.quarantine.plugin === plugin)) {
+        return `stopped because ${rec.quarantine.message}; enable it with POST /plugins/${rec.type}/${rec.name}/enable once fixed`;
+      }
+    }
+    return undefined;
   }
 
   /** Status of a plugin as loaded in this process (for hosts and tests). */

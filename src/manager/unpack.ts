@@ -41,6 +41,8 @@ export interface UnpackOptions {
   limits: ZipLimits;
   keys: TrustedKey[];
   onProgress?: (p: UnpackProgress) => void;
+  /** The operator's loadTimeoutMs, for the trial load. */
+  loadTimeoutMs?: number;
 }
 
 const LIB_RE = /^([A-Za-z0-9_-]+)(?:@([^/]+))?\.(so|node)$/;
@@ -129,7 +131,7 @@ export async function unpackPlugin(zipFile: string, dir: string, opts: UnpackOpt
   const etcFiles = files.filter((f) => f.startsWith('etc/')).map((f) => f.slice(4)).filter(Boolean);
 
   for (const rel of privateLibs) checkPrivateLibrary(dir, rel);
-  const report = await runInstallChecks(library, { type: opts.type, name });
+  const report = await runInstallChecks(library, { type: opts.type, name, loadTimeoutMs: opts.loadTimeoutMs });
   if (!report.loadable) {
     throw (
       report.error ??

@@ -4,6 +4,7 @@
  * service against the engine and the connectors.
  */
 import { StreamplugError } from '../errors.js';
+import { readRestartStrategy } from './restart.js';
 
 export type ActionDef = Record<string, Record<string, unknown>>;
 
@@ -78,6 +79,13 @@ export function parseRuleDef(body: unknown, pathId?: string): RuleDef {
   const interval = body.options?.checkpointInterval;
   if (interval !== undefined && !(typeof interval === 'number' && Number.isInteger(interval) && interval >= 0))
     throw bad(`rule ${id}: options.checkpointInterval must be a whole number of milliseconds >= 0 (0: checkpoint only when the rule stops) but found ${JSON.stringify(interval)}`, { field: 'options.checkpointInterval' });
+  readRestartStrategy(String(id), body.options?.restartStrategy);
+  const qos = body.options?.qos;
+  if (qos !== undefined && qos !== 0 && qos !== 1 && qos !== 2)
+    throw bad(`rule ${id}: options.qos must be 0 (at most once), 1 (at least once) or 2 but found ${JSON.stringify(qos)}`, { field: 'options.qos' });
+  const maxRows = body.options?.maxWindowRows;
+  if (maxRows !== undefined && !(typeof maxRows === 'number' && Number.isInteger(maxRows) && maxRows >= 1))
+    throw bad(`rule ${id}: options.maxWindowRows must be a whole number >= 1 (the most rows a window holds) but found ${JSON.stringify(maxRows)}`, { field: 'options.maxWindowRows' });
   if (body.triggered !== undefined && typeof body.triggered !== 'boolean')
     throw bad(`rule ${id}: "triggered" must be true or false`, { field: 'triggered' });
   if (body.name !== undefined && typeof body.name !== 'string') throw bad(`rule ${id}: "name" must be a string`, { field: 'name' });
@@ -98,6 +106,18 @@ export const DEFAULT_CHECKPOINT_INTERVAL_MS = 5000;
 export function checkpointIntervalOf(def: RuleDef): number {
   const v = def.options?.checkpointInterval;
   return typeof v === 'number' ? v : DEFAULT_CHECKPOINT_INTERVAL_MS;
+}
+
+/** eKuiper's `qos`: 0 at most once (default), 1 at least once, 2 exactly once (treated as 1 here). */
+export function qosOf(def: RuleDef): number {
+  const v = def.options?.qos;
+  return typeof v === 'number' ? v : 0;
+}
+
+/** The most rows one of the rule's time windows holds. */
+export function maxWindowRowsOf(def: RuleDef): number | undefined {
+  const v = def.options?.maxWindowRows;
+  return typeof v === 'number' ? v : undefined;
 }
 
 /** The rule options the SQL engine honours (event time, late tolerance, errors to the sinks). */

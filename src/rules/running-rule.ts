@@ -9,7 +9,9 @@
  */
 import type { Logger } from 'pino';
 import type { OperatorMetrics, RuleRuntime, RuleStateSnapshot, SelectStatement } from '../engine/index.js';
-import type { EncodedBatch, Row, SinkRunner } from '../connectors/index.js';
+import type { WindowSnapshot } from '../engine/window-checkpoint.js';
+import type { ConnectorStatus, EncodedBatch, Row, SinkRunner } from '../connectors/index.js';
+import { RuleHealth } from './health.js';
 import type { Subscriber } from './source-hub.js';
 
 export interface SinkSlot {
@@ -39,6 +41,8 @@ export interface CheckpointOptions {
   /** Milliseconds between checkpoints while running; 0: only when the rule stops. */
   intervalMs: number;
   save(state: RuleStateSnapshot): void;
+  /** With qos >= 1: where the window's rows go (window-checkpoint.ts). */
+  saveWindow?(s: WindowSnapshot): void;
 }
 
 /** Same call sites, keys and bytes. */
@@ -76,6 +80,9 @@ export class RunningRule implements Subscriber {
   private fastBatches = 0;
   private checkpointTimer?: NodeJS.Timeout;
   private checkpointing = false;
+  /** When a checkpoint was last written (ms since the epoch). */
+  checkpointAt?: number;
+  private savedWindow = -1;
   /** What was last saved (or restored): an unchanged state is not written again. */
   private savedState?: RuleStateSnapshot;
 
@@ -88,11 +95,21 @@ export class RunningRule implements Subscriber {
   ) {
     // A window's result is one message; without a window each row is its own message.
     this.whole = sinks.map((s) => runtime.windowed || takesBatches(s));
+    this.health = new RuleHealth(runtime.id, log);
+    sinks.forEach((s, i) => (s.runner.onHealth = (ok, reason) => this.health.set(`actions[${i}].${s.type}`, ok, reason)));
     this.passthrough = passesRowsThrough(runtime.statement) && runtime.rowsPassUnchanged;
     runtime.onResult = (rows) => this.deliver(rows);
   }
 
   private readonly whole: boolean[];
+  /** Whether the source and every sink are connected (status `degraded` when not). */
+  readonly health: RuleHealth;
+
+  /** The shared source lost or regained its connection. */
+  sourceStatus(s: ConnectorStatus): void {
+    const down = s.state === 'error' || s.state === 'reconnecting';
+    this.health.set('source', !down, down ? `${s.state}${s.error ? ` (${s.error})` : ''}` : undefined);
+  }
 
   /**
    * Starts the periodic checkpoints (when the rule has plugin state at all). `restored` is the state
@@ -100,13 +117,18 @@ export class RunningRule implements Subscriber {
    */
   startCheckpoints(restored?: RuleStateSnapshot): void {
     const cp = this.checkpoint;
-    if (!cp || this.runtime.stateSites.length === 0) return;
+    if (!cp || (this.runtime.stateSites.length === 0 && !this.windowCheckpoints())) return;
     this.checkpointing = true;
+    this.savedWindow = this.runtime.windowVersion();
     this.savedState = restored;
     if (cp.intervalMs > 0 && !this.checkpointTimer) {
       this.checkpointTimer = setInterval(() => this.saveCheckpoint(), cp.intervalMs);
       this.checkpointTimer.unref();
     }
+  }
+
+  private windowCheckpoints(): boolean {
+    return this.runtime.windowed && this.checkpoint?.saveWindow !== undefined;
   }
 
   /** Saves the plugin function state if it changed; a failure is logged and the last checkpoint kept. */
@@ -115,10 +137,18 @@ export class RunningRule implements Subscriber {
     const rt = this.runtime;
     if (!cp || !this.checkpointing || rt.closed) return;
     try {
+      if (this.windowCheckpoints() && rt.windowVersion() !== this.savedWindow) {
+        const v = rt.windowVersion();
+        cp.saveWindow!(rt.exportWindow()!);
+        this.savedWindow = v;
+        this.checkpointAt = Date.now();
+      }
+      if (rt.stateSites.length === 0) return;
       const state = rt.exportState();
       if (this.savedState && sameState(state, this.savedState)) return;
       cp.save(state);
       this.savedState = state;
+      this.checkpointAt = Date.now();
     } catch (e) {
       this.log?.warn({ rule: rt.id, err: (e as Error).message }, 'rule checkpoint failed; the last one is kept');
     }

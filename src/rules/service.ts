@@ -27,6 +27,7 @@ import {
   createSinkRunner,
   createSource,
   loadNamedConfigs,
+  sinkCacheScope,
   sinkTypes,
   sourceTypes,
   type ConnectorContext,
@@ -36,10 +37,13 @@ import {
 import type { Store } from '../store/index.js';
 import type { PluginFunction } from '../plugins/types.js';
 import type { PluginUsage } from '../manager/types.js';
-import { actionEntries, checkName, checkpointIntervalOf, engineOptionsOf, parseRuleDef, type RuleDef } from './definition.js';
+import { actionEntries, checkName, checkpointIntervalOf, engineOptionsOf, maxWindowRowsOf, parseRuleDef, qosOf, type RuleDef } from './definition.js';
+import type { WindowSnapshot } from '../engine/window-checkpoint.js';
 import { SourceHub } from './source-hub.js';
+import { readRestartStrategy, restartDelay } from './restart.js';
 import { RunningRule, type SinkSlot } from './running-rule.js';
 import { flatMetrics, type RuleError, type RuleState, type RuleStatus } from './status.js';
+import type { Degraded } from './health.js';
 
 export interface RuleServiceOptions {
   dataDir: string;
@@ -112,6 +116,13 @@ export interface RuleService extends PluginUsage {
   restore(): Promise<RestoreReport>;
   /** Stops every rule (their desired state is kept) and every source. The store stays open. */
   close(): Promise<void>;
+  /**
+   * Consulted by restore() for each plugin a rule used: a reason (e.g. "plugin X crashed the host
+   * …") keeps the rule stopped with that reason as its status message, its desired state kept.
+   */
+  setPluginGate(gate: (plugin: string) => string | undefined): void;
+  /** Starts the rules restore() held back because of `plugin` (after the plugin is enabled again). */
+  resumeHeld(plugin: string): Promise<string[]>;
 }
 
 interface Entry {
@@ -131,7 +142,12 @@ interface Entry {
   hub?: SourceHub;
   /** Serialises lifecycle operations on this rule. */
   queue: Promise<unknown>;
+  /** restartStrategy: tries made since the last good start, and the pending one. */
+  restart?: { tries: number; timer?: NodeJS.Timeout; nextAt?: number };
 }
+
+/** Store scope: rule id -> the rows its window held at the last checkpoint (qos >= 1). */
+const WINDOW_SCOPE = 'rules.window';
 
 /** Store scope: rule id -> plugins its functions came from at the last compile. */
 const PLUGINS_SCOPE = 'rules.plugins';
@@ -190,6 +206,9 @@ class Service implements RuleService {
   /** Last plugin seen for a function name: rulesUsing still answers once the plugin is unloaded. */
   private readonly knownPlugin = new Map<string, string>();
   private closed = false;
+  private gate: (plugin: string) => string | undefined = () => undefined;
+  /** rule id -> plugin that held it back at restore */
+  private readonly held = new Map<string, string>();
 
   constructor(o: RuleServiceOptions) {
     this.dataDir = o.dataDir;
@@ -210,7 +229,7 @@ class Service implements RuleService {
   }
 
   private ctx(ruleId?: string): ConnectorContext {
-    return { ruleId, dataDir: this.dataDir, mqttConfigs: this.mqttConfigs(), logger: this.log };
+    return { ruleId, dataDir: this.dataDir, mqttConfigs: this.mqttConfigs(), logger: this.log, kv: this.store };
   }
 
   private makeSource(def: StreamDef, ruleId?: string): SourceConnector {
@@ -218,7 +237,7 @@ class Service implements RuleService {
     if (!sourceTypes().includes(TYPE.toLowerCase()))
       throw new StreamplugError('E_CONNECTOR_CONFIG', `stream ${def.name}: source TYPE "${TYPE}" is unknown (have: ${sourceTypes().join(', ')}); fix TYPE or install the plugin that provides it`, { stream: def.name, type: TYPE });
     try {
-      return createSource(TYPE, DATASOURCE, props, this.ctx(ruleId));
+      return createSource(TYPE, DATASOURCE, props, { ...this.ctx(ruleId), stream: def.name });
     } catch (e) {
       throw within(`stream ${def.name}`, e);
     }
@@ -230,7 +249,7 @@ class Service implements RuleService {
       if (!sinkTypes().includes(type.toLowerCase()))
         throw new StreamplugError('E_CONNECTOR_CONFIG', `rule ${def.id}: actions[${i}] names sink type "${type}", which is unknown (have: ${sinkTypes().join(', ')}); fix the action or install the plugin that provides it`, { rule: def.id, action: i, type });
       try {
-        return { type, runner: createSinkRunner(type, props, ctx) };
+        return { type, runner: createSinkRunner(type, props, ctx, i) };
       } catch (e) {
         throw within(`rule ${def.id}, actions[${i}].${type}`, e);
       }
@@ -321,7 +340,7 @@ class Service implements RuleService {
     const plugins = new Set<string>();
     let stream: string;
     try {
-      const rt = compileRule(def.id, def.sql, { streams: (n) => this.streams.get(n), functions: this.tracking(plugins), options: engineOptionsOf(def) });
+      const rt = compileRule(def.id, def.sql, { streams: (n) => this.streams.get(n), functions: this.tracking(plugins), options: engineOptionsOf(def), maxWindowRows: maxWindowRowsOf(def) });
       stream = rt.stream;
       rt.close();
     } catch (e) {
@@ -357,6 +376,10 @@ class Service implements RuleService {
     return run;
   }
 
+  private clearSinkCaches(def: RuleDef): void {
+    for (let i = 0; i < def.actions.length; i++) this.store.kvClear(sinkCacheScope(def.id, i));
+  }
+
   private savePlugins(id: string, plugins: Set<string>): void {
     this.store.kvPut(PLUGINS_SCOPE, id, [...plugins].sort());
   }
@@ -388,6 +411,7 @@ class Service implements RuleService {
           streams: (n) => this.streams.get(n),
           functions: this.tracking(plugins),
           now: this.now,
+          maxWindowRows: maxWindowRowsOf(e.def),
           options: engineOptionsOf(e.def),
           onError: (err, op) => this.log?.debug({ rule: id, operator: op, code: err.code }, err.message),
         });
@@ -397,6 +421,7 @@ class Service implements RuleService {
       e.plugins = plugins;
       this.savePlugins(id, plugins);
       const restored = this.restoreState(id, runtime);
+      this.restoreWindow(id, e.def, runtime);
       let sinks: SinkSlot[];
       try {
         sinks = this.makeSinks(e.def);
@@ -407,6 +432,7 @@ class Service implements RuleService {
       running = new RunningRule(runtime, sinks, this.now, this.log, {
         intervalMs: checkpointIntervalOf(e.def),
         save: (state) => this.store.saveCheckpoint(id, state),
+        ...(qosOf(e.def) >= 1 ? { saveWindow: (w: WindowSnapshot) => this.store.kvPut(WINDOW_SCOPE, id, w) } : {}),
       });
       for (const [i, s] of sinks.entries()) {
         try {
@@ -429,11 +455,13 @@ class Service implements RuleService {
         throw within(`rule ${id} cannot start: source of stream ${e.stream}`, err);
       }
       running.startCheckpoints(restored);
+      if (runtime.windowed) running.schedule(); // a restored window may be due already
       e.running = running;
       e.last = running;
       e.hub = hub;
       e.state = 'running';
       e.startedAt = Date.now();
+      this.cancelRestart(e, true);
       this.log?.info({ rule: id, stream: e.stream }, `rule ${id} started`);
     } catch (err) {
       if (hub && running) this.release(e.stream, hub, running);
@@ -445,6 +473,7 @@ class Service implements RuleService {
       e.state = 'failed';
       e.error = asError(err);
       this.log?.warn({ rule: id, code: e.error.code }, e.error.message);
+      this.scheduleRestart(e);
       throw err;
     } finally {
       this.saveStatus(e);
@@ -471,6 +500,19 @@ class Service implements RuleService {
     }
   }
 
+  /** With qos >= 1, the rows the window held at the last checkpoint go back into it. */
+  private restoreWindow(id: string, def: RuleDef, runtime: RuleRuntime): void {
+    if (!runtime.windowed || qosOf(def) < 1) return;
+    try {
+      const saved = this.store.kvGet(WINDOW_SCOPE, id) as WindowSnapshot | undefined;
+      if (!saved) return;
+      const n = runtime.importWindow(saved);
+      if (n > 0) this.log?.info({ rule: id, rows: n }, `rule ${id}: ${n} window row(s) restored from its checkpoint`);
+    } catch (err) {
+      this.log?.warn({ rule: id, err: (err as Error).message }, `rule ${id}: its window checkpoint cannot be restored; the window starts empty`);
+    }
+  }
+
   /** Detaches from the hub; the last reader stops the shared connector. */
   private release(stream: string, hub: SourceHub, sub: RunningRule): Promise<void> | undefined {
     if (!hub.detach(sub)) return undefined;
@@ -478,7 +520,40 @@ class Service implements RuleService {
     return hub.stop().catch((err: unknown) => this.log?.warn({ stream, err: (err as Error).message }, 'source stop failed'));
   }
 
+  /** After a failed start: the next try of the rule's restartStrategy, if it has tries left. */
+  private scheduleRestart(e: Entry): void {
+    if (this.closed || this.rules.get(e.def.id) !== e) return;
+    const s = readRestartStrategy(e.def.id, e.def.options?.restartStrategy);
+    const r = (e.restart ??= { tries: 0 });
+    if (r.timer) return;
+    if (r.tries >= s.attempts) {
+      if (s.attempts > 0) this.log?.warn({ rule: e.def.id, tries: r.tries }, `rule ${e.def.id}: restartStrategy gave up after ${r.tries} tries; it stays failed`);
+      return;
+    }
+    const wait = restartDelay(s, r.tries);
+    r.nextAt = Date.now() + wait;
+    this.log?.info({ rule: e.def.id, try: r.tries + 1, of: s.attempts, inMs: wait }, `rule ${e.def.id}: restart ${r.tries + 1} of ${s.attempts} in ${wait} ms`);
+    r.timer = setTimeout(() => {
+      r.timer = undefined;
+      r.nextAt = undefined;
+      r.tries++;
+      if (this.closed || this.rules.get(e.def.id) !== e || this.store.getRule(e.def.id)?.desired !== 'running') return;
+      this.serial(e, () => this.doStart(e)).catch(() => undefined);
+    }, wait);
+    r.timer.unref();
+  }
+
+  /** Drops a pending try; `reset` (a good start, a manual stop) also forgets the tries made. */
+  private cancelRestart(e: Entry, reset: boolean): void {
+    if (!e.restart) return;
+    if (e.restart.timer) clearTimeout(e.restart.timer);
+    e.restart.timer = undefined;
+    e.restart.nextAt = undefined;
+    if (reset) e.restart.tries = 0;
+  }
+
   private async doStop(e: Entry, state: RuleState = 'stopped'): Promise<void> {
+    this.cancelRestart(e, true);
     const running = e.running;
     if (running) {
       e.running = undefined;
@@ -504,6 +579,7 @@ class Service implements RuleService {
     const desired = def.triggered === false ? 'stopped' : 'running';
     this.store.putRule(def.id, def, { desired });
     this.store.saveCheckpoint(def.id, {}); // a new rule starts with no state, whatever was left under its id
+    this.store.kvDelete(WINDOW_SCOPE, def.id);
     this.savePlugins(def.id, v.plugins);
     const e: Entry = { def, ...v, state: 'stopped', queue: Promise.resolve() };
     this.rules.set(def.id, e);
@@ -523,7 +599,12 @@ class Service implements RuleService {
       await this.doStop(e);
       this.store.putRule(id, def, { desired, replace: true });
       // New SQL means new call sites: its functions start afresh. Same SQL (new actions, options) keeps the state.
-      if (def.sql !== e.def.sql) this.store.saveCheckpoint(id, {});
+      if (def.sql !== e.def.sql) {
+        this.store.saveCheckpoint(id, {});
+        this.store.kvDelete(WINDOW_SCOPE, id);
+      }
+      // Cached messages were made for the old actions: new ones do not inherit them.
+      if (JSON.stringify(def.actions) !== JSON.stringify(e.def.actions)) this.clearSinkCaches(e.def);
       this.savePlugins(id, v.plugins);
       Object.assign(e, { def, ...v });
       if (desired === 'running') await this.doStart(e).catch(() => undefined);
@@ -537,6 +618,8 @@ class Service implements RuleService {
       await this.doStop(e);
       this.store.deleteRule(id);
       this.store.kvDelete(PLUGINS_SCOPE, id);
+      this.clearSinkCaches(e.def);
+      this.store.kvDelete(WINDOW_SCOPE, id);
       this.rules.delete(id);
     });
     await this.pluginUseChanged();
@@ -555,8 +638,15 @@ class Service implements RuleService {
     return [...this.rules.values()].sort((a, b) => (a.def.id < b.def.id ? -1 : a.def.id > b.def.id ? 1 : 0)).map((e) => this.summary(e));
   }
 
+  /** The stored state, shown as `degraded` while a running rule has a part down. */
+  private shownState(e: Entry): { status: RuleState; degraded?: Degraded } {
+    const d = e.state === 'running' ? e.running?.health.report() : undefined;
+    return d ? { status: 'degraded', degraded: d } : { status: e.state };
+  }
+
   private summary(e: Entry): RuleSummary {
-    return { id: e.def.id, status: e.state, ...(e.error ? { message: e.error.message } : {}) };
+    const { status, degraded } = this.shownState(e);
+    return { id: e.def.id, status, ...(e.error ? { message: e.error.message } : degraded ? { message: degraded.reason } : {}) };
   }
 
   describeRule(id: string): RuleDef {
@@ -595,11 +685,15 @@ class Service implements RuleService {
     const run = e.running ?? e.last;
     const operators = run ? run.metrics() : [];
     const sinks = run ? run.sinks.map((s, action) => ({ action, type: s.type, ...s.runner.metrics() })) : [];
+    const shown = this.shownState(e);
     return {
       id,
-      status: e.state,
+      stream: e.stream,
+      ...shown,
       ...(e.error ? { message: e.error.message, error: { ...e.error } } : {}),
       ...(e.running && e.startedAt ? { startedAt: e.startedAt } : {}),
+      ...(run?.checkpointAt ? { checkpointAt: run.checkpointAt } : {}),
+      ...(e.restart && (e.restart.tries > 0 || e.restart.nextAt) ? { restart: { tries: e.restart.tries, ...(e.restart.nextAt ? { nextAt: e.restart.nextAt } : {}) } } : {}),
       ...(e.running && e.hub ? { source: e.hub.report() } : {}),
       ...(run ? { fastPath: run.fastPath() } : {}),
       operators,
@@ -665,6 +759,15 @@ class Service implements RuleService {
       if (rec.desired === 'running') toStart.push(e);
     }
     for (const e of toStart) {
+      const blocked = [...e.plugins].map((p) => [p, this.gate(p)] as const).find(([, why]) => why !== undefined);
+      if (blocked) {
+        e.state = 'stopped';
+        e.error = { code: 'E_PLUGIN_CRASHED', message: blocked[1]!, at: Date.now() };
+        this.held.set(e.def.id, blocked[0]);
+        this.log?.warn({ rule: e.def.id, plugin: blocked[0], code: 'E_PLUGIN_CRASHED' }, `rule ${e.def.id} not started: ${blocked[1]}`);
+        report.failed.push({ id: e.def.id, code: 'E_PLUGIN_CRASHED', message: blocked[1]! });
+        continue;
+      }
       try {
         await this.serial(e, () => this.doStart(e));
         report.started.push(e.def.id);
@@ -674,6 +777,27 @@ class Service implements RuleService {
       }
     }
     return report;
+  }
+
+  setPluginGate(gate: (plugin: string) => string | undefined): void {
+    this.gate = gate;
+  }
+
+  async resumeHeld(plugin: string): Promise<string[]> {
+    const started: string[] = [];
+    for (const [id, p] of [...this.held]) {
+      if (p !== plugin) continue;
+      this.held.delete(id);
+      const e = this.rules.get(id);
+      if (!e || e.running) continue;
+      try {
+        await this.serial(e, () => this.doStart(e));
+        started.push(id);
+      } catch (err) {
+        this.log?.warn({ rule: id, err: (err as Error).message }, `rule ${id} could not start after plugin ${plugin} was enabled`);
+      }
+    }
+    return started;
   }
 
   async close(): Promise<void> {

@@ -24,6 +24,8 @@ export interface Subscriber {
   /** Optional: takes a batch still encoded when acceptsEncoded() says so at that moment. */
   acceptsEncoded?(): boolean;
   pushEncoded?(batch: EncodedBatch, ts: number): void;
+  /** Optional: told every change of the shared connector's state (rule health). */
+  sourceStatus?(s: ConnectorStatus): void;
   /** Optional: resolves once everything pushed so far was delivered (true) or could not be (false). */
   settled?(): Promise<boolean>;
 }
@@ -127,12 +129,18 @@ export class SourceHub {
   /** Adds the subscriber and resolves once the connector is receiving (or its first attempt failed; it keeps retrying). */
   attach(sub: Subscriber): Promise<void> {
     this.subscribers.add(sub);
-    this.started ??= this.connector.start(this.emit, (s) => (this.status = s), this.emitEncoded).catch((e: unknown) => {
-      this.status = { state: 'error', error: (e as Error)?.message ?? String(e) };
+    sub.sourceStatus?.(this.status);
+    this.started ??= this.connector.start(this.emit, this.setStatus, this.emitEncoded).catch((e: unknown) => {
+      this.setStatus({ state: 'error', error: (e as Error)?.message ?? String(e) });
       throw e;
     });
     return this.started;
   }
+
+  private readonly setStatus = (s: ConnectorStatus): void => {
+    this.status = s;
+    for (const sub of this.subscribers) sub.sourceStatus?.(s);
+  };
 
   /** Removes the subscriber; true when nobody is left (the caller then stops the hub). */
   detach(sub: Subscriber): boolean {

@@ -9,7 +9,10 @@ import type { SinkMetrics } from '../connectors/index.js';
 import type { SourceReport } from './source-hub.js';
 import type { FastPathStatus } from './running-rule.js';
 
-export type RuleState = 'running' | 'stopped' | 'failed' | 'starting';
+import type { Degraded } from './health.js';
+
+/** `degraded`: running, but its source or a sink is disconnected (see `degraded` for why and since when). */
+export type RuleState = 'running' | 'degraded' | 'stopped' | 'failed' | 'starting';
 
 export interface RuleError {
   code: string;
@@ -25,11 +28,19 @@ export interface SinkReport extends SinkMetrics {
 
 export interface RuleStatus {
   id: string;
+  /** The stream the rule reads (FROM). */
+  stream: string;
   status: RuleState;
   /** Why the rule is failed (or how it was stopped), in one line. */
   message?: string;
   error?: RuleError;
   startedAt?: number;
+  /** When the rule's state (plugin functions, window rows with qos >= 1) was last checkpointed. */
+  checkpointAt?: number;
+  /** restartStrategy: tries made since the last good start, and when the next one runs. */
+  restart?: { tries: number; nextAt?: number };
+  /** Present while the status is `degraded`. */
+  degraded?: Degraded;
   /** The shared source connector of the rule's stream while the rule runs. */
   source?: SourceReport;
   /** The pass-through fast path of the current (or last) run: rows that crossed still encoded. */

@@ -57,6 +57,8 @@ export interface Store {
   kvPutMany(scope: string, entries: Record<string, unknown>): void;
   kvDelete(scope: string, key: string): boolean;
   kvList(scope: string): Record<string, unknown>;
+  /** The keys of a scope, in order, without their values (a sink cache lists its pages this way). */
+  kvKeys(scope: string): string[];
   kvClear(scope: string): number;
 
   /** A rule's checkpoint: the whole state object, replaced atomically. */
@@ -149,6 +151,7 @@ export function openStore(dataDir: string): Store {
     kvDelete: db.prepare('DELETE FROM kv WHERE scope = ? AND key = ?'),
     kvList: db.prepare('SELECT key, value FROM kv WHERE scope = ? ORDER BY key'),
     kvClear: db.prepare('DELETE FROM kv WHERE scope = ?'),
+    kvKeys: db.prepare('SELECT key FROM kv WHERE scope = ? ORDER BY key'),
   };
 
   const tx = <A extends unknown[], T>(fn: (...a: A) => T) => db.transaction(fn as (...args: never[]) => unknown) as unknown as (...a: A) => T;
@@ -222,6 +225,7 @@ export function openStore(dataDir: string): Store {
     kvDelete: (scope, key) => q.kvDelete.run(scope, key).changes > 0,
     kvList: (scope) => Object.fromEntries((q.kvList.all(scope) as { key: string; value: string }[]).map((r) => [r.key, decodeValue(r.value)])),
     kvClear: (scope) => q.kvClear.run(scope).changes,
+    kvKeys: (scope) => (q.kvKeys.all(scope) as { key: string }[]).map((r) => r.key),
 
     saveCheckpoint: (ruleId, state) => replaceScope(checkpointScope(ruleId), state),
     loadCheckpoint: (ruleId) =>

@@ -20,13 +20,13 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'streamplug-config-test-'));
 const logs: PluginLogLine[] = [];
 const registry = new PluginRegistry({ onLog: (l) => logs.push(l) });
 
-before(() => {
+before(async () => {
   const file = path.join(work, 'configfx.so');
   execFileSync('cc', ['-shared', '-fPIC', '-O1', '-pthread', '-std=c99', '-Wall', '-Wextra', '-Werror',
     `-I${path.join(repoRoot, 'native/include')}`, path.join(repoRoot, 'test/config/fixtures/configfx.c'), '-o', file], { stdio: 'pipe' });
-  registry.load(file);
-  registry.load(path.join(samplesDir, 'random.so'));
-  registry.load(path.join(samplesDir, 'filesink.so'));
+  await registry.load(file);
+  await registry.load(path.join(samplesDir, 'random.so'));
+  await registry.load(path.join(samplesDir, 'filesink.so'));
 });
 after(() => {
   registry.unloadAll();

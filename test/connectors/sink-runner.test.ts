@@ -129,7 +129,7 @@ describe('SinkRunner', () => {
 
   it('reads and checks the common properties', () => {
     assert.deepEqual(readSinkCommon({}), {
-      sendSingle: false, dataTemplate: undefined, omitIfEmpty: false, bufferLength: 1024, retryCount: 0, retryInterval: 1000,
+      sendSingle: false, dataTemplate: undefined, omitIfEmpty: false, bufferLength: 1024, retryCount: 0, retryInterval: 1000, bufferFullPolicy: 'block',
     });
     assert.throws(() => readSinkCommon({ bufferLength: 0 }), { code: 'E_CONNECTOR_CONFIG' });
     assert.throws(() => readSinkCommon({ retryCount: -1 }), { code: 'E_CONNECTOR_CONFIG' });

@@ -84,6 +84,6 @@ export function filesUnder(dir: string): string[] {
 
 /** The files a data directory holds about plugins (the lock file is not one). */
 export function pluginState(dataDir: string): string[] {
-  // The host lock and the streams/rules store are not plugin state.
-  return filesUnder(dataDir).filter((f) => f !== 'host.lock' && !/^streamplug\.db(-shm|-wal)?$/.test(f));
+  // The host lock, the streams/rules store and the crash journal are not plugin state.
+  return filesUnder(dataDir).filter((f) => f !== 'host.lock' && f !== 'run/crash-journal' && !/^streamplug\.db(-shm|-wal)?$/.test(f));
 }

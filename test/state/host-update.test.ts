@@ -80,6 +80,14 @@ describe('a stateful plugin updated through a real host', { timeout: 180_000 }, 
   });
   const put = (v: string) => api('PUT', '/plugins/functions/tally', { file: pathToFileURL(zips[v]).href });
   const logs = () => host!.stdout() + host!.stderr();
+  /** The host's log reaches its stdout asynchronously: wait for the line. */
+  const logged = async (re: RegExp) => {
+    const end = Date.now() + 10_000;
+    while (!re.test(logs())) {
+      if (Date.now() > end) assert.match(logs(), re);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
 
   it('v1 -> v2 over a restart: the checkpoint is migrated by migrate_state and the count continues', async () => {
     await start();
@@ -100,7 +108,7 @@ describe('a stateful plugin updated through a real host', { timeout: 180_000 }, 
     await start();
     assert.equal((await describePlugin()).running.version, '2.0.0');
     assert.deepEqual(await waitRows('r1', 10), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'v2 continued from v1\'s count');
-    assert.match(logs(), /function tally \(plugin tally, rule r1\): checkpoint state migrated from version 1 to 2/);
+    await logged(/function tally \(plugin tally, rule r1\): checkpoint state migrated from version 1 to 2/);
   });
 
   it('v2 -> v3 (no migrate_state) over a restart: the checkpoint is dropped with a log line naming both versions', async () => {
@@ -109,7 +117,7 @@ describe('a stateful plugin updated through a real host', { timeout: 180_000 }, 
     await host!.stop();
     await start();
     assert.deepEqual((await waitRows('r1', 15)).slice(10), [100, 200, 300, 400, 500], 'v3 started from no state (step 100)');
-    assert.match(logs(), /function tally \(plugin tally, rule r1\): checkpoint state of version 2 dropped: the plugin declares state version 3 and has no migrate_state hook/);
+    await logged(/function tally \(plugin tally, rule r1\): checkpoint state of version 2 dropped: the plugin declares state version 3 and has no migrate_state hook/);
   });
 
   it('a pending update is applied when the last rule using the plugin is deleted; a stopped rule still blocks it', async () => {
@@ -131,7 +139,7 @@ describe('a stateful plugin updated through a real host', { timeout: 180_000 }, 
     assert.equal(d.running.version, '4.0.0');
     assert.equal(d.running.file, d.installed.file);
     assert.equal(fs.existsSync(v3File), false, 'the library that ran is removed');
-    assert.match(logs(), /pending update of function plugin tally applied: no rule uses it any more; version 3\.0\.0 unloaded, version 4\.0\.0 loaded/);
+    await logged(/pending update of function plugin tally applied: no rule uses it any more; version 3\.0\.0 unloaded, version 4\.0\.0 loaded/);
 
     await ok('POST', '/rules', rule('r3'));
     assert.deepEqual(await waitRows('r3', 5), [1000, 2000, 3000, 4000, 5000], 'a new rule runs the new code');

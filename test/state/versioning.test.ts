@@ -42,9 +42,9 @@ async function logged(re: RegExp): Promise<PluginLogLine> {
 }
 
 /** Loads `file` as the only tally, runs `calls` single-row calls after importing `state`. */
-function run(file: string, state: Record<string, Uint8Array> | undefined, calls: number) {
+async function run(file: string, state: Record<string, Uint8Array> | undefined, calls: number) {
   if (registry.get('tally')) registry.unload('tally');
-  registry.load(file);
+  await registry.load(file);
   const inst = registry.getFunction('tally')!.instantiate('r1');
   try {
     const imported = state ? inst.importState!(state) : undefined;
@@ -57,20 +57,20 @@ function run(file: string, state: Record<string, Uint8Array> | undefined, calls:
 }
 
 describe('state versioning (contract 1.3)', () => {
-  it('stamps an exported state with the plugin\'s state version; the same version restores it', () => {
-    const a = run(files.v1, undefined, 3);
+  it('stamps an exported state with the plugin\'s state version; the same version restores it', async () => {
+    const a = await run(files.v1, undefined, 3);
     assert.deepEqual(a.results, [1n, 2n, 3n]);
     assert.deepEqual(Object.keys(a.exported).sort(), ['@streamplug.state_version', 'n']);
     assert.equal(Buffer.from(a.exported['@streamplug.state_version']).toString(), '1');
-    const b = run(files.v1b, a.exported, 2); // another build, same state version
+    const b = await run(files.v1b, a.exported, 2); // another build, same state version
     assert.equal(b.imported?.outcome, 'restored');
     assert.deepEqual(b.results, [4n, 5n]);
   });
 
   it('another version with migrate_state: the hook rewrites the old keys and the count continues', async () => {
     logs.length = 0;
-    const a = run(files.v1, undefined, 4);
-    const b = run(files.v2, a.exported, 2);
+    const a = await run(files.v1, undefined, 4);
+    const b = await run(files.v2, a.exported, 2);
     assert.deepEqual(b.imported, { outcome: 'migrated', from: 1, to: 2, message: 'function tally (plugin tally, rule r1): checkpoint state migrated from version 1 to 2' });
     assert.deepEqual(b.results, [5n, 6n]);
     assert.deepEqual(Object.keys(b.exported).sort(), ['@streamplug.state_version', 'count']);
@@ -82,9 +82,9 @@ describe('state versioning (contract 1.3)', () => {
 
   it('another version without migrate_state: the state is dropped with a log line naming both versions', async () => {
     logs.length = 0;
-    const a = run(files.v2, { count: Buffer.from('41'), '@streamplug.state_version': Buffer.from('2') }, 1);
+    const a = await run(files.v2, { count: Buffer.from('41'), '@streamplug.state_version': Buffer.from('2') }, 1);
     assert.deepEqual(a.results, [42n]);
-    const b = run(files.v3, a.exported, 2);
+    const b = await run(files.v3, a.exported, 2);
     assert.equal(b.imported?.outcome, 'dropped');
     assert.deepEqual(b.results, [1n, 2n], 'v3 starts with no state, not with v2\'s');
     const line = await logged(/dropped/);
@@ -94,24 +94,24 @@ describe('state versioning (contract 1.3)', () => {
 
   it('a failing migrate_state drops the state and logs the hook\'s reason with both versions', async () => {
     logs.length = 0;
-    const b = run(files.v2, { count: Buffer.from('9'), '@streamplug.state_version': Buffer.from('7') }, 1);
+    const b = await run(files.v2, { count: Buffer.from('9'), '@streamplug.state_version': Buffer.from('7') }, 1);
     assert.equal(b.imported?.outcome, 'dropped');
     assert.deepEqual(b.results, [1n]);
     await logged(/state of version 7 dropped: migrate_state to version 2 failed: tally cannot migrate tally state from version 7 to 2/);
   });
 
-  it('an unversioned checkpoint (written before 1.3, or by state version 0) is version 0', () => {
-    const old = run(files.v0, undefined, 2);
+  it('an unversioned checkpoint (written before 1.3, or by state version 0) is version 0', async () => {
+    const old = await run(files.v0, undefined, 2);
     assert.deepEqual(Object.keys(old.exported), ['count'], 'state version 0 exports its keys alone, as before 1.3');
-    const b = run(files.v3, old.exported, 1);
+    const b = await run(files.v3, old.exported, 1);
     assert.deepEqual([b.imported?.outcome, b.imported?.from, b.imported?.to], ['dropped', 0, 3]);
-    const back = run(files.v0, run(files.v1, undefined, 1).exported, 1);
+    const back = await run(files.v0, (await run(files.v1, undefined, 1)).exported, 1);
     assert.deepEqual([back.imported?.outcome, back.imported?.from, back.imported?.to, back.results[0]], ['dropped', 1, 0, 1n], 'a downgrade to an unversioned build drops too');
   });
 
-  it('a forged stamp is refused; the reserved key prefix is the host\'s', () => {
+  it('a forged stamp is refused; the reserved key prefix is the host\'s', async () => {
     if (registry.get('tally')) registry.unload('tally');
-    registry.load(files.v1);
+    await registry.load(files.v1);
     const inst = registry.getFunction('tally')!.instantiate('r1');
     try {
       assert.throws(() => inst.importState!({ n: new Uint8Array(8), '@streamplug.state_version': Buffer.from('one') }), {
@@ -122,7 +122,7 @@ describe('state versioning (contract 1.3)', () => {
       inst.close();
     }
     registry.unload('tally');
-    registry.load(files.reserved);
+    await registry.load(files.reserved);
     const bad = registry.getFunction('tally')!.instantiate('r1');
     try {
       assert.throws(() => bad.call(0), { message: /state_put: key "@streamplug\.state_version" is reserved to the host/ });

@@ -9,9 +9,11 @@ export const metaRoutes: FastifyPluginAsync<RouteOptions> = async (app, { servic
     dataDir: services.dataDir,
     endpoints: [
       'GET /ping',
+      'GET /metrics',
       'GET|POST /plugins/{sources|sinks|functions}',
       'GET|PUT|DELETE /plugins/{type}/{name}',
       'POST /plugins/functions/{name}/register',
+      'POST /plugins/{type}/{name}/enable',
       'GET /plugins/udfs',
       'GET /plugins/udfs/{name}',
     ],

@@ -7,6 +7,8 @@ import { StreamplugError } from '../../errors.js';
 import { spoolStream } from '../../manager/fetch.js';
 import { isPluginType, type PluginType } from '../../manager/layout.js';
 import type { PluginManager, ZipSource } from '../../manager/manager.js';
+import { parseIsolation } from '../../manager/host-config.js';
+import type { Isolation } from '../../plugins/types.js';
 import type { RouteOptions } from '../context.js';
 
 interface InstallBody {
@@ -15,6 +17,7 @@ interface InstallBody {
   source: ZipSource;
   functions?: string[];
   sha256?: string;
+  isolation?: Isolation;
   /** Removes a spooled upload once the install is over. */
   cleanup(): void;
 }
@@ -86,6 +89,7 @@ async function readInstallBody(req: FastifyRequest, manager: PluginManager): Pro
       name: query.name,
       sha256: query.sha256,
       functions: parseFunctions(query.functions),
+      isolation: parseIsolation(query.isolation),
       source: { stream: body as Readable, label: 'upload' },
       cleanup() {},
     };
@@ -103,13 +107,14 @@ async function readInstallBody(req: FastifyRequest, manager: PluginManager): Pro
     name: b.name as string | undefined,
     sha256: b.sha256 as string | undefined,
     functions: parseFunctions(b.functions),
+    isolation: parseIsolation(b.isolation),
     source: { file: b.file },
     cleanup() {},
   };
 }
 
-function fieldsOf(f: Record<string, string>): Pick<InstallBody, 'name' | 'functions' | 'sha256'> {
-  return { name: f.name || undefined, sha256: f.sha256 || undefined, functions: parseFunctions(f.functions) };
+function fieldsOf(f: Record<string, string>): Pick<InstallBody, 'name' | 'functions' | 'sha256' | 'isolation'> {
+  return { name: f.name || undefined, sha256: f.sha256 || undefined, functions: parseFunctions(f.functions), isolation: parseIsolation(f.isolation) };
 }
 
 /** eKuiper's plugin API: /plugins/{sources|sinks|functions}, /plugins/udfs. */
@@ -135,7 +140,7 @@ export const pluginRoutes: FastifyPluginAsync<RouteOptions> = async (app, { serv
     const body = await readInstallBody(req, manager);
     try {
       if (!body.name) throw new StreamplugError('E_BAD_REQUEST', 'the request has no "name"; expected the plugin name (^[A-Za-z0-9_-]+$)');
-      const r = await manager.install({ type, name: body.name, source: body.source, functions: body.functions, sha256: body.sha256, origin: body.origin });
+      const r = await manager.install({ type, name: body.name, source: body.source, functions: body.functions, sha256: body.sha256, origin: body.origin, isolation: body.isolation });
       return reply.code(201).type('text/plain; charset=utf-8').send(r.message);
     } finally {
       body.cleanup();
@@ -153,7 +158,7 @@ export const pluginRoutes: FastifyPluginAsync<RouteOptions> = async (app, { serv
       if (body.name && body.name !== req.params.name) {
         throw new StreamplugError('E_BAD_REQUEST', `the body names "${body.name}" but the path names "${req.params.name}"; expected the same plugin`);
       }
-      const r = await manager.update({ type, name: req.params.name, source: body.source, functions: body.functions, sha256: body.sha256, origin: body.origin });
+      const r = await manager.update({ type, name: req.params.name, source: body.source, functions: body.functions, sha256: body.sha256, origin: body.origin, isolation: body.isolation });
       return reply.code(200).type('text/plain; charset=utf-8').send(r.message);
     } finally {
       body.cleanup();
@@ -163,6 +168,12 @@ export const pluginRoutes: FastifyPluginAsync<RouteOptions> = async (app, { serv
   app.delete<{ Params: { type: string; name: string }; Querystring: { force?: string } }>('/plugins/:type/:name', async (req, reply) => {
     const force = req.query.force === 'true' || req.query.force === '1';
     const r = await manager.remove(asType(req.params.type), req.params.name, { force });
+    return reply.code(200).type('text/plain; charset=utf-8').send(r.message);
+  });
+
+  // Lifts a quarantine (after a crash) and loads the plugin; its held-back rules start.
+  app.post<{ Params: { type: string; name: string } }>('/plugins/:type/:name/enable', async (req, reply) => {
+    const r = await manager.enable(asType(req.params.type), req.params.name);
     return reply.code(200).type('text/plain; charset=utf-8').send(r.message);
   });
 

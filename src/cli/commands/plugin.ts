@@ -7,6 +7,8 @@ import { runningHost, acquireLock, releaseLock } from '../../host/lock.js';
 import { dataLayout, ensureLayout, isPluginType, PLUGIN_TYPES, type PluginType } from '../../manager/layout.js';
 import { PluginManager } from '../../manager/manager.js';
 import type { ProgressEvent } from '../../manager/types.js';
+import { openCrashJournal } from '../../plugins/journal.js';
+import { parseIsolation } from '../../manager/host-config.js';
 import { PluginRegistry } from '../../plugins/registry.js';
 
 /** Exit codes shared by these commands: 0 ok, 1 refused, 2 usage. */
@@ -99,7 +101,7 @@ function isUrl(s: string): boolean {
 async function remoteInstall(base: string, method: 'POST' | 'PUT', type: PluginType, name: string, zip: string, o: InstallOpts): Promise<string> {
   const route = method === 'POST' ? `plugins/${type}` : `plugins/${type}/${name}`;
   if (isUrl(zip)) {
-    return http(base, method, route, { json: { name, file: zip, functions: parseFunctions(o.functions), sha256: o.sha256 } });
+    return http(base, method, route, { json: { name, file: zip, functions: parseFunctions(o.functions), sha256: o.sha256, isolation: o.isolation } });
   }
   // A local zip is uploaded (the host may run elsewhere), streaming, as application/zip.
   const st = fs.statSync(zip, { throwIfNoEntry: false });
@@ -107,6 +109,7 @@ async function remoteInstall(base: string, method: 'POST' | 'PUT', type: PluginT
   const q = new URLSearchParams({ name });
   if (o.sha256) q.set('sha256', o.sha256);
   if (o.functions) q.set('functions', o.functions);
+  if (o.isolation) q.set('isolation', o.isolation);
   const show = progressPrinter(!!o.progress || process.stderr.isTTY);
   let sent = 0;
   const stream = fs.createReadStream(zip);
@@ -143,7 +146,10 @@ async function withDirect<T>(dataDir: string, fn: (m: PluginManager) => Promise<
   const registry = new PluginRegistry({ onLog: () => undefined });
   try {
     const manager = new PluginManager({ dataDir, registry, allowPrivateUrls: process.env.STREAMPLUG_ALLOW_PRIVATE_URLS === '1' });
-    const report = await manager.start();
+    // Like a host: what the last run's journal blames is quarantined before anything loads.
+    const journal = openCrashJournal(layout.crashJournal, (m) => process.stderr.write(`warning: ${m}\n`));
+    const report = await manager.start({ journal });
+    for (const q of report.quarantined) process.stderr.write(`warning: ${q.type}/${q.name} is quarantined: ${q.crash.message}\n`);
     for (const f of report.failed) process.stderr.write(`warning: ${f.type}/${f.name} does not load: ${f.code} ${f.message}\n`);
     return await fn(manager);
   } finally {
@@ -156,6 +162,7 @@ async function withDirect<T>(dataDir: string, fn: (m: PluginManager) => Promise<
 }
 
 interface InstallOpts extends Common {
+  isolation?: string;
   functions?: string;
   sha256?: string;
   progress?: boolean;
@@ -217,10 +224,17 @@ export function register(program: Command): void {
         .option('--functions <list>', 'comma-separated functions the plugin must provide')
         .option('--sha256 <hex>', 'refuse the zip unless its sha256 is this')
         .option('--progress', 'show download/unpack progress on stderr even when not a terminal')
+        .option('--isolation <mode>', '"in-process" (default) or "process": run the plugin in a worker process of its own')
         .description(verb === 'install' ? 'install a plugin zip (refused if the name exists)' : 'replace an installed plugin with a new zip'),
     ).action(async (type: string, name: string, zip: string, o: InstallOpts) => {
       try {
         const t = parseType(type);
+        let isolation;
+        try {
+          isolation = parseIsolation(o.isolation);
+        } catch (e) {
+          usage((e as Error).message);
+        }
         let message: string;
         if (o.host) {
           message = await remoteInstall(o.host, verb === 'install' ? 'POST' : 'PUT', t, name, zip, o);
@@ -228,7 +242,7 @@ export function register(program: Command): void {
           const show = progressPrinter(!!o.progress || process.stderr.isTTY);
           try {
             message = await withDirect(dataDirOf(o), async (m) => {
-              const req = { type: t, name, source: { file: zip }, functions: parseFunctions(o.functions), sha256: o.sha256, onProgress: show };
+              const req = { type: t, name, source: { file: zip }, functions: parseFunctions(o.functions), sha256: o.sha256, isolation, onProgress: show };
               return (verb === 'install' ? await m.install(req) : await m.update(req)).message;
             });
           } finally {
@@ -241,6 +255,31 @@ export function register(program: Command): void {
       }
     });
   }
+
+  common(
+    plugin
+      .command('enable')
+      .argument('<type>', 'sources, sinks or functions')
+      .argument('<name>')
+      .description('lift the quarantine of a plugin that crashed the host, and load it'),
+  ).action(async (type: string, name: string, o: Common) => {
+    try {
+      const t = parseType(type);
+      let message: string;
+      let state = 'loaded';
+      if (o.host) {
+        message = await http(o.host, 'POST', `plugins/${t}/${encodeURIComponent(name)}/enable`);
+      } else {
+        const r = await withDirect(dataDirOf(o), (m) => m.enable(t, name));
+        message = r.message;
+        state = r.state;
+      }
+      print(o, { message }, () => message);
+      if (state !== 'loaded' || /cannot load/.test(message)) process.exitCode = 1;
+    } catch (e) {
+      fail(e);
+    }
+  });
 
   common(
     plugin

@@ -1,6 +1,6 @@
 /** mqtt.js client options from eKuiper-style connection properties (shared by source and sink). */
 import { readFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { IClientOptions } from 'mqtt';
 import { PropReader } from '../props.js';
 import type { ConnectorContext } from '../types.js';
@@ -25,6 +25,20 @@ function pem(p: PropReader, inline: string, file: string): string | undefined {
   }
 }
 
+/**
+ * A clean session gets a fresh id per connection. A persistent one (cleanSession false) needs the
+ * same id at every start, or the broker's stored session (subscriptions, QoS 1 messages queued while
+ * we were away) is never picked up again: the id is derived from the data directory, the stream (or
+ * rule) and the server, so one host's stream keeps its session and two streams never share one.
+ */
+function defaultClientId(role: 'source' | 'sink', clean: boolean, ctx: ConnectorContext, url: string): string {
+  const owner = (role === 'source' ? ctx.stream ?? ctx.ruleId : ctx.ruleId) ?? 'x';
+  const readable = owner.replace(/[^\w-]/g, '_').slice(0, 24);
+  if (clean) return `streamplug_${role}_${readable}_${randomBytes(4).toString('hex')}`;
+  const h = createHash('sha256').update(`${ctx.dataDir ?? ''}\0${role}\0${owner}\0${url}`).digest('hex').slice(0, 8);
+  return `streamplug_${role}_${readable}_${h}`;
+}
+
 export function mqttConnection(p: PropReader, ctx: ConnectorContext, role: 'source' | 'sink'): MqttConnection {
   const url = p.string('server', 'tcp://127.0.0.1:1883');
   try {
@@ -38,8 +52,8 @@ export function mqttConnection(p: PropReader, ctx: ConnectorContext, role: 'sour
   const pv = p.string('protocolVersion', '3.1.1');
   const protocolVersion = PROTOCOLS[pv as keyof typeof PROTOCOLS];
   if (!protocolVersion) throw p.fail('protocolVersion', pv, 'one of 3.1, 3.1.1, 5');
-  const clientId =
-    p.string('clientId') ?? `streamplug_${role}_${(ctx.ruleId ?? 'x').replace(/[^\w-]/g, '_').slice(0, 24)}_${randomBytes(4).toString('hex')}`;
+  const clean = p.bool('cleanSession', true);
+  const clientId = p.string('clientId') ?? defaultClientId(role, clean, ctx, url);
   const ca = pem(p, 'ca', 'rootCaPath');
   const cert = pem(p, 'cert', 'certificationPath');
   const key = pem(p, 'key', 'privateKeyPath');
@@ -48,7 +62,7 @@ export function mqttConnection(p: PropReader, ctx: ConnectorContext, role: 'sour
     protocolVersion,
     username: p.string('username'),
     password: p.string('password'),
-    clean: p.bool('cleanSession', true),
+    clean,
     keepalive: p.count('keepAlive', 60),
     connectTimeout: p.count('connectTimeout', 30_000),
     reconnectPeriod: p.count('reconnectPeriod', 1000),

@@ -10,7 +10,7 @@
  */
 import { connect, type MqttClient } from 'mqtt';
 import { PropReader } from '../props.js';
-import { decode, readFormat, SourceCounters, type Format } from '../decode.js';
+import { decode, readFormat, readMaxMessageSize, SourceCounters, tooLarge, type Format } from '../decode.js';
 import { validateFilter } from '../topic.js';
 import { resolveMqttProps } from './conf.js';
 import { mqttConnection, type MqttConnection } from './options.js';
@@ -30,6 +30,7 @@ export class MqttSource implements SourceConnector {
     readonly conn: MqttConnection,
     readonly format: Format,
     readonly shareGroup?: string,
+    readonly maxMessageSize = 0,
   ) {
     topics.forEach(validateFilter);
     this.subscriptions = shareGroup ? topics.map((t) => `$share/${shareGroup}/${t}`) : topics;
@@ -53,7 +54,7 @@ export class MqttSource implements SourceConnector {
         });
       });
       client.on('message', (topic, payload) => {
-        const rows = this.counters.record(decode(this.format, payload));
+        const rows = this.counters.record(tooLarge(payload.length, this.maxMessageSize) ?? decode(this.format, payload));
         if (rows) emit(rows, { topic, ts: Date.now() });
       });
       client.on('reconnect', () => {
@@ -88,7 +89,7 @@ export function createMqttSource(datasource: string, props: Props, ctx: Connecto
   const p = new PropReader('mqtt source', merged);
   const topics = datasource.split(',').map((t) => t.trim()).filter(Boolean);
   if (topics.length === 0) throw p.fail('DATASOURCE', datasource, 'one or more MQTT topic filters, comma-separated');
-  return new MqttSource(topics, mqttConnection(p, ctx, 'source'), readFormat(p), shareGroupOf(p));
+  return new MqttSource(topics, mqttConnection(p, ctx, 'source'), readFormat(p), shareGroupOf(p), readMaxMessageSize(p));
 }
 
 /** SHARED="group" → the group; unset, "true" or "false" (eKuiper's boolean) → none. */
