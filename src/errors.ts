@@ -102,6 +102,11 @@ export const ERROR_CODES = {
   E_URL_FORBIDDEN: 'URL scheme or target not allowed',
   E_PLUGIN_IN_USE: 'plugin used by rules',
   E_HOST_RUNNING: 'a host is running on this data directory',
+  // control-plane security (src/api/security)
+  E_UNAUTHORIZED: 'no or wrong credentials for the REST API',
+  E_FORBIDDEN: 'request refused by the Origin/Host policy',
+  E_CANCELLED: 'the client went away before its queued change ran',
+  E_DOWNGRADE: 'update to an older version without force',
   E_INTERNAL: 'unexpected internal error',
 } as const;
 

@@ -12,7 +12,9 @@ import { fetchZip, spoolStream, type FetchedZip } from './fetch.js';
 import { dataLayout, ensureLayout, isPluginType, PLUGIN_TYPES, singular, type DataLayout, type PluginType } from './layout.js';
 import { resolveLimits, type ZipLimits } from './limits.js';
 import { deleteRecord, readAllRecords, readRecord, writeRecord } from './records.js';
-import { loadTrustedKeys, verifyLibrary, type TrustedKey } from './signature.js';
+import { appendAudit, readAudit, type AuditEntry } from './audit.js';
+import { loadTrustedKeys, verifyInstalled, verifyManifest, type TrustedKey } from './signature.js';
+import { compareVersions } from './version.js';
 import {
   NO_USAGE,
   type CrashInfo,
@@ -42,6 +44,13 @@ export interface ManagerOptions {
   trustedKeyFiles?: string[];
   /** Let http(s) downloads reach loopback/private addresses. */
   allowPrivateUrls?: boolean;
+  /** A download receiving nothing for this long fails (E_FETCH) instead of holding the queue; default 30 s. */
+  downloadIdleTimeoutMs?: number;
+  /**
+   * Refuse plugins without a valid signature from a trusted key. An explicit setting, off by
+   * default: never inferred from whether key files exist (deleting them must not turn it off).
+   */
+  requireSignatures?: boolean;
   log?: ManagerLogger;
   /** Operator settings; default: read `<data>/etc/host.json` at start. */
   hostConfig?: HostConfig;
@@ -61,6 +70,18 @@ export interface InstallRequest {
   /** Where the plugin runs; default the operator's host.json default (for signed or unsigned zips), else "in-process". An update keeps the old mode unless given. */
   isolation?: Isolation;
   onProgress?: (p: ProgressEvent) => void;
+  /** Who asks, for the audit log ("token:…", "jwt:…", "cli"). */
+  actor?: string;
+  /** Aborted when the requester went away: a queued change then never runs. */
+  signal?: AbortSignal;
+  /** Update to an older version (a downgrade) on purpose. */
+  force?: boolean;
+}
+
+export interface RemoveOptions {
+  force?: boolean;
+  actor?: string;
+  signal?: AbortSignal;
 }
 
 export interface InstallResult {
@@ -139,6 +160,10 @@ export class PluginManager {
     return loadTrustedKeys(this.layout.trustedKeysDir, this.opts.trustedKeyFiles);
   }
 
+  get requireSignatures(): boolean {
+    return !!this.opts.requireSignatures;
+  }
+
   /** One change at a time: installs, updates and deletes are serialised. */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn);
@@ -169,6 +194,7 @@ export class PluginManager {
   private quarantine(rec: PluginRecord, crash: CrashInfo): void {
     rec.quarantine = crash;
     writeRecord(this.layout, rec);
+    this.audit({ action: 'quarantine', type: rec.type, name: rec.name, actor: 'host', sha256: rec.sha256, outcome: 'ok', code: crash.code });
     this.status.set(key(rec.type, rec.name), { state: 'quarantined', lastError: { code: crash.code, message: crash.message, at: crash.at } });
     this.log.error(
       { code: 'E_PLUGIN_CRASHED', plugin: rec.name, type: rec.type, file: rec.file, hook: crash.hook, rule: crash.rule, signal: crash.signal, kind: crash.kind, backtrace: crash.backtrace },
@@ -260,7 +286,7 @@ export class PluginManager {
       }
       try {
         if (keyError) throw keyError;
-        if (keys.length) verifyLibrary(fs.readFileSync(file), rec.file, rec.signature, keys);
+        verifyInstalled(sha256Of(file), rec.file, rec.signature, keys, this.requireSignatures);
         const info = await this.registry.load(file, this.loadOptions(rec));
         this.status.set(key(rec.type, rec.name), { state: 'loaded', info });
         report.loaded.push({ type: rec.type, name: rec.name, file, functions: info.functions });
@@ -306,7 +332,7 @@ export class PluginManager {
   // ---------------------------------------------------------------- queries
 
   list(type: PluginType): string[] {
-    return readAllRecords(this.layout)
+    return readAllRecords(this.layout, { readOnly: true })
       .records.filter((r) => r.type === type)
       .map((r) => r.name);
   }
@@ -323,8 +349,7 @@ export class PluginManager {
     const report = checkPluginFile(file);
     let signedBy: string | null = null;
     try {
-      const keys = this.trustedKeys();
-      if (keys.length && rec.signature) signedBy = verifyLibrary(fs.readFileSync(file), rec.file, rec.signature, keys) ?? null;
+      signedBy = verifyInstalled(sha256Of(file), rec.file, rec.signature, this.trustedKeys(), false) ?? null;
     } catch {
       signedBy = null;
     }
@@ -348,6 +373,7 @@ export class PluginManager {
       lastError: st.lastError ?? null,
       pendingRestart: rec.pendingRestart?.reason ?? null,
       signedBy,
+      signedFiles: signedBy && rec.signature?.files ? Object.keys(rec.signature.files).sort() : [],
       check: { loadable: report.loadable, rows: report.rows },
       rulesUsing: this.usage.rulesUsing(name),
       installed: { version: rec.version ?? null, file, sha256: rec.sha256 },
@@ -379,6 +405,12 @@ export class PluginManager {
     return undefined;
   }
 
+  /** An installed plugin of this type whose name differs from `name` only in case. */
+  private recordNamedLike(type: PluginType, name: string): PluginRecord | undefined {
+    const lower = name.toLowerCase();
+    return readAllRecords(this.layout, { readOnly: true }).records.find((r) => r.type === type && r.name.toLowerCase() === lower);
+  }
+
   private requireRecord(type: PluginType, name: string): PluginRecord {
     if (!isPluginType(type)) throw badType(type);
     assertPluginName(name);
@@ -399,7 +431,7 @@ export class PluginManager {
     ensureLayout(this.layout);
     const work = this.workDir('inspect');
     try {
-      const u = await unpackPlugin(zipFile, path.join(work, 'x'), { ...opts, limits: this.limits, keys: this.trustedKeys(), loadTimeoutMs: this.config().loadTimeoutMs });
+      const u = await unpackPlugin(zipFile, path.join(work, 'x'), { ...opts, limits: this.limits, keys: this.trustedKeys(), loadTimeoutMs: this.config().loadTimeoutMs, requireSignatures: this.requireSignatures });
       const { dir: _d, library: _l, ...rest } = u;
       return rest;
     } finally {
@@ -410,11 +442,40 @@ export class PluginManager {
   // ---------------------------------------------------------------- install / update
 
   install(req: InstallRequest): Promise<InstallResult> {
-    return this.exclusive(() => this.installNow(req, 'create'));
+    return this.exclusive(() => this.audited(req, 'install', () => this.installNow(req, 'create')));
   }
 
   update(req: InstallRequest): Promise<InstallResult> {
-    return this.exclusive(() => this.installNow(req, 'update'));
+    return this.exclusive(() => this.audited(req, 'update', () => this.installNow(req, 'update')));
+  }
+
+  /** Records the outcome of an install or update in the audit log, refusals included. */
+  private async audited(req: InstallRequest, action: 'install' | 'update', fn: () => Promise<InstallResult>): Promise<InstallResult> {
+    try {
+      notCancelled(req.signal);
+      const r = await fn();
+      this.audit({ action, type: req.type, name: req.name, actor: req.actor ?? 'cli', sha256: this.record(req.type, req.name)?.sha256, outcome: 'ok' });
+      return r;
+    } catch (e) {
+      this.audit({ action, type: String(req.type), name: String(req.name), actor: req.actor ?? 'cli', outcome: 'refused', code: asError(e).code });
+      throw e;
+    }
+  }
+
+  /**
+   * The one audit hook: every install, update, delete — and enable / quarantine, whose code calls
+   * it too — lands in `<data>/plugins/audit.jsonl`. A failing audit write is logged, never fatal.
+   */
+  audit(entry: Omit<AuditEntry, 'at'>): void {
+    try {
+      appendAudit(this.layout.root, entry);
+    } catch (e) {
+      this.log.error({ code: (e as NodeJS.ErrnoException).code }, `cannot write the audit log: ${(e as Error).message}`);
+    }
+  }
+
+  auditEntries(): AuditEntry[] {
+    return readAudit(this.layout.root);
   }
 
   private workDir(kind: string): string {
@@ -426,11 +487,21 @@ export class PluginManager {
   private async installNow(req: InstallRequest, mode: 'create' | 'update'): Promise<InstallResult> {
     const { type, name } = req;
     if (!isPluginType(type)) throw badType(type);
+    if (typeof name !== 'string') throw new StreamplugError('E_BAD_REQUEST', '"name" must be a string: the plugin name');
     assertPluginName(name);
     if (req.functions !== undefined && (!Array.isArray(req.functions) || req.functions.some((f) => typeof f !== 'string'))) {
       throw new StreamplugError('E_BAD_REQUEST', '"functions" must be an array of function names');
     }
     const old = readRecord(this.layout, type, name);
+    const sameName = mode === 'create' && !old ? this.recordNamedLike(type, name) : undefined;
+    if (sameName) {
+      // Echo and echo would be two plugins to the manager but one to SQL, whose names ignore case.
+      throw new StreamplugError(
+        'E_CONFLICT',
+        `${singular(type)} plugin ${sameName.name} is installed and names are unique regardless of case; expected a new name, or update ${sameName.name}`,
+        { type, name, existing: sameName.name },
+      );
+    }
     if (mode === 'create' && old) {
       throw new StreamplugError(
         'E_CONFLICT',
@@ -451,8 +522,8 @@ export class PluginManager {
       if (req.sha256 !== undefined) {
         const want = String(req.sha256).toLowerCase();
         if (want !== zip.sha256) {
-          throw new StreamplugError('E_SHA256', `the zip's sha256 is ${zip.sha256}, not the ${want} given; the download is damaged or not the file meant`, {
-            found: zip.sha256,
+          // The actual hash is not told: it would make the host a hash oracle for any file it can read.
+          throw new StreamplugError('E_SHA256', `the zip's sha256 is not the ${want} given; the download is damaged or not the file meant`, {
             expected: want,
           });
         }
@@ -462,9 +533,18 @@ export class PluginManager {
         name,
         limits: this.limits,
         keys: this.trustedKeys(),
+        requireSignatures: this.requireSignatures,
         onProgress: req.onProgress,
         loadTimeoutMs: this.config().loadTimeoutMs,
       });
+      const newVersion = (typeof u.metadata?.version === 'string' ? u.metadata.version : undefined) ?? u.report.manifest?.version;
+      if (mode === 'update' && old?.version && newVersion && !req.force && compareVersions(newVersion, old.version) < 0) {
+        throw new StreamplugError(
+          'E_DOWNGRADE',
+          `${singular(type)} plugin ${name} ${newVersion} is older than the installed ${old.version}; a downgrade needs force (PUT ?force=true, \`plugin update --force\`)`,
+          { installed: old.version, offered: newVersion },
+        );
+      }
 
       // A fresh file name per content: a loaded library's path is never written over. A plugin
       // with private libraries (lib/) gets a version folder of its own, NAME@sha8/, holding the
@@ -604,7 +684,7 @@ export class PluginManager {
   }
 
   private obtainZip(source: ZipSource, dest: string, onProgress?: (p: ProgressEvent) => void): Promise<FetchedZip> {
-    const opts = { maxBytes: this.limits.maxZipBytes, allowPrivateNetworks: this.opts.allowPrivateUrls, onProgress };
+    const opts = { maxBytes: this.limits.maxZipBytes, allowPrivateNetworks: this.opts.allowPrivateUrls, idleTimeoutMs: this.opts.downloadIdleTimeoutMs, onProgress };
     return 'file' in source ? fetchZip(source.file, dest, opts) : spoolStream(source.stream, dest, opts);
   }
 
@@ -648,30 +728,42 @@ export class PluginManager {
 
   // ---------------------------------------------------------------- delete / register
 
-  remove(type: PluginType, name: string, opts: { force?: boolean } = {}): Promise<{ message: string; restartNeeded: boolean }> {
+  remove(type: PluginType, name: string, opts: RemoveOptions = {}): Promise<{ message: string; restartNeeded: boolean }> {
     return this.exclusive(async () => {
-      const rec = this.requireRecord(type, name);
-      const rules = this.usage.rulesUsing(name);
-      if (rules.length && !opts.force) {
-        throw new StreamplugError(
-          'E_PLUGIN_IN_USE',
-          `${singular(type)} plugin ${name} is used by rule(s) ${rules.join(', ')}; delete or change those rules first, or delete with force`,
-          { type, name, rules },
-        );
+      try {
+        notCancelled(opts.signal);
+        const r = await this.removeNow(type, name, opts);
+        this.audit({ action: 'delete', type, name, actor: opts.actor ?? 'cli', sha256: r.sha256, outcome: 'ok' });
+        return { message: r.message, restartNeeded: r.restartNeeded };
+      } catch (e) {
+        this.audit({ action: 'delete', type: String(type), name: String(name), actor: opts.actor ?? 'cli', outcome: 'refused', code: asError(e).code });
+        throw e;
       }
-      const st = this.status.get(key(type, name));
-      if (st?.state === 'loaded' && st.info) this.registry.unload(st.info.name, { force: opts.force });
-      this.status.delete(key(type, name));
-      deleteRecord(this.layout, type, name); // commit point: from here the plugin is gone
-      fs.rmSync(installedPath(this.layout.pluginDir(type), rec.file), { recursive: true, force: true });
-      this.removeEtc(rec);
-      const restartNeeded = rec.flavour === 'node';
-      const message = restartNeeded
-        ? `${singular(type)} plugin ${name} is deleted; its functions are unregistered, and Node releases the .node library at restart`
-        : `${singular(type)} plugin ${name} is deleted`;
-      this.log.info({ plugin: name, type }, message);
-      return { message, restartNeeded };
     });
+  }
+
+  private async removeNow(type: PluginType, name: string, opts: RemoveOptions): Promise<{ message: string; restartNeeded: boolean; sha256: string }> {
+    const rec = this.requireRecord(type, name);
+    const rules = this.usage.rulesUsing(name);
+    if (rules.length && !opts.force) {
+      throw new StreamplugError(
+        'E_PLUGIN_IN_USE',
+        `${singular(type)} plugin ${name} is used by rule(s) ${rules.join(', ')}; delete or change those rules first, or delete with force`,
+        { type, name, rules },
+      );
+    }
+    const st = this.status.get(key(type, name));
+    if (st?.state === 'loaded' && st.info) this.registry.unload(st.info.name, { force: opts.force });
+    this.status.delete(key(type, name));
+    deleteRecord(this.layout, type, name); // commit point: from here the plugin is gone
+    fs.rmSync(installedPath(this.layout.pluginDir(type), rec.file), { recursive: true, force: true });
+    this.removeEtc(rec);
+    const restartNeeded = rec.flavour === 'node';
+    const message = restartNeeded
+      ? `${singular(type)} plugin ${name} is deleted; its functions are unregistered, and Node releases the .node library at restart`
+      : `${singular(type)} plugin ${name} is deleted`;
+    this.log.info({ plugin: name, type }, message);
+    return { message, restartNeeded, sha256: rec.sha256 };
   }
 
   /** eKuiper's POST /plugins/functions/{name}/register: records which functions the plugin serves. */
@@ -782,9 +874,10 @@ export class PluginManager {
    * Lifts a quarantine and loads the plugin. The record loses its crash either way; a load that
    * fails leaves the plugin `failed` with the reason. Returns the message and the new state.
    */
-  enable(type: PluginType, name: string): Promise<{ message: string; state: string; info?: LoadedPluginInfo }> {
+  enable(type: PluginType, name: string, actor = 'cli'): Promise<{ message: string; state: string; info?: LoadedPluginInfo }> {
     return this.exclusive(async () => {
       const rec = this.requireRecord(type, name);
+      this.audit({ action: 'enable', type, name, actor, sha256: rec.sha256, outcome: 'ok' });
       const st = this.status.get(key(type, name));
       if (!rec.quarantine && st?.state === 'loaded') {
         return { message: `${singular(type)} plugin ${name} is not quarantined; it is loaded`, state: 'loaded', info: st.info };
@@ -848,6 +941,17 @@ export class PluginManager {
   statusOf(type: PluginType, name: string): PluginStatus | undefined {
     return this.status.get(key(type, name));
   }
+}
+
+/** A change whose requester has gone (`signal` aborted) by the time its turn comes is dropped, not run. */
+function notCancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw new StreamplugError('E_CANCELLED', 'the client went away before this change ran; nothing was changed: send the request again');
+  }
+}
+
+function sha256Of(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
 function now(): string {

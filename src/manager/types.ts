@@ -106,6 +106,8 @@ export interface PluginDescription {
   lastError: PluginStatus['lastError'] | null;
   pendingRestart: string | null;
   signedBy: string | null;
+  /** Zip paths the verified signature covers (empty when not verified). */
+  signedFiles: string[];
   check: { loadable: boolean; rows: CheckRow[] };
   rulesUsing: string[];
   /** What the record says is installed (the file the next start loads). */

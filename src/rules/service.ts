@@ -703,11 +703,14 @@ class Service implements RuleService {
   }
 
   rulesUsing(plugin: string): string[] {
+    // Plugin names are unique regardless of case (as SQL function names are): "Echo" is "echo".
+    const want = plugin.toLowerCase();
+    const same = (p: string | undefined) => p !== undefined && p.toLowerCase() === want;
     const ids: string[] = [];
     for (const [id, e] of this.rules) {
       const uses =
-        e.plugins.has(plugin) ||
-        e.calls.some((n) => (this.functions.getFunction(n)?.plugin ?? this.knownPlugin.get(n.toLowerCase())) === plugin);
+        [...e.plugins].some(same) ||
+        e.calls.some((n) => same(this.functions.getFunction(n)?.plugin ?? this.knownPlugin.get(n.toLowerCase())));
       if (uses) ids.push(id);
     }
     return ids.sort();

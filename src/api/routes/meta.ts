@@ -7,6 +7,10 @@ export const metaRoutes: FastifyPluginAsync<RouteOptions> = async (app, { servic
   app.get('/', async () => ({
     name: 'streamplug',
     dataDir: services.dataDir,
+    // security posture, so an operator (or a monitor) can see it without reading flags
+    auth: services.authMode ?? 'none',
+    requireSignatures: services.manager.requireSignatures,
+    fileRoots: services.fileRoots?.roots ?? null,
     endpoints: [
       'GET /ping',
       'GET /metrics',
@@ -16,6 +20,7 @@ export const metaRoutes: FastifyPluginAsync<RouteOptions> = async (app, { servic
       'POST /plugins/{type}/{name}/enable',
       'GET /plugins/udfs',
       'GET /plugins/udfs/{name}',
+      'GET /plugins/audit',
     ],
   }));
 };
