@@ -6,6 +6,7 @@
         "native/host/addon.cc",
         "native/host/host_api.cc",
         "native/host/config.cc",
+        "native/host/state_version.cc",
         "native/host/library.cc",
         "native/host/manifest.cc",
         "native/host/library_wrap.cc",
@@ -34,6 +35,7 @@
         "native/host/library.cc",
         "native/host/host_api.cc",
         "native/host/config.cc",
+        "native/host/state_version.cc",
         "native/host/io.cc",
         "native/host/journal.cc",
         "native/host/manifest.cc"

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "addon.h"
+#include "state_version.h"
 
 namespace streamplug {
 
@@ -589,13 +590,11 @@ Napi::Value FunctionInstanceWrap::ExportState(const Napi::CallbackInfo &info) {
     if (!value.empty()) std::memcpy(bytes.Data(), value.data(), value.size());
     out.Set(key, bytes);
   }
-  // Contract 1.3: stamp the state with the plugin's state version, so a later import by another
-  // version of the plugin can tell (unversioned plugins export their keys alone, as before).
-  const uint32_t version = StateVersion(instance->lib->desc);
-  if (version != 0 && !instance->ctx->state.empty()) {
-    const std::string text = std::to_string(version);
-    Napi::Uint8Array bytes = Napi::Uint8Array::New(env, text.size());
-    std::memcpy(bytes.Data(), text.data(), text.size());
+  // Contract 1.3: the state's version stamp (state_version.cc), so another build can tell.
+  const std::string stamp = StateStamp(*instance->lib);
+  if (!stamp.empty() && !instance->ctx->state.empty()) {
+    Napi::Uint8Array bytes = Napi::Uint8Array::New(env, stamp.size());
+    std::memcpy(bytes.Data(), stamp.data(), stamp.size());
     out.Set(kStateVersionKey, bytes);
   }
   return out;
@@ -620,55 +619,14 @@ Napi::Value FunctionInstanceWrap::ImportState(const Napi::CallbackInfo &info) {
     }
     state[key].assign(static_cast<const char *>(v.data), v.length);
   }
-  // Contract 1.3 state versioning: the stamp (absent: version 0) against the loaded plugin's.
-  uint32_t from = 0;
-  auto stamp = state.find(kStateVersionKey);
-  if (stamp != state.end()) {
-    char *end = nullptr;
-    const unsigned long parsed = std::strtoul(stamp->second.c_str(), &end, 10);
-    if (stamp->second.empty() || end == nullptr || *end != '\0' || parsed > UINT32_MAX) {
-      return Throw(env, "E_BAD_REQUEST", std::string("importState: ") + kStateVersionKey + " is '" + stamp->second +
-                                             "', expected a decimal state version; drop the checkpoint");
-    }
-    from = static_cast<uint32_t>(parsed);
-    state.erase(stamp);
-  }
-  sp_ctx *ctx = instance->ctx;
-  const uint32_t to = StateVersion(instance->lib->desc);
+  // Contract 1.3 state versioning (state_version.cc): restored, migrated or dropped.
+  const StateImport r = ImportVersionedState(instance->lib.get(), instance->ctx, std::move(state));
+  if (!r.error.empty()) return Throw(env, "E_BAD_REQUEST", r.error);
   Napi::Object outcome = Napi::Object::New(env);
-  outcome.Set("from", from);
-  outcome.Set("to", to);
-  if (from == to || state.empty()) {  // same version, or nothing to carry over
-    ctx->state = std::move(state);
-    outcome.Set("outcome", "restored");
-    return outcome;
-  }
-  const std::string who = std::string("function ") + instance->def().name + " (plugin " + instance->lib->name +
-                          (ctx->rule_id.empty() ? "" : ", rule " + ctx->rule_id) + ")";
-  const auto migrate = MigrateState(instance->lib->desc);
-  std::string message;
-  if (migrate == nullptr) {
-    ctx->state.clear();
-    message = who + ": checkpoint state of version " + std::to_string(from) + " dropped: the plugin declares state version " +
-              std::to_string(to) + " and has no migrate_state hook; the function starts with no state";
-    outcome.Set("outcome", "dropped");
-  } else {
-    ctx->state = std::move(state);
-    const sp_status status =
-        RunHook(instance->lib.get(), ctx, Hook::kMigrateState, [&]() { return migrate(ctx, instance->def().name, from, to); });
-    if (status == SP_OK) {
-      message = who + ": checkpoint state migrated from version " + std::to_string(from) + " to " + std::to_string(to);
-      outcome.Set("outcome", "migrated");
-    } else {
-      ctx->state.clear();
-      message = who + ": checkpoint state of version " + std::to_string(from) + " dropped: migrate_state to version " +
-                std::to_string(to) + " failed: " + (ctx->error_set ? ctx->error : "returned an error without calling set_error") +
-                "; the function starts with no state";
-      outcome.Set("outcome", "dropped");
-    }
-  }
-  outcome.Set("message", message);
-  HostApi()->log(ctx, outcome.Get("outcome").ToString().Utf8Value() == "migrated" ? SP_LOG_INFO : SP_LOG_WARN, message.c_str());
+  outcome.Set("outcome", r.outcome);
+  outcome.Set("from", r.from);
+  outcome.Set("to", r.to);
+  if (!r.message.empty()) outcome.Set("message", r.message);
   return outcome;
 }
 

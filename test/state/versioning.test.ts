@@ -42,9 +42,9 @@ async function logged(re: RegExp): Promise<PluginLogLine> {
 }
 
 /** Loads `file` as the only tally, runs `calls` single-row calls after importing `state`. */
-async function run(file: string, state: Record<string, Uint8Array> | undefined, calls: number) {
+async function run(file: string, state: Record<string, Uint8Array> | undefined, calls: number, isolation?: 'process') {
   if (registry.get('tally')) registry.unload('tally');
-  await registry.load(file);
+  await registry.load(file, isolation ? { isolation } : {});
   const inst = registry.getFunction('tally')!.instantiate('r1');
   try {
     const imported = state ? inst.importState!(state) : undefined;
@@ -107,6 +107,19 @@ describe('state versioning (contract 1.3)', () => {
     assert.deepEqual([b.imported?.outcome, b.imported?.from, b.imported?.to], ['dropped', 0, 3]);
     const back = await run(files.v0, (await run(files.v1, undefined, 1)).exported, 1);
     assert.deepEqual([back.imported?.outcome, back.imported?.from, back.imported?.to, back.results[0]], ['dropped', 1, 0, 1n], 'a downgrade to an unversioned build drops too');
+  });
+
+  it('isolation "process" (the worker) stamps and checks the same way', async () => {
+    logs.length = 0;
+    const a = await run(files.v1, undefined, 2, 'process');
+    assert.equal(Buffer.from(a.exported['@streamplug.state_version']).toString(), '1');
+    const b = await run(files.v2, a.exported, 1, 'process');
+    assert.deepEqual(b.results, [3n], 'migrated in the worker: the count continues');
+    await logged(/function tally \(plugin tally, rule r1\): checkpoint state migrated from version 1 to 2/);
+    const c = await run(files.v3, b.exported, 1, 'process');
+    assert.deepEqual(c.results, [1n], 'dropped in the worker');
+    await logged(/checkpoint state of version 2 dropped: the plugin declares state version 3/);
+    await assert.rejects(run(files.v1, { n: new Uint8Array(8), '@streamplug.state_version': Buffer.from('x') }, 0, 'process'), /expected a decimal state version/);
   });
 
   it('a forged stamp is refused; the reserved key prefix is the host\'s', async () => {
