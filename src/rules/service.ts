@@ -56,6 +56,12 @@ export interface RuleServiceOptions {
   log?: Logger;
   /** Processing-time clock; default Date.now. */
   now?: () => number;
+  /**
+   * Called (and awaited) after a rule is deleted or its SQL changed, so a pending plugin update no
+   * rule uses any more is applied (the host passes the plugin manager's applyPendingUpdates).
+   * A failure is logged, never thrown: the rule change itself has happened.
+   */
+  onPluginUseChanged?: () => Promise<unknown>;
 }
 
 export interface StreamDescription {
@@ -206,6 +212,7 @@ class Service implements RuleService {
   private readonly functions: FunctionResolver;
   private readonly log?: Logger;
   private readonly now: () => number;
+  private readonly onPluginUseChanged?: () => Promise<unknown>;
   private readonly streams = new Map<string, StreamDef>();
   /** Tables share the streams' namespace (FROM and JOIN name either). */
   private readonly tables = new Map<string, TableData>();
@@ -226,6 +233,7 @@ class Service implements RuleService {
     this.functions = o.functions;
     this.log = o.log;
     this.now = o.now ?? Date.now;
+    this.onPluginUseChanged = o.onPluginUseChanged;
   }
 
   // ---------------------------------------------------------------- connectors
@@ -588,7 +596,8 @@ class Service implements RuleService {
     try {
       const saved = this.store.loadCheckpoint(id);
       if (Object.keys(saved).length === 0) return undefined;
-      const { restored, ignored } = runtime.importState(saved);
+      const { restored, ignored, dropped } = runtime.importState(saved);
+      if (dropped.length) this.log?.warn({ rule: id, dropped }, `rule ${id}: checkpoint state of another state version was dropped (see the plugin's log line for both versions)`);
       if (ignored.length) this.log?.info({ rule: id, ignored }, `rule ${id}: checkpoint call sites without a match were ignored`);
       if (restored.length) this.log?.info({ rule: id, restored }, `rule ${id}: plugin function state restored from its checkpoint`);
       return runtime.exportState();
@@ -693,6 +702,7 @@ class Service implements RuleService {
     const e = this.entry(id);
     const def = parseRuleDef(body, id);
     const v = this.validate(def);
+    const sqlChanged = def.sql !== e.def.sql;
     return this.serial(e, async () => {
       const desired = def.triggered === false ? 'stopped' : (this.store.getRule(id)?.desired ?? 'running');
       await this.doStop(e);
@@ -708,7 +718,7 @@ class Service implements RuleService {
       Object.assign(e, { def, ...v });
       if (desired === 'running') await this.doStart(e).catch(() => undefined);
       return this.summary(e);
-    });
+    }).finally(() => (sqlChanged ? this.pluginUseChanged() : undefined));
   }
 
   async deleteRule(id: string): Promise<void> {
@@ -721,6 +731,16 @@ class Service implements RuleService {
       this.store.kvDelete(WINDOW_SCOPE, id);
       this.rules.delete(id);
     });
+    await this.pluginUseChanged();
+  }
+
+  /** A rule stopped naming some functions: let a pending plugin update no rule blocks apply now. */
+  private async pluginUseChanged(): Promise<void> {
+    try {
+      await this.onPluginUseChanged?.();
+    } catch (err) {
+      this.log?.warn({ err: (err as Error).message }, 'applying pending plugin updates failed');
+    }
   }
 
   listRules(): RuleSummary[] {
