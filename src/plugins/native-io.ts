@@ -428,6 +428,7 @@ export class NativeSinkConnector implements SinkConnector {
   private handle?: AddonSink;
   private readonly waiters = new Waiters();
   private closed?: Promise<void>;
+  private fatalFn?: (reason: string) => void;
   closeTimedOut = false;
   readonly options: Required<Omit<NativeSinkOptions, 'ruleId' | 'encoded'>> & { ruleId: string };
   /** Present when the plugin takes JSON lines: the batch's bytes go to its worker as they are. */
@@ -456,7 +457,7 @@ export class NativeSinkConnector implements SinkConnector {
     this.handle = new (ioAddon().NativeSink)(
       this.target.file, this.target.index, this.options.ruleId, this.config,
       { capacity, maxRetries, backoffMs, maxBackoffMs },
-      () => this.waiters.wakeAll(),
+      () => this.wake(),
     );
     for (;;) {
       const s = this.handle.stats();
@@ -466,6 +467,27 @@ export class NativeSinkConnector implements SinkConnector {
         throw new StreamplugError('E_SINK_FAILED', s.failure || `sink ${this.target.name} ended before it opened`, { sink: this.target.name });
       }
       await this.waiters.wait();
+    }
+  }
+
+  watchFatal(fn: (reason: string) => void): void {
+    this.fatalFn = fn;
+  }
+
+  /**
+   * The worker moved (a batch delivered, a status change, the thread finished). A worker that
+   * finished while nobody closed it died of a fatal collect (SP_ERROR): said once, as it happens,
+   * not only at the next collect.
+   */
+  private wake(): void {
+    this.waiters.wakeAll();
+    const h = this.handle;
+    if (!this.fatalFn || !h || this.closed) return;
+    const s = h.stats();
+    if (s.opened && s.finished && s.failure) {
+      const fn = this.fatalFn;
+      this.fatalFn = undefined;
+      fn(s.failure);
     }
   }
 

@@ -96,12 +96,17 @@ export class RunningRule implements Subscriber {
     // A window's result is one message; without a window each row is its own message.
     this.whole = sinks.map((s) => runtime.windowed || takesBatches(s));
     this.health = new RuleHealth(runtime.id, log);
-    sinks.forEach((s, i) => (s.runner.onHealth = (ok, reason) => this.health.set(`actions[${i}].${s.type}`, ok, reason)));
+    sinks.forEach((s, i) => {
+      s.runner.onHealth = (ok, reason) => this.health.set(`actions[${i}].${s.type}`, ok, reason);
+      s.runner.onFatal = (reason) => this.onFatal?.(`actions[${i}].${s.type}: ${reason}`);
+    });
     this.passthrough = passesRowsThrough(runtime.statement) && runtime.rowsPassUnchanged;
     runtime.onResult = (rows) => this.deliver(rows);
   }
 
   private readonly whole: boolean[];
+  /** Told when a part died while running (a sink's fatal error): the service fails the rule. */
+  onFatal?: (reason: string) => void;
   /** Whether the source and every sink are connected (status `degraded` when not). */
   readonly health: RuleHealth;
 
