@@ -568,6 +568,12 @@ class Service implements RuleService {
       e.running = undefined;
       const hub = e.hub!;
       e.hub = undefined;
+      if (hub.subscribers.size === 1 && hub.subscribers.has(running)) {
+        // The last reader: a checkpoint now lets an acknowledging source (MQTT QoS 1 on a persistent
+        // session) ack what this rule holds before the connection closes, not get it again at start.
+        running.saveCheckpoint();
+        await hub.quiesce(2000);
+      }
       await this.release(e.stream, hub, running);
       await running.close();
       this.log?.info({ rule: e.def.id }, `rule ${e.def.id} stopped`);
