@@ -362,6 +362,12 @@ export interface NativeSinkOptions {
   ruleId?: string;
   /** The sink takes JSON lines (SP_SINK_ENCODED): it then gets collectEncoded. */
   encoded?: boolean;
+  /**
+   * collect() resolves only once the plugin took the batch (SP_OK) and rejects when it was not
+   * taken (its retries spent): the SinkRunner then owns retries and the sink cache (enableCache).
+   * Default false: collect() resolves once the batch is queued for the worker thread.
+   */
+  confirm?: boolean;
 }
 
 const SP_TYPE = { bool: 1, int64: 2, float64: 3, string: 4 } as const;
@@ -430,7 +436,7 @@ export class NativeSinkConnector implements SinkConnector {
   private closed?: Promise<void>;
   private fatalFn?: (reason: string) => void;
   closeTimedOut = false;
-  readonly options: Required<Omit<NativeSinkOptions, 'ruleId' | 'encoded'>> & { ruleId: string };
+  readonly options: Required<Omit<NativeSinkOptions, 'ruleId' | 'encoded' | 'confirm'>> & { ruleId: string; confirm: boolean };
   /** Present when the plugin takes JSON lines: the batch's bytes go to its worker as they are. */
   readonly collectEncoded?: (batch: EncodedBatch) => Promise<void>;
 
@@ -447,6 +453,7 @@ export class NativeSinkConnector implements SinkConnector {
       maxBackoffMs: opts.maxBackoffMs ?? 5000,
       closeTimeoutMs: opts.closeTimeoutMs ?? 5000,
       ruleId: opts.ruleId ?? '',
+      confirm: opts.confirm ?? false,
     };
   }
 
@@ -506,16 +513,32 @@ export class NativeSinkConnector implements SinkConnector {
     const h = this.handle;
     if (!h) throw new StreamplugError('E_SINK_FAILED', `sink ${this.target.name} is not open; call open() first`);
     if (nrows === 0) return;
+    // confirm: the runner sends one message at a time, so the rows acknowledged or dropped after this
+    // push are this batch's.
+    const before = this.options.confirm ? h.stats() : undefined;
     for (;;) {
       const code =
         typeof data === 'string' || data instanceof Uint8Array
           ? h.pushEncoded(data, nrows)
           : h.pushColumns(nrows, data.names, data.types, data.values, data.nulls);
-      if (code === 0) return;
+      if (code === 0) return before ? this.confirmed(h, before, nrows) : undefined;
       if (code === 2) {
         const s = h.stats();
         throw new StreamplugError('E_SINK_FAILED', s.failure || `sink ${this.target.name} is closing; rows cannot be collected`, { sink: this.target.name });
       }
+      await this.waiters.wait();
+    }
+  }
+
+  /** Waits until the worker acknowledged (SP_OK) or dropped the batch just pushed; rejects on a drop. */
+  private async confirmed(h: AddonSink, before: IoStats, nrows: number): Promise<void> {
+    for (;;) {
+      const s = h.stats();
+      if (s.dropped > before.dropped)
+        throw new StreamplugError('E_SINK_FAILED', s.lastError || `sink ${this.target.name} did not take the batch`, { sink: this.target.name });
+      if (s.out - before.out >= nrows) return;
+      if (s.finished)
+        throw new StreamplugError('E_SINK_FAILED', s.failure || `sink ${this.target.name} stopped before taking the batch`, { sink: this.target.name });
       await this.waiters.wait();
     }
   }
