@@ -11,7 +11,11 @@
         "native/host/instance_wrap.cc",
         "native/host/frame_wrap.cc",
         "native/host/io.cc",
-        "native/host/io_wrap.cc"
+        "native/host/io_wrap.cc",
+        "native/host/journal.cc",
+        "native/host/journal_wrap.cc",
+        "native/host/async_load.cc",
+        "native/host/channel_wrap.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native/include"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
@@ -20,6 +24,24 @@
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
       "libraries": ["-ldl"]
+    },
+    {
+      "target_name": "streamplug_worker",
+      "type": "executable",
+      "sources": [
+        "native/worker/worker.cc",
+        "native/host/library.cc",
+        "native/host/host_api.cc",
+        "native/host/io.cc",
+        "native/host/journal.cc",
+        "native/host/manifest.cc"
+      ],
+      "include_dirs": ["native/include"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+      "libraries": ["-ldl", "-pthread"],
+      "ldflags": ["-pthread"]
     }
   ]
 }

@@ -13,6 +13,7 @@ const RUNS = 7;
 const RUN_MS = 100;
 const SIZES = [1, 64, 1024, 65536] as const;
 const FLOOR_SIZES = [1024, 65536] as const;
+const ISOLATED_SIZES = [1024, 65536] as const;
 const CAPACITY = 65536;
 const K = 1.0000001;
 
@@ -95,7 +96,7 @@ async function openScale(): Promise<{ instance: FunctionInstance } | { reason: s
     // Imported lazily so the JS and koffi figures still print when the registry cannot load.
     const { PluginRegistry } = await import('../src/plugins/registry.js');
     const reg = new PluginRegistry({ onLog: () => {} });
-    reg.load(vectorSo);
+    await reg.load(vectorSo);
     const fn = reg.getFunction('scale');
     if (!fn) return { reason: `the registry loaded ${vectorSo} but has no function scale` };
     return { instance: fn.instantiate('bench') };
@@ -149,6 +150,48 @@ function benchRegistry(instance: FunctionInstance, x: Float64Array): Map<string,
   return res;
 }
 
+/**
+ * The same plugin in a worker process of its own (isolation "process"): a scalar call and a frame
+ * whose columns live in the shared arena, so a batch costs one round trip and no copy.
+ */
+async function benchIsolated(x: Float64Array): Promise<Map<string, number> | { reason: string }> {
+  let reg;
+  try {
+    const { PluginRegistry } = await import('../src/plugins/registry.js');
+    reg = new PluginRegistry({ onLog: () => {} });
+    await reg.loadIsolated(vectorSo);
+  } catch (e) {
+    return { reason: (e as Error).message.split('\n')[0] };
+  }
+  const res = new Map<string, number>();
+  const instance = reg.requireFunction('scale').instantiate('bench');
+  const n1 = 1024;
+  res.set('isolated-scalar', measure(n1, (reps) => {
+    let s = 0;
+    for (let r = 0; r < reps; r++) for (let i = 0; i < n1; i++) s += instance.call(x[i], K) as number;
+    sink += s;
+  }));
+  const frame = instance.prepare(CAPACITY);
+  (frame.args[0] as Float64Array).set(x);
+  (frame.args[1] as Float64Array).fill(K);
+  frame.setConstant(1, true);
+  const result = frame.result as Float64Array;
+  for (const n of ISOLATED_SIZES) {
+    res.set(`isolated-batch@${n}`, measure(n, (reps) => {
+      for (let r = 0; r < reps; r++) frame.run(n);
+      sink += result[0];
+    }));
+  }
+  frame.run(CAPACITY);
+  for (const i of [0, 1, 999, CAPACITY - 1]) {
+    if (result[i] !== x[i] * K) throw new Error(`isolated scale(x, k) gave ${result[i]} at row ${i}; expected ${x[i] * K}`);
+  }
+  frame.close();
+  instance.close();
+  reg.unloadAll();
+  return res;
+}
+
 function fmt(v: number | undefined, digits = 2): string {
   if (v === undefined || !Number.isFinite(v)) return 'n/a';
   return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(digits);
@@ -165,15 +208,18 @@ async function main(): Promise<void> {
     for (const [k, v] of benchRegistry(opened.instance, x)) r.set(k, v);
     opened.instance.close();
   }
+  const isolated = await benchIsolated(x);
+  if (isolated instanceof Map) for (const [k, v] of isolated) r.set(k, v);
 
-  const names = ['js', 'scalar', 'koffi', ...SIZES.map((n) => `batch@${n}`), `batch-kcol@${CAPACITY}`, ...SIZES.map((n) => `koffi-batch@${n}`), ...FLOOR_SIZES.map((n) => `floor@${n}`)];
+  const names = ['js', 'scalar', 'koffi', ...SIZES.map((n) => `batch@${n}`), `batch-kcol@${CAPACITY}`, ...SIZES.map((n) => `koffi-batch@${n}`), ...FLOOR_SIZES.map((n) => `floor@${n}`), 'isolated-scalar', ...ISOLATED_SIZES.map((n) => `isolated-batch@${n}`)];
   // How each route gets k: the frame routes mark it constant (frame.setConstant(1, true)).
   const kAs = (name: string): string =>
-    name.startsWith('batch-kcol') ? 'column' : name.startsWith('batch') || name.startsWith('floor') ? 'constant' : name.startsWith('koffi-batch') ? 'double' : 'scalar';
+    name.startsWith('batch-kcol') ? 'column' : /^(isolated-)?batch|^floor/.test(name) ? 'constant' : name.startsWith('koffi-batch') ? 'double' : 'scalar';
   if (json) {
     const rows = names.filter((n) => r.has(n)).map((name) => ({ name, value: Number(r.get(name)!.toFixed(3)), unit: 'ns/row', k: kAs(name) }));
     process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     if (!('instance' in opened)) process.stderr.write(`registry figures missing: ${opened.reason}\n`);
+    if (!(isolated instanceof Map)) process.stderr.write(`isolated figures missing: ${isolated.reason}\n`);
     return;
   }
 
@@ -189,6 +235,7 @@ async function main(): Promise<void> {
   }
   console.log('(x is always a column; "constant": a full column marked is_constant, read once by the plugin)');
   if (!('instance' in opened)) console.log(`\nregistry routes (scalar, batch, floor) not measured: ${opened.reason}`);
+  if (!(isolated instanceof Map)) console.log(`\nisolated routes not measured: ${isolated.reason}`);
 
   const g = (n: string) => r.get(n);
   const targets: [string, boolean | undefined][] = [
@@ -196,6 +243,9 @@ async function main(): Promise<void> {
     ['batch@1024 >= 10x cheaper per row than scalar', both(g('batch@1024'), g('scalar'), (b, s) => s >= 10 * b)],
     ...[64, 1024, 65536].map((n): [string, boolean | undefined] => [`batch@${n} <= koffi-batch@${n}`, both(g(`batch@${n}`), g(`koffi-batch@${n}`), (b, k) => b <= k)]),
     ['scalar <= koffi (scalar)', both(g('scalar'), g('koffi'), (s, k) => s <= k)],
+    // Isolation "process" (a worker over shared memory): one round trip per call or batch.
+    ['isolated-batch@65536 <= 2x batch@65536', both(g('isolated-batch@65536'), g('batch@65536'), (i, b) => i <= 2 * b)],
+    ['isolated-scalar <= 10 us per call', both(g('isolated-scalar'), 1, (i) => i <= 10_000)],
   ];
   console.log('');
   console.log('target'.padEnd(49) + 'result');

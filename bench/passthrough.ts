@@ -117,8 +117,8 @@ async function pureJs(pad: number, rows: number): Promise<void> {
 }
 
 const registry = new PluginRegistry({ onLog: () => undefined });
-registry.load(path.join(samplesDir, 'random.so'));
-registry.load(path.join(samplesDir, 'filesink.so'));
+await registry.load(path.join(samplesDir, 'random.so'));
+await registry.load(path.join(samplesDir, 'filesink.so'));
 const store = openStore(path.join(tmp, 'data'));
 const service = createRuleService({ dataDir: path.join(tmp, 'data'), store, functions: registry });
 let ruleRuns = 0;

@@ -280,7 +280,7 @@ async function main(): Promise<void> {
   const si = process.argv.indexOf('--seconds');
   const seconds = si > 0 ? Number(process.argv[si + 1]) : 2;
   const reg = new PluginRegistry({ onLog: () => undefined });
-  reg.load(path.join(samplesDir, 'vector.so'));
+  await reg.load(path.join(samplesDir, 'vector.so'));
   const results: Result[] = [];
   const started = Date.now();
 

@@ -89,6 +89,10 @@ function(streamplug_add_plugin)
   if(STREAMPLUG_HAVE_NO_GNU_UNIQUE)
     target_compile_options(${SP_NAME} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-fno-gnu-unique>)
   endif()
+  # Unwind tables in C code too: hooks must not throw (plugin.h), but if a C++ callee of a C hook
+  # does, the exception can then cross the C frames to the host's last-resort catch instead of
+  # ending in std::terminate.
+  target_compile_options(${SP_NAME} PRIVATE $<$<COMPILE_LANGUAGE:C>:-fexceptions>)
   if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
     # Every symbol must resolve against the plugin's own libraries: a plugin links nothing of the host.
     # --as-needed: record only the libraries the plugin really uses (fewer things to be missing).

@@ -11,6 +11,8 @@
 //
 // A cycle is one load + calls + unload of one plugin; the plugins take turns, so N cycles are N
 // loads and N unloads in total. Prints one summary line; exits 1 on a wrong answer.
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,12 +37,27 @@ const preloadCheck = (file) => {
   return reports.get(file);
 };
 const registry = new PluginRegistry({ onLog: () => {}, check: preloadCheck });
+// The crash journal mapped as in a host: every hook below writes its slot (native/host/journal.cc).
+const { hostAddon } = await import(path.join(root, 'dist/src/plugins/native-addon.js'));
+const journal = path.join(os.tmpdir(), `streamplug-valgrind-journal-${process.pid}`);
+hostAddon().journalOpen(journal);
+process.on('exit', () => fs.rmSync(journal, { force: true }));
 
 function check(ok, what) {
   if (!ok) {
     console.error(`valgrind-cycles: wrong answer: ${what}`);
     process.exit(1);
   }
+}
+
+async function rejectsCode(f, code) {
+  try {
+    await f();
+  } catch (e) {
+    check(e.code === code, `expected ${code}, got ${e.code}: ${e.message}`);
+    return;
+  }
+  check(false, `expected ${code}, nothing was thrown`);
 }
 
 function throwsCode(f, code) {
@@ -95,6 +112,13 @@ const scenarios = [
   }],
 ];
 if (!process.argv.includes('--samples-only')) {
+  // A C++ exception out of a hook, caught by the host (build/crash, `npm run build:corpus`).
+  scenarios.push([plugin('crash', 'throw_call.so'), () => {
+    const fn = registry.requireFunction('throw_call').instantiate('r');
+    throwsCode(() => fn.call(1), 'E_FUNCTION_FAILED');
+    throwsCode(() => fn.callBatch([f64(1, 2)], 2), 'E_FUNCTION_FAILED');
+    fn.close();
+  }]);
   scenarios.push([plugin('corpus', 'runtime-error.so'), () => {
     const fn = registry.requireFunction('failIfNegative').instantiate('r');
     throwsCode(() => fn.call(-1), 'E_FUNCTION_FAILED');
@@ -117,7 +141,7 @@ if (!process.argv.includes('--samples-only')) {
 const started = process.hrtime.bigint();
 for (let i = 0; i < cycles; i++) {
   const [file, body] = scenarios[i % scenarios.length];
-  const info = registry.load(file);
+  const info = await registry.load(file);
   const how = body() ?? {};
   registry.unload(info.name, { force: how.force === true });
   how.after?.();
@@ -131,7 +155,7 @@ if (!process.argv.includes('--samples-only')) {
   const refusals = [['grown-mixed.so', 'E_BAD_DESCRIPTOR'], ['grown-small.so', 'E_BAD_DESCRIPTOR'], ['huge-arity.so', 'E_LIMIT']];
   for (let i = 0; i < Math.min(cycles, 300); i++) {
     const [file, code] = refusals[i % refusals.length];
-    throwsCode(() => registry.load(plugin('corpus', file)), code);
+    await rejectsCode(() => registry.load(plugin('corpus', file)), code);
   }
 }
 globalThis.gc?.();

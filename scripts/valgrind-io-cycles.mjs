@@ -47,9 +47,9 @@ function check(ok, what) {
 }
 
 const registry = new PluginRegistry({ onLog: () => {} });
-registry.load(path.join(root, 'build', 'plugins', 'random.so'));
-registry.load(path.join(root, 'build', 'plugins', 'filesink.so'));
-registry.load(iofx);
+await registry.load(path.join(root, 'build', 'plugins', 'random.so'));
+await registry.load(path.join(root, 'build', 'plugins', 'filesink.so'));
+await registry.load(iofx);
 
 const props = (config, extra = {}) => ({ CONFIG: JSON.stringify(config), ...extra });
 // [what, stream properties, rows expected]; the sources take turns.

@@ -51,6 +51,12 @@ export const ERROR_CODES = {
   E_DUPLICATE_FUNCTION: 'function name already provided by another plugin',
   E_PLUGIN_LOADED: 'plugin already loaded',
   E_PLUGIN_NOT_LOADED: 'plugin not loaded',
+  E_LOAD_TIMEOUT: 'loading a plugin (dlopen, constructors, init) took longer than loadTimeoutMs',
+  E_ISOLATION_UNAVAILABLE: 'the isolation mode asked for is not available in this host',
+  // fault containment
+  E_PLUGIN_CRASHED: 'a plugin crashed the host or its worker (signal, exit() or C++ exception)',
+  E_QUARANTINED: 'the plugin is quarantined after a crash; enable it to load it again',
+  E_JOURNAL: 'the crash journal cannot be opened',
   // calling
   E_ARITY: 'wrong number of arguments',
   E_ARG_TYPE: 'argument of the wrong type',
@@ -60,6 +66,10 @@ export const ERROR_CODES = {
   E_VALIDATE_REFUSED: 'a plugin refused the arguments of a rule',
   E_INSTANCE_CLOSED: 'a function instance or frame was closed',
   E_BAD_RESULT: 'a plugin returned a result of the wrong shape',
+  // fault containment: isolated workers (src/plugins/isolated)
+  E_CALL_TIMEOUT: 'a call into an isolated plugin exceeded callTimeoutMs; its worker was killed',
+  E_PLUGIN_RESTARTING: 'an isolated plugin is restarting after a crash',
+  E_ISOLATION: 'an isolated worker could not be set up',
   // rules engine (src/engine)
   E_SQL_SYNTAX: 'SQL does not parse',
   E_SQL_SEMANTIC: 'SQL parses but cannot be compiled (unknown stream/field, misplaced aggregate, bad window)',
@@ -93,6 +103,11 @@ export const ERROR_CODES = {
   E_URL_FORBIDDEN: 'URL scheme or target not allowed',
   E_PLUGIN_IN_USE: 'plugin used by rules',
   E_HOST_RUNNING: 'a host is running on this data directory',
+  // control-plane security (src/api/security)
+  E_UNAUTHORIZED: 'no or wrong credentials for the REST API',
+  E_FORBIDDEN: 'request refused by the Origin/Host policy',
+  E_CANCELLED: 'the client went away before its queued change ran',
+  E_DOWNGRADE: 'update to an older version without force',
   E_INTERNAL: 'unexpected internal error',
 } as const;
 

@@ -16,6 +16,13 @@ size_t TypeWidth(uint32_t type) {
 
 Napi::Value Throw(Napi::Env env, const std::string &code, const std::string &message) {
   if (env.IsExceptionPending()) return env.Undefined();
+  Napi::Value error = MakeError(env, code, message);
+  if (env.IsExceptionPending()) return env.Undefined();
+  napi_throw(env, error);
+  return env.Undefined();
+}
+
+Napi::Value MakeError(Napi::Env env, const std::string &code, const std::string &message) {
   auto *data = env.GetInstanceData<AddonData>();
   Napi::Value error;
   if (data != nullptr && !data->error_factory.IsEmpty()) {
@@ -27,8 +34,7 @@ Napi::Value Throw(Napi::Env env, const std::string &code, const std::string &mes
     plain.Set("code", Napi::String::New(env, code));
     error = plain.Value();
   }
-  napi_throw(env, error);
-  return env.Undefined();
+  return error;
 }
 
 namespace {
@@ -145,8 +151,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("hostInfo", Napi::Function::New(env, HostInfo, "hostInfo"));
   exports.Set("unattributedMemory", Napi::Function::New(env, UnattributedMemoryJs, "unattributedMemory"));
   exports.Set("isMapped", Napi::Function::New(env, IsMappedJs, "isMapped"));
+  exports.Set("openAsync", Napi::Function::New(env, LibraryWrap::OpenAsync, "openAsync"));
+  exports.Set("journalOpen", Napi::Function::New(env, JournalOpenJs, "journalOpen"));
   exports.Set("parseManifest", Napi::Function::New(env, ParseManifestJs, "parseManifest"));
   InitIo(env, exports);
+  InitChannel(env, exports);  // channel_wrap.cc: isolated workers
   return exports;
 }
 

@@ -16,6 +16,10 @@ namespace streamplug {
 // Throws a StreamplugError made by the factory JS handed to setErrorFactory(), or a plain Error
 // with a `code` property before that. Returns undefined for convenient `return Throw(...)`.
 Napi::Value Throw(Napi::Env env, const std::string &code, const std::string &message);
+// The same error object, not thrown (to reject a promise with).
+Napi::Value MakeError(Napi::Env env, const std::string &code, const std::string &message);
+// journalOpen(path) -> what the previous run left (journal_wrap.cc).
+Napi::Value JournalOpenJs(const Napi::CallbackInfo &info);
 
 // An instance ctx with shared ownership: JS instances and frames both keep it alive, and the
 // library outlives every ctx made from it.
@@ -34,10 +38,15 @@ class LibraryWrap : public Napi::ObjectWrap<LibraryWrap> {
   static Napi::Function Define(Napi::Env env);
   explicit LibraryWrap(const Napi::CallbackInfo &info);
   static Napi::Value Open(const Napi::CallbackInfo &info);  // addon.open(path)
+  // addon.openAsync(path, label): dlopen, constructors and the descriptor checks on a thread of
+  // their own, so the JS thread (REST, /ping, the broker) keeps serving (async_load.cc).
+  static Napi::Value OpenAsync(const Napi::CallbackInfo &info);
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<Library> lib);
 
  private:
   Napi::Value Describe(const Napi::CallbackInfo &info);
   Napi::Value Init(const Napi::CallbackInfo &info);
+  Napi::Value InitAsync(const Napi::CallbackInfo &info);  // init on its own thread (async_load.cc)
   Napi::Value NewInstance(const Napi::CallbackInfo &info);
   Napi::Value Validate(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
@@ -85,6 +94,9 @@ struct AddonData {
   Napi::FunctionReference frame_ctor;
   Napi::FunctionReference error_factory;
 };
+
+// channel_wrap.cc: openChannel(), the host end of an isolated worker's shared memory.
+void InitChannel(Napi::Env env, Napi::Object exports);
 
 size_t TypeWidth(uint32_t type);  // bytes per value of a fixed-width sp_type, 0 otherwise
 

@@ -8,12 +8,15 @@
 #include "tables.h"
 
 #include <atomic>
+#include <exception>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <set>
 #include <string>
 #include <unordered_map>
+
+#include "journal.h"
 
 namespace streamplug {
 
@@ -38,6 +41,7 @@ struct sp_ctx {
   streamplug::Library *lib = nullptr;
   int function = -1;  // index into the descriptor's functions; -1 for the plugin-wide ctx
   std::string rule_id;
+  uint32_t journal_rule = 0;  // rule_id interned in the crash journal (journal.h)
   std::string error;
   bool error_set = false;
   bool closed = false;
@@ -64,6 +68,7 @@ struct Library : std::enable_shared_from_this<Library> {
   std::string manifest;  // text of the .note.streamplug note as mapped
   void *plugin_data = nullptr;
   bool initialized = false;
+  uint16_t journal_id = 0;  // this file in the crash journal's plugin table
   MemoryAccount *memory = new MemoryAccount();
   sp_ctx plugin_ctx;
   std::set<sp_ctx *> live;  // instance ctxs not yet closed
@@ -98,7 +103,8 @@ inline size_t NumSinks(const sp_plugin_descriptor *d) {
 std::shared_ptr<Library> FindLibrary(const std::string &path);
 
 // dlopen + entry point + descriptor and manifest validation. No plugin hook runs.
-Failure OpenLibrary(const std::string &path, Library *lib);
+// `label` names the file in the crash journal until the descriptor is read (the install name).
+Failure OpenLibrary(const std::string &path, Library *lib, const std::string &label = "");
 // Runs the optional init hook. On failure the library stays open: the caller closes it.
 Failure InitLibrary(Library *lib);
 // Closes every live ctx (close hooks), runs deinit when init succeeded, dlcloses.
@@ -121,12 +127,14 @@ const sp_host_api *HostApi();
 // host_api.cc.
 extern __thread Library *current_library __attribute__((tls_model("initial-exec")));
 
-// Marks the thread as running a hook of `lib`, so routines called with a NULL ctx (log, alloc)
-// are attributed to it. Also clears the ctx's error before the hook. Inline: it brackets every
-// plugin call, the scalar path included, where two out-of-line calls showed.
+// Marks the thread as running `hook` of `lib`: in the crash journal (one store), and for routines
+// called with a NULL ctx (log, alloc), which are attributed to it. Also clears the ctx's error
+// before the hook. Inline: it brackets every plugin call, the scalar path included, where two
+// out-of-line calls showed.
 class HookScope {
  public:
-  HookScope(Library *lib, sp_ctx *ctx) : previous_(current_library) {
+  HookScope(Library *lib, sp_ctx *ctx, Hook hook)
+      : journal_(lib->journal_id, hook, ctx != nullptr ? ctx->journal_rule : 0), previous_(current_library) {
     current_library = lib;
     // Every reader of ctx->error checks error_set first: the common clean case writes nothing.
     if (ctx != nullptr && ctx->error_set) ClearError(ctx);
@@ -137,8 +145,41 @@ class HookScope {
 
  private:
   static void ClearError(sp_ctx *ctx);  // out of line: rare, and std::string code is large
+  JournalScope journal_;
   Library *previous_;
 };
+
+// A C++ exception escaped a hook: the text every report of it uses, and where it goes. With a ctx
+// the hook fails with SP_ERROR and this as its error; without one (deinit) it is logged.
+std::string ThrownText(const Library *lib, Hook hook, const char *what);
+void ReportThrown(Library *lib, sp_ctx *ctx, Hook hook, const char *what, bool log);
+
+// Runs a hook returning sp_status inside a HookScope, catching C++ exceptions as a last resort
+// (hooks must not throw; plugin.h). A try block costs nothing until something throws.
+template <class F>
+inline sp_status RunHook(Library *lib, sp_ctx *ctx, Hook hook, F &&f, bool log = false) noexcept {
+  HookScope scope(lib, ctx, hook);
+  try {
+    return f();
+  } catch (const std::exception &e) {
+    ReportThrown(lib, ctx, hook, e.what(), log || ctx == nullptr);
+  } catch (...) {
+    ReportThrown(lib, ctx, hook, "an exception not derived from std::exception", log || ctx == nullptr);
+  }
+  return SP_ERROR;
+}
+
+// The same for hooks returning nothing (close, deinit, a source's run): false when one threw.
+template <class F>
+inline bool RunVoidHook(Library *lib, sp_ctx *ctx, Hook hook, F &&f) noexcept {
+  return RunHook(
+             lib, ctx, hook,
+             [&]() {
+               f();
+               return SP_OK;
+             },
+             true) == SP_OK;
+}
 
 // Where plugin log lines go; set by the addon. Called from any thread.
 struct LogLine {

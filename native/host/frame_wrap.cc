@@ -145,10 +145,7 @@ napi_value Run(napi_env env, napi_callback_info info) {
   std::memset(f->result.nulls, 0, f->result.length);
   const Instance &instance = *f->instance;
   sp_status status;
-  {
-    HookScope scope(instance.lib.get(), instance.ctx);
-    status = instance.def().call(&f->call);
-  }
+  status = RunHook(instance.lib.get(), instance.ctx, Hook::kCall, [&]() { return instance.def().call(&f->call); });
   if (status != SP_OK) Throw(Napi::Env(env), "E_FUNCTION_FAILED", instance.FailureText("call", status));
   return nullptr;
 }
@@ -171,15 +168,16 @@ napi_value TimeNative(napi_env env, napi_callback_info info) {
   const sp_function_def &def = instance.def();
   sp_status status = SP_OK;
   double start, end;
-  {
-    HookScope scope(instance.lib.get(), instance.ctx);
-    start = NowNs();
-    for (int64_t i = 0; i < iterations && status == SP_OK; ++i) {
+  start = NowNs();
+  status = RunHook(instance.lib.get(), instance.ctx, Hook::kCall, [&]() {
+    sp_status s = SP_OK;
+    for (int64_t i = 0; i < iterations && s == SP_OK; ++i) {
       std::memset(f->result.nulls, 0, f->result.length);  // as run() does: the same work per batch
-      status = def.call(&f->call);
+      s = def.call(&f->call);
     }
-    end = NowNs();
-  }
+    return s;
+  });
+  end = NowNs();
   if (status != SP_OK) {
     Throw(Napi::Env(env), "E_FUNCTION_FAILED", instance.FailureText("call", status));
     return nullptr;

@@ -135,6 +135,24 @@ void SetLogSink(std::function<void(LogLine *)> sink) {
   log_sink = std::move(sink);
 }
 
+std::string ThrownText(const Library *lib, Hook hook, const char *what) {
+  const std::string name = !lib->name.empty() ? lib->name : lib->path.substr(lib->path.rfind('/') + 1);
+  return "plugin " + name + " threw a C++ exception in hook " + HookName(hook) + ": " + (what != nullptr ? what : "");
+}
+
+void ReportThrown(Library *lib, sp_ctx *ctx, Hook hook, const char *what, bool log) {
+  try {
+    const std::string text = ThrownText(lib, hook, what);
+    if (ctx != nullptr) {
+      ctx->error = text;
+      ctx->error_set = true;
+    }
+    if (log) HostLog(ctx, SP_LOG_ERROR, text.c_str());
+  } catch (...) {
+    // out of memory while reporting: the hook still fails with SP_ERROR
+  }
+}
+
 void HookScope::ClearError(sp_ctx *ctx) {
   ctx->error.clear();
   ctx->error_set = false;
@@ -145,6 +163,7 @@ sp_ctx *NewContext(Library *lib, int function, const std::string &rule_id) {
   ctx->lib = lib;
   ctx->function = function;
   ctx->rule_id = rule_id;
+  ctx->journal_rule = JournalRule(rule_id);
   lib->live.insert(ctx);
   return ctx;
 }
@@ -155,10 +174,7 @@ void CloseContext(sp_ctx *ctx) {
   Library *lib = ctx->lib;
   if (lib->open() && ctx->function >= 0) {
     const sp_function_def &def = lib->Function(ctx->function);
-    if (def.close != nullptr) {
-      HookScope scope(lib, ctx);
-      def.close(ctx);
-    }
+    if (def.close != nullptr) RunVoidHook(lib, ctx, Hook::kClose, [&]() { def.close(ctx); });
   }
   ctx->state.clear();
   lib->live.erase(ctx);

@@ -220,10 +220,7 @@ Napi::Value FunctionInstanceWrap::Call(const Napi::CallbackInfo &info) {
   call.group_offsets = groups;
   call.result = &result;
   sp_status status;
-  {
-    HookScope scope(instance->lib.get(), instance->ctx);
-    status = def.call(&call);
-  }
+  status = RunHook(instance->lib.get(), instance->ctx, Hook::kCall, [&]() { return def.call(&call); });
   if (status != SP_OK) return Throw(env, "E_FUNCTION_FAILED", instance->FailureText("call", status));
 
   Napi::Object out = Napi::Object::New(env);
@@ -501,10 +498,7 @@ napi_value ScalarCall(napi_env env, napi_callback_info info) {
   }
   entry->call.nargs = argc;
   sp_status status;
-  {
-    HookScope scope(entry->lib, entry->ctx);
-    status = def.call(&entry->call);
-  }
+  status = RunHook(entry->lib, entry->ctx, Hook::kCall, [&]() { return def.call(&entry->call); });
   result.host_reserved = nullptr;  // `store` ends here
   if (status != SP_OK) {
     Throw(Napi::Env(env), "E_FUNCTION_FAILED", entry->instance->FailureText("call", status));

@@ -48,6 +48,7 @@ IoBase::IoBase(std::shared_ptr<Library> lib, int index, int kind, const std::str
   ctx_->lib = lib_.get();
   ctx_->function = -1;
   ctx_->rule_id = rule;
+  ctx_->journal_rule = JournalRule(rule);
   ctx_->io_kind = kind;
   ctx_->io = this;
 }
@@ -131,10 +132,7 @@ void Source::Run() {
   const sp_source_def &d = def();
   void *instance = nullptr;
   sp_status status;
-  {
-    HookScope scope(lib_.get(), ctx_);
-    status = d.open(ctx_, config_.data(), config_.size(), &instance);
-  }
+  status = RunHook(lib_.get(), ctx_, Hook::kSourceOpen, [&]() { return d.open(ctx_, config_.data(), config_.size(), &instance); });
   if (status != SP_OK) {
     SetFailure(HookError("open", status));
   } else {
@@ -145,15 +143,13 @@ void Source::Run() {
     }
     Wake();
     if (d.run != nullptr && !stopping_.load()) {
-      HookScope scope(lib_.get(), ctx_);
-      d.run(ctx_, instance);
+      RunVoidHook(lib_.get(), ctx_, Hook::kSourceRun, [&]() { d.run(ctx_, instance); });
     }
     {
       std::unique_lock<std::mutex> lock(mutex_);
       stop_cv_.wait(lock, [this] { return stopping_.load(); });
     }
-    HookScope scope(lib_.get(), ctx_);
-    d.close(ctx_, instance);
+    RunVoidHook(lib_.get(), ctx_, Hook::kSourceClose, [&]() { d.close(ctx_, instance); });
   }
   Finish();
 }
@@ -442,8 +438,7 @@ sp_status Sink::Deliver(SinkBatch *b) {
     batch.names = names.data();
     batch.columns = b->columns.data();
   }
-  HookScope scope(lib_.get(), ctx_);
-  return def().collect(ctx_, instance_for_hooks_, &batch);
+  return RunHook(lib_.get(), ctx_, Hook::kSinkCollect, [&]() { return def().collect(ctx_, instance_for_hooks_, &batch); });
 }
 
 void Sink::Run() {
@@ -452,10 +447,7 @@ void Sink::Run() {
   // open, retried on SP_RETRY like a batch (a broker that is not up yet)
   for (int64_t attempt = 0;; ++attempt) {
     sp_status status;
-    {
-      HookScope scope(lib_.get(), ctx_);
-      status = d.open(ctx_, config_.data(), config_.size(), &instance_for_hooks_);
-    }
+    status = RunHook(lib_.get(), ctx_, Hook::kSinkOpen, [&]() { return d.open(ctx_, config_.data(), config_.size(), &instance_for_hooks_); });
     if (status == SP_OK) break;
     const std::string message = HookError("open", status);
     if (status != SP_RETRY || abandoned_.load() || (options_.max_retries >= 0 && attempt >= options_.max_retries)) {
@@ -542,10 +534,7 @@ void Sink::Run() {
     }
     Wake();  // room in the queue, counters moved
   }
-  {
-    HookScope scope(lib_.get(), ctx_);
-    d.close(ctx_, instance_for_hooks_);
-  }
+  RunVoidHook(lib_.get(), ctx_, Hook::kSinkClose, [&]() { d.close(ctx_, instance_for_hooks_); });
   Finish();
 }
 

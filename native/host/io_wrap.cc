@@ -619,11 +619,7 @@ Napi::Value ValidateIo(const Napi::CallbackInfo &info) {
   sp_ctx probe;
   probe.lib = lib.get();
   probe.io_kind = kind;  // io stays NULL: push/set_status are no-ops during validate
-  sp_status status;
-  {
-    HookScope scope(lib.get(), &probe);
-    status = validate(&probe, config.data(), config.size());
-  }
+  const sp_status status = RunHook(lib.get(), &probe, Hook::kValidate, [&]() { return validate(&probe, config.data(), config.size()); });
   if (status != SP_OK) {
     const std::string reason = probe.error_set ? probe.error : "refused without calling set_error";
     return Throw(env, "E_CONNECTOR_CONFIG", std::string(kind == 1 ? "source " : "sink ") + name + " (plugin " + lib->name +

@@ -111,6 +111,26 @@ int FindNote(struct dl_phdr_info *info, size_t, void *data) {
   return 1;
 }
 
+// The executable PT_LOAD segments of one library as mapped: where its code is (crash attribution).
+struct ExecRange {
+  ElfW(Addr) base;
+  const char *name;
+  uintptr_t lo = 0, hi = 0;
+};
+
+int FindExecRange(struct dl_phdr_info *info, size_t, void *data) {
+  auto *r = static_cast<ExecRange *>(data);
+  if (info->dlpi_addr != r->base || info->dlpi_name == nullptr || std::strcmp(info->dlpi_name, r->name) != 0) return 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr) &ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD || (ph.p_flags & PF_X) == 0) continue;
+    const uintptr_t lo = info->dlpi_addr + ph.p_vaddr, hi = lo + ph.p_memsz;
+    if (r->lo == 0 || lo < r->lo) r->lo = lo;
+    if (hi > r->hi) r->hi = hi;
+  }
+  return 1;
+}
+
 std::set<std::string> SplitList(const std::string &s) {
   std::set<std::string> out;
   std::istringstream in(s);
@@ -440,8 +460,10 @@ bool IsMapped(const std::string &path) {
   return true;
 }
 
-Failure OpenLibrary(const std::string &path, Library *lib) {
+Failure OpenLibrary(const std::string &path, Library *lib, const std::string &label) {
   lib->path = path;
+  // In the journal before any of its code runs: a constructor that crashes names this file.
+  lib->journal_id = JournalRegisterPlugin(label.empty() ? path.substr(path.rfind('/') + 1) : label, path);
   if (IsMapped(path)) {
     // dlopen would hand back the old mapping, old code and all.
     return Fail("E_PLUGIN_LOADED", path + " is still mapped in this process from an earlier load (" + WhyStillMapped(path) +
@@ -450,7 +472,15 @@ Failure OpenLibrary(const std::string &path, Library *lib) {
   dlerror();
   // RTLD_NOW: an undefined symbol fails here, not as a crash at the first call.
   // RTLD_LOCAL: two plugins' symbols never interpose.
-  void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  void *handle = nullptr;
+  try {
+    JournalScope scope(lib->journal_id, Hook::kDlopen, 0);
+    handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  } catch (const std::exception &e) {
+    return Fail("E_DLOPEN", ThrownText(lib, Hook::kDlopen, e.what()) + " (a static constructor threw); fix the plugin");
+  } catch (...) {
+    return Fail("E_DLOPEN", ThrownText(lib, Hook::kDlopen, "unknown exception") + " (a static constructor threw); fix the plugin");
+  }
   if (handle == nullptr) {
     std::string err = DlError();
     const bool undefined = err.find("undefined symbol") != std::string::npos;
@@ -472,7 +502,13 @@ Failure OpenLibrary(const std::string &path, Library *lib) {
   }
   Failure f = CheckEntry(path, reinterpret_cast<void *>(entry), map);
   if (f.failed()) return f;
-  lib->desc = entry();
+  try {
+    JournalScope scope(lib->journal_id, Hook::kDescribe, 0);
+    lib->desc = entry();
+  } catch (...) {
+    lib->desc = nullptr;
+    return Fail("E_BAD_DESCRIPTOR", ThrownText(lib, Hook::kDescribe, "from " STREAMPLUG_ENTRY_NAME "()") + "; fix the plugin");
+  }
   f = CheckDescriptor(path, lib);
   if (f.failed()) {
     lib->desc = nullptr;
@@ -488,6 +524,9 @@ Failure OpenLibrary(const std::string &path, Library *lib) {
                                         "plugin with STREAMPLUG_PLUGIN() and keep the .note.streamplug section when linking");
   }
   lib->manifest.assign(search.desc, strnlen(search.desc, search.descsz));
+  ExecRange range{map->l_addr, map->l_name};
+  dl_iterate_phdr(FindExecRange, &range);
+  JournalNamePlugin(lib->journal_id, d->name, map->l_addr, range.lo, range.hi);
   f = CheckManifest(path, lib, search.desc, search.descsz);
   if (!f.failed()) {
     std::lock_guard<std::mutex> lock(registry_mutex);
@@ -502,11 +541,8 @@ Failure InitLibrary(Library *lib) {
     lib->initialized = true;
     return {};
   }
-  sp_status status;
-  {
-    HookScope scope(lib, &lib->plugin_ctx);
-    status = lib->desc->init(HostApi(), &lib->plugin_ctx, &lib->plugin_data);
-  }
+  const sp_status status =
+      RunHook(lib, &lib->plugin_ctx, Hook::kInit, [&]() { return lib->desc->init(HostApi(), &lib->plugin_ctx, &lib->plugin_data); });
   if (status != SP_OK) {
     const std::string reason = lib->plugin_ctx.error_set ? lib->plugin_ctx.error : "no reason given (set_error was not called)";
     return Fail("E_INIT_FAILED", lib->path + ": plugin " + lib->name + " refused to start: " + reason +
@@ -526,8 +562,7 @@ bool CloseLibrary(Library *lib, size_t *closed_instances) {
       ++closed;
     }
     if (lib->initialized && lib->desc->deinit != nullptr) {
-      HookScope scope(lib, nullptr);
-      lib->desc->deinit(lib->plugin_data);
+      RunVoidHook(lib, nullptr, Hook::kDeinit, [&]() { lib->desc->deinit(lib->plugin_data); });
     }
     lib->initialized = false;
     {
@@ -537,7 +572,10 @@ bool CloseLibrary(Library *lib, size_t *closed_instances) {
     }
     // A source/sink thread still runs (a close hook abandoned after its timeout): unmapping the
     // code under it would crash the process, so the library stays mapped (reported).
-    if (lib->io_busy.load() == 0) dlclose(lib->handle);
+    if (lib->io_busy.load() == 0) {
+      dlclose(lib->handle);
+      if (!IsMapped(lib->path)) JournalForgetRange(lib->journal_id);  // its addresses may be reused
+    }
     lib->handle = nullptr;
     lib->desc = nullptr;
   }

@@ -9,6 +9,7 @@ namespace streamplug {
 Napi::Function LibraryWrap::Define(Napi::Env env) {
   return DefineClass(env, "NativeLibrary",
                      {InstanceMethod<&LibraryWrap::Describe>("describe"), InstanceMethod<&LibraryWrap::Init>("init"),
+                      InstanceMethod<&LibraryWrap::InitAsync>("initAsync"),
                       InstanceMethod<&LibraryWrap::NewInstance>("instance"),
                       InstanceMethod<&LibraryWrap::Validate>("validate"), InstanceMethod<&LibraryWrap::Close>("close"),
                       InstanceMethod<&LibraryWrap::Memory>("memory"), InstanceAccessor<&LibraryWrap::IsOpen>("isOpen")});
@@ -25,8 +26,12 @@ Napi::Value LibraryWrap::Open(const Napi::CallbackInfo &info) {
     CloseLibrary(lib.get(), nullptr);  // never initialised: dlclose only
     return Throw(env, failure.code, failure.message);
   }
+  return Wrap(env, lib);
+}
+
+Napi::Object LibraryWrap::Wrap(Napi::Env env, std::shared_ptr<Library> lib) {
   Napi::Object object = env.GetInstanceData<AddonData>()->library_ctor.New({});
-  LibraryWrap::Unwrap(object)->lib_ = lib;
+  LibraryWrap::Unwrap(object)->lib_ = std::move(lib);
   return object;
 }
 
@@ -129,10 +134,7 @@ Napi::Value LibraryWrap::Validate(const Napi::CallbackInfo &info) {
   probe.lib = lib_.get();
   probe.function = static_cast<int>(index);
   sp_status status;
-  {
-    HookScope scope(lib_.get(), &probe);
-    status = def.validate(&probe, args.data(), n);
-  }
+  status = RunHook(lib_.get(), &probe, Hook::kValidate, [&]() { return def.validate(&probe, args.data(), n); });
   if (status != SP_OK) {
     const std::string reason = probe.error_set ? probe.error : "returned status " + std::to_string(static_cast<int>(status)) + " without calling set_error";
     return Throw(env, "E_VALIDATE_REFUSED", std::string("function ") + def.name + " (plugin " + lib_->name + ") validate failed: " + reason);

@@ -11,9 +11,10 @@ function report(r: ProbeResult): void {
 }
 
 const file = process.argv[2];
-const registry = new PluginRegistry({ onLog: () => {} });
+const timeout = Number(process.env.STREAMPLUG_LOAD_TIMEOUT_MS);
+const registry = new PluginRegistry({ onLog: () => {}, ...(timeout > 0 ? { loadTimeoutMs: timeout } : {}) });
 try {
-  const info = registry.load(file);
+  const info = await registry.load(file);
   const io = registry.connectors(info.name);
   report({ status: 'loaded', name: info.name, functions: [...info.functions], sources: io.sources, sinks: io.sinks });
   try {

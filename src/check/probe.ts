@@ -22,13 +22,14 @@ const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'probe-chi
 /** A plugin that loads in longer than this is reported as crashed (hung). Generous: init may connect. */
 const TIMEOUT_MS = 30_000;
 
-export function probePluginFile(file: string, timeoutMs = TIMEOUT_MS): Promise<ProbeResult> {
+/** `loadTimeoutMs` bounds the child's own dlopen and init as in the host (E_LOAD_TIMEOUT, a refusal). */
+export function probePluginFile(file: string, timeoutMs = TIMEOUT_MS, loadTimeoutMs?: number): Promise<ProbeResult> {
   if (!fs.existsSync(child)) return Promise.resolve({ status: 'skipped', message: `trial load not run: ${child} is missing (build with \`npm run build\`)` });
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [child, path.resolve(file)],
-      { timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024, env: { ...process.env, STREAMPLUG_PROBE: '1' } },
+      { timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024, env: { ...process.env, STREAMPLUG_PROBE: '1', ...(loadTimeoutMs ? { STREAMPLUG_LOAD_TIMEOUT_MS: String(loadTimeoutMs) } : {}) } },
       (err, stdout, stderr) => {
         const line = stdout.split('\n').find((l) => l.startsWith('{"probe":'));
         if (line) {

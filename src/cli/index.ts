@@ -18,6 +18,7 @@ import { register as registerPack } from './commands/pack.js'; registerPack(prog
 import { register as registerSign } from './commands/sign.js'; registerSign(program);
 import { register as registerCheck } from './commands/check.js'; registerCheck(program);
 import { register as registerStream } from './commands/stream.js'; registerStream(program);
+import { register as registerTable } from './commands/table.js'; registerTable(program);
 import { register as registerRule } from './commands/rule.js'; registerRule(program);
 import { register as registerRun } from './commands/run.js'; registerRun(program);
 import { register as registerNew } from './commands/new.js'; registerNew(program);

@@ -50,10 +50,21 @@ export interface SelectField {
   text: string;
 }
 
+/** `[INNER|LEFT|RIGHT|FULL|CROSS] JOIN name [AS alias] [ON cond]` after FROM (eKuiper). */
+export interface JoinClause {
+  type: 'inner' | 'left' | 'right' | 'full' | 'cross';
+  name: string;
+  alias?: string;
+  on?: Expr;
+  pos: Pos;
+}
+
 export interface SelectStatement {
   kind: 'select';
   fields: SelectField[];
   from: { name: string; alias?: string; pos: Pos };
+  /** Joins in the order written; empty without JOIN. */
+  joins: JoinClause[];
   where?: Expr;
   groupBy: Expr[];
   window?: WindowSpec;
@@ -80,6 +91,8 @@ export interface StreamField {
 export interface CreateStreamStatement {
   kind: 'createStream';
   name: string;
+  /** `CREATE TABLE`: the same grammar as a stream, plus KIND (scan/lookup), KEY and RETAIN_SIZE options. */
+  table?: boolean;
   /** null: schemaless `CREATE STREAM name () WITH (…)`. */
   fields: StreamField[] | null;
   /** Option names upper-cased (TYPE, DATASOURCE, FORMAT, CONF_KEY, SHARED, KEY, …); values as strings. */
@@ -91,4 +104,7 @@ export type Statement =
   | CreateStreamStatement
   | { kind: 'dropStream'; name: string }
   | { kind: 'showStreams' }
-  | { kind: 'describeStream'; name: string };
+  | { kind: 'describeStream'; name: string }
+  | { kind: 'dropTable'; name: string }
+  | { kind: 'showTables' }
+  | { kind: 'describeTable'; name: string };

@@ -9,6 +9,7 @@ import type { Expr, StreamField, FieldType } from './ast.js';
 import { AGGREGATES, lookupBuiltin, SCALARS, WINDOW_FUNCS, type Row } from './builtins.js';
 import { ANALYTIC_FUNCS, compileAnalytic, type AnalyticRegistry } from './analytic.js';
 import { rowMeta, rowTime } from './meta.js';
+import { joinPart } from './join.js';
 import type { Pos } from './lexer.js';
 import { compare, equals, evalError, fromColumn, isNull, num, short, toColumn, toText, truthy, typeName } from './values.js';
 
@@ -58,6 +59,8 @@ export interface Scope {
   allAliases?: Map<string, Expr>;
   /** The rule itself, for rule_id(), rule_start(), last_hit_*() and last_agg_hit_*(). */
   rule?: RuleInfo;
+  /** A join: each qualifier (stream/table name or alias) and its schema; `q.field` reads that part of a joined row. */
+  sources?: Map<string, StreamField[] | null>;
 }
 
 /** What a rule tells its SQL about itself: its start, and how often (and when last) it was hit. */
@@ -350,6 +353,8 @@ export function compileExpr(e: Expr, scope: Scope): Eval {
     case 'member': {
       // stream.field / alias.field resolve to the field; otherwise struct access
       const o = e.object;
+      if (o.kind === 'field' && scope.sources?.has(o.name) && !scope.aliasExprs?.has(o.name))
+        return compileQualified(e.name, o.name, scope.sources.get(o.name)!, e.pos, scope);
       if (o.kind === 'field' && (o.name === scope.stream || o.name === scope.alias) && !schemaField(scope.schema, o.name))
         return compileField(e.name, e.pos, scope, true);
       const obj = compileExpr(e.object, scope);
@@ -473,6 +478,28 @@ function compileField(name: string, pos: Pos, scope: Scope, qualified = false): 
   return (f) => {
     const out = new Array(f.n);
     for (let i = 0; i < f.n; i++) out[i] = fieldOf(f.rows[i], key);
+    return out;
+  };
+}
+
+/** `q.field` in a join: the field of part q of a joined row (null when an outer join left q out). */
+function compileQualified(name: string, qualifier: string, schema: StreamField[] | null, pos: Pos, scope: Scope): Eval {
+  let key = name;
+  if (schema) {
+    const field = schemaField(schema, name);
+    if (!field) {
+      const known = schema.map((x) => x.name).join(', ');
+      throw semanticError(`unknown field ${qualifier}.${name} in ${scope.clause}: ${qualifier} has ${known || 'no fields'}; fix the name or the definition`, pos);
+    }
+    key = field.name;
+  }
+  return (f) => {
+    const out = new Array(f.n);
+    for (let i = 0; i < f.n; i++) {
+      const row = f.rows[i];
+      const part = joinPart(row, qualifier);
+      out[i] = part === undefined ? fieldOf(row, key) : part === null ? null : fieldOf(part, key);
+    }
     return out;
   };
 }

@@ -11,6 +11,7 @@
  *   compileRule(id: string, sql: string, {
  *     streams: (name: string) => StreamDef | undefined,
  *     functions?: FunctionResolver,                     // { getFunction(name): PluginFunction | undefined }
+ *     tables?: (name: string) => TableSource | undefined,  // { rows(), lookup?(keys, values) } of a joined table
  *     onResult?: (rows: Record<string, unknown>[]) => void,
  *     onError?: (err: StreamplugError, operator: string) => void,
  *     now?: () => number,                               // processing-time clock, default Date.now
@@ -18,8 +19,10 @@
  *   Compile errors: E_SQL_SYNTAX, E_SQL_SEMANTIC (unknown stream/field, misplaced aggregate, bad window),
  *   E_UNKNOWN_FUNCTION, E_ARITY / E_ARG_TYPE / E_ARG_LITERAL (built-ins, or a plugin's validate()).
  *
- *   rule.push(rows, ts?)   rows arriving at processing time ts; WHERE runs at once, windows that ended
- *                          by ts emit first. Without a window, results come out per pushed batch.
+ *   rule.push(rows, ts?, stream?)  rows arriving at processing time ts from `stream` (default FROM; a joined
+ *                          stream is named); WHERE runs at once, windows that ended by ts emit first.
+ *                          Without a window, results come out per pushed batch.
+ *   rule.streams / rule.tables   the streams it reads (FROM first) and the tables it joins.
  *   rule.tick(now)         advances time: emits every time window whose end <= now.
  *   rule.nextDeadline()    when tick() next has work (undefined: only rows can trigger output).
  *   rule.onResult          settable result callback, called with the rows of one window or batch.
@@ -39,8 +42,9 @@
  */
 export { parseStatement, parseExpression } from './parser.js';
 export type { Statement, SelectStatement, CreateStreamStatement, Expr, WindowSpec, StreamField, FieldType, TimeUnit } from './ast.js';
-export { StreamCatalog, parseStreamDef, formatStreamSql, formatFieldType, type StreamDef, type CatalogResult } from './streams.js';
-export { compileRule, type CompileOptions, type RuleRuntime, type OperatorMetrics, type RuleStateSnapshot } from './rule.js';
+export { StreamCatalog, parseStreamDef, formatStreamSql, formatFieldType, tableKind, type StreamDef, type CatalogResult } from './streams.js';
+export { compileRule, type CompileOptions, type RuleRuntime, type OperatorMetrics, type RuleStateSnapshot, type TableSource } from './rule.js';
+export { scanLookup } from './join.js';
 export type { FunctionResolver } from './expr.js';
 export { SCALARS, AGGREGATES, type Row } from './builtins.js';
 export { unitMs } from './windows.js';

@@ -14,6 +14,7 @@ import type {
   StreamField,
   TimeUnit,
   WindowSpec,
+  JoinClause,
 } from './ast.js';
 
 /** Words that end an expression or a clause: never taken as an alias without AS. */
@@ -21,6 +22,8 @@ const RESERVED = new Set([
   'SELECT', 'FROM', 'WHERE', 'GROUP', 'BY', 'HAVING', 'ORDER', 'LIMIT', 'AS', 'AND', 'OR', 'NOT', 'LIKE', 'IN',
   'BETWEEN', 'IS', 'NULL', 'CASE', 'WHEN', 'THEN', 'ELSE', 'END', 'ASC', 'DESC', 'TRUE', 'FALSE', 'WITH', 'OVER',
 ]);
+/** Words that start a join after FROM: never taken as the FROM alias without AS. */
+const JOIN_WORDS = new Set(['JOIN', 'INNER', 'LEFT', 'RIGHT', 'FULL', 'CROSS', 'ON']);
 const WINDOWS = new Set(['TUMBLINGWINDOW', 'HOPPINGWINDOW', 'SLIDINGWINDOW', 'SESSIONWINDOW', 'COUNTWINDOW']);
 const UNITS = new Set(['MS', 'SS', 'MI', 'HH', 'DD']);
 const SIMPLE_TYPES = new Set(['BIGINT', 'FLOAT', 'STRING', 'DATETIME', 'BOOLEAN', 'BYTEA']);
@@ -109,22 +112,32 @@ class Parser {
     if (this.isKw('SELECT')) s = this.select();
     else if (this.acceptKw('CREATE')) s = this.createStream();
     else if (this.acceptKw('DROP')) {
-      this.expectKw('STREAM');
-      s = { kind: 'dropStream', name: this.name('stream name').text };
+      if (this.acceptKw('TABLE')) s = { kind: 'dropTable', name: this.name('table name').text };
+      else {
+        this.expectKw('STREAM');
+        s = { kind: 'dropStream', name: this.name('stream name').text };
+      }
     } else if (this.acceptKw('SHOW')) {
-      this.expectKw('STREAMS');
-      s = { kind: 'showStreams' };
+      if (this.acceptKw('TABLES')) s = { kind: 'showTables' };
+      else {
+        this.expectKw('STREAMS');
+        s = { kind: 'showStreams' };
+      }
     } else if (this.acceptKw('DESCRIBE')) {
-      this.expectKw('STREAM');
-      s = { kind: 'describeStream', name: this.name('stream name').text };
-    } else this.fail('SELECT, CREATE STREAM, DROP STREAM, SHOW STREAMS or DESCRIBE STREAM');
+      if (this.acceptKw('TABLE')) s = { kind: 'describeTable', name: this.name('table name').text };
+      else {
+        this.expectKw('STREAM');
+        s = { kind: 'describeStream', name: this.name('stream name').text };
+      }
+    } else this.fail('SELECT, CREATE STREAM|TABLE, DROP STREAM|TABLE, SHOW STREAMS|TABLES or DESCRIBE STREAM|TABLE');
     this.expectEnd();
     return s;
   }
 
   private createStream(): CreateStreamStatement {
-    this.expectKw('STREAM');
-    const name = this.name('stream name').text;
+    const table = this.acceptKw('TABLE');
+    if (!table) this.expectKw('STREAM');
+    const name = this.name(table ? 'table name' : 'stream name').text;
     this.expectOp('(');
     let fields: StreamField[] | null = null;
     if (!this.acceptOp(')')) {
@@ -145,7 +158,7 @@ class Parser {
       } while (this.acceptOp(','));
       this.expectOp(')');
     }
-    return { kind: 'createStream', name, fields, options };
+    return table ? { kind: 'createStream', name, fields, options, table } : { kind: 'createStream', name, fields, options };
   }
 
   private fieldList(): StreamField[] {
@@ -190,9 +203,37 @@ class Parser {
     this.next();
     const ft = this.name('stream name');
     const from: SelectStatement['from'] = { name: ft.text, pos: ft };
-    if (this.acceptKw('AS')) from.alias = this.name('stream alias').text;
-    else if (this.t.kind === 'qident' || (this.t.kind === 'ident' && !RESERVED.has(this.t.upper))) from.alias = this.next().text;
-    const stmt: SelectStatement = { kind: 'select', fields, from, groupBy: [], orderBy: [] };
+    const alias = (): string | undefined => {
+      if (this.acceptKw('AS')) return this.name('stream alias').text;
+      if (this.t.kind === 'qident' || (this.t.kind === 'ident' && !RESERVED.has(this.t.upper) && !JOIN_WORDS.has(this.t.upper))) return this.next().text;
+      return undefined;
+    };
+    const fa = alias();
+    if (fa !== undefined) from.alias = fa;
+    const stmt: SelectStatement = { kind: 'select', fields, from, joins: [], groupBy: [], orderBy: [] };
+    for (;;) {
+      const jt = this.t;
+      let type: JoinClause['type'] | undefined;
+      if (this.acceptKw('JOIN')) type = 'inner';
+      else if (this.isKw('INNER') || this.isKw('CROSS')) {
+        type = this.next().upper === 'INNER' ? 'inner' : 'cross';
+        this.expectKw('JOIN');
+      } else if (this.isKw('LEFT') || this.isKw('RIGHT') || this.isKw('FULL')) {
+        type = this.next().upper.toLowerCase() as 'left';
+        this.acceptKw('OUTER');
+        this.expectKw('JOIN');
+      }
+      if (!type) break;
+      const jn = this.name('stream or table name after JOIN');
+      const join: JoinClause = { type, name: jn.text, pos: jt };
+      const ja = alias();
+      if (ja !== undefined) join.alias = ja;
+      if (this.acceptKw('ON')) {
+        if (type === 'cross') throw syntaxError('CROSS JOIN takes no ON condition: drop ON or use INNER JOIN', jt);
+        join.on = this.expr();
+      }
+      stmt.joins.push(join);
+    }
     if (this.acceptKw('WHERE')) stmt.where = this.expr();
     if (this.acceptKw('GROUP')) {
       this.expectKw('BY');

@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { StreamplugError, isStreamplugError } from '../errors.js';
 import type { FunctionInstance, PluginFunction } from '../plugins/types.js';
-import type { Expr, SelectStatement } from './ast.js';
+import type { Expr, JoinClause, SelectStatement, StreamField } from './ast.js';
 import type { Row } from './builtins.js';
 import { AnalyticRegistry, ResultCols } from './analytic.js';
 import { compileExpr, containsAggregate, fieldOf, semanticError, subFrame, usesHits, type Eval, type Frame, type FunctionResolver, type RuleInfo, type Scope } from './expr.js';
@@ -17,6 +17,14 @@ import { compare, isNull, plain, stableKey, toEpochMs, truthy } from './values.j
 import { createWindow, type Emission, type WindowBuffer } from './windows.js';
 import { DEFAULT_MAX_WINDOW_ROWS, limitWindow } from './window-limit.js';
 import { JournaledWindow, type WindowSnapshot } from './window-checkpoint.js';
+import { joinSets, lookupJoin, scanLookup, type JoinStep, type LookupStep } from './join.js';
+import { tableKind } from './streams.js';
+
+/** What the host gives the engine for a table: its rows now, and optionally an indexed lookup by fields. */
+export interface TableSource {
+  rows(): Row[];
+  lookup?(keys: string[], values: unknown[]): Row[];
+}
 
 /** The eKuiper rule options the engine itself honours. */
 export interface EngineRuleOptions {
@@ -41,10 +49,12 @@ export interface CompileOptions {
   maxWindowRows?: number;
   /** eKuiper rule options: isEventTime, lateTolerance, sendError. */
   options?: EngineRuleOptions;
+  /** The contents of the tables a rule joins (CREATE TABLE); a table without a source joins as empty. */
+  tables?: (name: string) => TableSource | undefined;
 }
 
 export interface OperatorMetrics {
-  name: 'source' | 'filter' | 'window' | 'aggregate' | 'having' | 'project' | 'order';
+  name: 'source' | 'join' | 'filter' | 'window' | 'aggregate' | 'having' | 'project' | 'order';
   recordsIn: number;
   recordsOut: number;
   exceptions: number;
@@ -62,6 +72,10 @@ export interface RuleRuntime {
   readonly sql: string;
   /** The stream the rule reads (FROM). */
   readonly stream: string;
+  /** Every stream the rule reads: FROM first, then the streams it joins (push(rows, ts, stream) names one). */
+  readonly streams: readonly string[];
+  /** The tables it joins (their rows come from CompileOptions.tables). */
+  readonly tables: readonly string[];
   readonly statement: SelectStatement;
   /** True when results come per window (GROUP BY has a window). */
   readonly windowed: boolean;
@@ -71,8 +85,11 @@ export interface RuleRuntime {
    */
   readonly rowsPassUnchanged: boolean;
   onResult: ((rows: Row[]) => void) | undefined;
-  /** Feeds rows that arrived at processing time ts (default: the clock). Windows that ended by ts emit first. */
-  push(rows: Row[], ts?: number): void;
+  /**
+   * Feeds rows that arrived at processing time ts (default: the clock) from one of `streams` (default
+   * the FROM stream). Windows that ended by ts emit first.
+   */
+  push(rows: Row[], ts?: number, stream?: string): void;
   /** Moves processing time to now, emitting every time window that ended by then. */
   tick(now: number): void;
   /** When tick() next has something to do, if anything; undefined when only rows can trigger output. */
@@ -156,6 +173,14 @@ export function compileRule(id: string, sql: string, opts: CompileOptions): Rule
     throw new StreamplugError('E_SQL_SEMANTIC', `a rule needs a SELECT statement but found ${describeKind(stmt.kind)}; stream statements go to the stream API`, { found: stmt.kind });
   const def = opts.streams(stmt.from.name);
   if (!def) throw semanticError(`stream ${stmt.from.name} is not defined; create it with CREATE STREAM first`, stmt.from.pos);
+  // FROM a table (eKuiper: `FROM table1 INNER JOIN demo`): the first joined stream is what the rule reads
+  let trigger = def;
+  if (def.table) {
+    const first = stmt.joins.map((j) => opts.streams(j.name)).find((d) => d && !d.table);
+    if (!first) throw semanticError(`${stmt.from.name} is a table and the rule joins no stream; a rule reads a stream: FROM stream JOIN ${stmt.from.name} ON …`, stmt.from.pos);
+    if (tableKind(def) === 'lookup') throw semanticError(`lookup table ${def.name} cannot be FROM; join it: FROM ${first.name} JOIN ${def.name} ON …`, stmt.from.pos);
+    trigger = first;
+  }
   const instances: FunctionInstance[] = [];
   const sites: Site[] = [];
   const resolver = opts.functions;
@@ -166,7 +191,7 @@ export function compileRule(id: string, sql: string, opts: CompileOptions): Rule
     },
   };
   try {
-    return new Rule(id, sql, stmt, def, { ...opts, functions }, instances, sites);
+    return new Rule(id, sql, stmt, trigger, { ...opts, functions }, instances, sites, def.table ? def : undefined);
   } catch (e) {
     for (const i of instances) i.close();
     throw e;
@@ -174,7 +199,10 @@ export function compileRule(id: string, sql: string, opts: CompileOptions): Rule
 }
 
 function describeKind(k: string): string {
-  return { createStream: 'CREATE STREAM', dropStream: 'DROP STREAM', showStreams: 'SHOW STREAMS', describeStream: 'DESCRIBE STREAM' }[k] ?? k;
+  return {
+    createStream: 'CREATE STREAM/TABLE', dropStream: 'DROP STREAM', showStreams: 'SHOW STREAMS', describeStream: 'DESCRIBE STREAM',
+    dropTable: 'DROP TABLE', showTables: 'SHOW TABLES', describeTable: 'DESCRIBE TABLE',
+  }[k] ?? k;
 }
 
 /** Thrown values that are not StreamplugErrors become E_EVAL errors naming the rule and stage. */
@@ -192,8 +220,35 @@ function defaultName(e: Expr, k: number): string {
   return `kuiper_field_${k}`;
 }
 
+/** One compiled join: a set join (a stream in the window, or a scan table) or a lookup join. */
+type CompiledJoin =
+  | { kind: 'set'; step: JoinStep; stream?: string; table?: string }
+  | { kind: 'lookup'; step: LookupStep; table: string };
+
+/** Splits ON into its equalities and the rest (eKuiper's flatConditions: only AND is looked through). */
+function flatConditions(e: Expr | undefined, eq: Extract<Expr, { kind: 'binary' }>[], rest: Expr[]): void {
+  if (!e) return;
+  if (e.kind === 'binary' && e.op === 'AND') {
+    flatConditions(e.left, eq, rest);
+    flatConditions(e.right, eq, rest);
+  } else if (e.kind === 'binary' && e.op === '=') eq.push(e);
+  else rest.push(e);
+}
+
+/** `q.name` when the expression is a field of qualifier q. */
+function qualifiedField(e: Expr): { q: string; name: string } | undefined {
+  return e.kind === 'member' && e.object.kind === 'field' ? { q: e.object.name, name: e.name } : undefined;
+}
+
 class Rule implements RuleRuntime {
   readonly stream: string;
+  readonly streams: string[];
+  readonly tables: string[] = [];
+  private readonly joins: CompiledJoin[] = [];
+  /** Stream name -> definition, for decoding each stream's rows with its own schema. */
+  private readonly defs = new Map<string, StreamDef>();
+  /** Which stream each pushed row came from (a joined window holds rows of several). */
+  private readonly emitter = new WeakMap<Row, string>();
   readonly windowed: boolean;
   readonly rowsPassUnchanged: boolean;
   onResult: ((rows: Row[]) => void) | undefined;
@@ -236,8 +291,12 @@ class Rule implements RuleRuntime {
     private readonly opts: CompileOptions,
     private readonly instances: FunctionInstance[],
     private readonly sites: Site[],
+    /** FROM names a scan table: its rows are the left side of the first join; `def` is the stream joined. */
+    private readonly fromTable?: StreamDef,
   ) {
     this.stream = def.name;
+    this.streams = [def.name];
+    this.defs.set(def.name, def);
     this.onResult = opts.onResult;
     this.clock = opts.now ?? Date.now;
     this.schema = def.fields;
@@ -255,7 +314,7 @@ class Rule implements RuleRuntime {
     this.info = { start: this.clock(), hits: { count: 0, time: 0 }, aggHits: { count: 0, time: 0 } };
     this.hitSensitive = [s.where, ...s.fields.map((f) => f.expr), s.having].some((e) => e !== undefined && usesHits(e));
     this.stampsRows = /event_time|last_hit_time/i.test(sql);
-    this.rowsPassUnchanged = !def.fields && !ro.isEventTime && !ro.sendError && s.fields.every((f) => !f.except && !f.replace);
+    this.rowsPassUnchanged = !def.fields && !ro.isEventTime && !ro.sendError && s.fields.every((f) => !f.except && !f.replace) && s.joins.length === 0;
     this.dropEmpty = s.fields.some((f) => f.expr.kind === 'call' && ['changed_cols', 'changed_col'].includes(f.expr.name.toLowerCase()));
     const base: Scope = {
       rule: this.info,
@@ -269,6 +328,7 @@ class Rule implements RuleRuntime {
       aggregatesAllowed: false,
       analytics: this.analytics,
     };
+    if (s.joins.length) this.compileJoins(s, fromTable ?? def, base);
     // a select alias may be named in WHERE (eKuiper): it stands for its expression
     const whereAliases = new Map<string, Expr>();
     for (const f of s.fields) if (f.alias && !isUnnest(f.expr) && !containsAggregate(f.expr, base)) whereAliases.set(f.alias, f.expr);
@@ -290,7 +350,8 @@ class Rule implements RuleRuntime {
       if (w.type === 'count' && w.size > max) throw semanticError(`COUNTWINDOW(${w.size}) holds more rows than maxWindowRows (${max}); use a smaller count or raise the rule option maxWindowRows`, w.pos);
       let win = createWindow(w, ro.isEventTime === true);
       // In event time rows arrive out of order, so the journal's premise (the window holds the latest rows) fails.
-      if (ro.isEventTime !== true) win = this.journal = new JournaledWindow(win);
+      // Nor are windows that join streams: a snapshot does not say which stream each row came from.
+      if (ro.isEventTime !== true && this.streams.length === 1) win = this.journal = new JournaledWindow(win);
       this.window = w.type === 'count' ? win : limitWindow(win, max, (err) => this.refuseRows(err));
       if (s.windowFilter) this.windowFilter = compileExpr(s.windowFilter, { ...base, clause: 'FILTER' });
       if (s.windowTrigger) {
@@ -341,6 +402,7 @@ class Rule implements RuleRuntime {
     this.limit = s.limit;
 
     const opNames: OperatorMetrics['name'][] = ['source'];
+    if (this.joins.length) opNames.push('join');
     if (this.where) opNames.push('filter');
     if (this.window) opNames.push('window');
     if (this.aggregate) opNames.push('aggregate');
@@ -350,6 +412,99 @@ class Rule implements RuleRuntime {
     for (const name of opNames) this.ops.set(name, { name, recordsIn: 0, recordsOut: 0, exceptions: 0, lastLatencyUs: 0, totalLatencyUs: 0, calls: 0 });
     if (this.eventTime && this.window) this.ops.get('window')!.lateRows = 0;
     if (this.eventTime && !this.window) this.ops.get('source')!.lateRows = 0;
+  }
+
+  /**
+   * Resolves each JOIN (eKuiper's planner): streams join within the window, scan tables join their
+   * current rows (with or without a window), lookup tables are looked up by the ON equalities on
+   * their fields. Fields are then read qualified (`s.id`) from the part of the joined row.
+   */
+  private compileJoins(s: SelectStatement, def: StreamDef, base: Scope): void {
+    const fromQ = s.from.alias ?? def.name;
+    // select aliases may be named in ON (eKuiper's TestSingleSQLRule12: ON demoTs = table1Id)
+    const aliases = new Map<string, Expr>();
+    for (const f of s.fields) if (f.alias && !isUnnest(f.expr) && !containsAggregate(f.expr, base)) aliases.set(f.alias, f.expr);
+    const unalias = (e: Expr): Expr => (e.kind === 'field' && aliases.has(e.name) ? aliases.get(e.name)! : e);
+    const sources = new Map<string, StreamField[] | null>([[fromQ, def.fields]]);
+    const defsByJoin: StreamDef[] = [];
+    for (const j of s.joins) {
+      const d = this.opts.streams(j.name);
+      if (!d) throw semanticError(`stream or table ${j.name} is not defined; create it with CREATE STREAM or CREATE TABLE first`, j.pos);
+      const q = j.alias ?? d.name;
+      if (sources.has(q)) throw semanticError(`${q} is named twice in FROM/JOIN; give one an alias with AS`, j.pos);
+      sources.set(q, d.fields);
+      defsByJoin.push(d);
+    }
+    // an unqualified field is checked against the union of the schemas when every part has one
+    const all = [...sources.values()];
+    base.schema = all.every((f) => f !== null) ? all.flatMap((f) => f!) : null;
+    base.sources = sources;
+    const streamJoins = defsByJoin.filter((d) => !d.table);
+    if (streamJoins.length + (def.table ? 0 : 1) > 1 && !s.window)
+      throw semanticError(`a time window or count window is required to join multiple streams (${[def.name, ...streamJoins.map((d) => d.name)].join(', ')}); add one to GROUP BY, or join a table instead`, s.joins[0].pos);
+    let leftQ = fromQ;
+    s.joins.forEach((j, k) => {
+      const d = defsByJoin[k];
+      const q = j.alias ?? d.name;
+      const scope: Scope = { ...base, clause: 'ON', aliasExprs: aliases, allAliases: aliases };
+      if (d.table && tableKind(d) === 'lookup') {
+        if (j.type !== 'inner' && j.type !== 'left')
+          throw semanticError(`lookup table ${d.name} joins only with INNER or LEFT JOIN (eKuiper) but found ${j.type.toUpperCase()} JOIN`, j.pos);
+        const eq: Extract<Expr, { kind: 'binary' }>[] = [];
+        const rest: Expr[] = [];
+        flatConditions(j.on, eq, rest);
+        const keys: string[] = [];
+        const values: Expr[] = [];
+        for (const c of eq) {
+          const l = qualifiedField(unalias(c.left));
+          const r = qualifiedField(unalias(c.right));
+          const mine = l?.q === q && r?.q !== q ? { key: l.name, value: c.right } : r?.q === q && l?.q !== q ? { key: r.name, value: c.left } : undefined;
+          if (!mine || keys.includes(mine.key)) {
+            rest.push(c);
+            continue;
+          }
+          keys.push(mine.key);
+          values.push(unalias(mine.value));
+        }
+        if (!keys.length)
+          throw semanticError(`join condition of lookup table ${d.name} is invalid, at least one equi-join predicate is required: ON ${q}.field = ${fromQ}.field`, j.pos);
+        const restExpr = rest.reduce<Expr | undefined>((a, e) => (a ? { kind: 'binary', op: 'AND', left: a, right: e, pos: e.pos } : e), undefined);
+        const step: LookupStep = { type: j.type, leftQualifier: fromQ, rightQualifier: q, keys, values: values.map((v) => compileExpr(v, scope)) };
+        if (restExpr) step.rest = compileExpr(restExpr, scope);
+        this.joins.push({ kind: 'lookup', step, table: d.name });
+      } else {
+        const step: JoinStep = { type: j.type, leftQualifier: fromQ, rightQualifier: q };
+        if (j.on) step.on = compileExpr(j.on, scope);
+        this.joins.push(d.table ? { kind: 'set', step, table: d.name } : { kind: 'set', step, stream: d.name });
+      }
+      if (d.table) {
+        if (!this.tables.includes(d.name)) this.tables.push(d.name);
+      } else if (!this.streams.includes(d.name)) {
+        this.streams.push(d.name);
+        this.defs.set(d.name, d);
+      }
+      leftQ = q;
+    });
+    void leftQ;
+    if (def.table && !this.tables.includes(def.name)) this.tables.unshift(def.name);
+  }
+
+  /** The joins over one batch or window: the FROM stream's rows are the left side of the first join. */
+  private applyJoins(rows: Row[], now: number): Row[] {
+    const from = this.stream;
+    const ft = this.fromTable;
+    let cur = ft ? (this.opts.tables?.(ft.name)?.rows() ?? []) : rows.filter((r) => (this.emitter.get(r) ?? from) === from);
+    for (const j of this.joins) {
+      const src = j.table ? this.opts.tables?.(j.table) : undefined;
+      if (j.kind === 'lookup') {
+        const look = src?.lookup ? src.lookup.bind(src) : (keys: string[], values: unknown[]) => scanLookup(src?.rows() ?? [], keys, values);
+        cur = lookupJoin(cur, look, j.step, now);
+      } else {
+        const rights = j.table ? (src?.rows() ?? []) : rows.filter((r) => this.emitter.get(r) === j.stream);
+        cur = joinSets(cur, rights, j.step, now);
+      }
+    }
+    return cur;
   }
 
   /** Counts an error against an operator, tells onError, and with sendError sends it to the sinks. */
@@ -363,8 +518,8 @@ class Rule implements RuleRuntime {
   }
 
   /** The schema applied to each row; a row of the wrong type is counted and left out, the others go on. */
-  private decode(rows: Row[]): Row[] {
-    const fields = this.schema;
+  private decode(rows: Row[], stream: string): Row[] {
+    const fields = stream === this.stream ? this.schema : this.defs.get(stream)?.fields;
     if (!fields) return rows;
     const out: Row[] = [];
     for (const r of rows) {
@@ -398,9 +553,12 @@ class Rule implements RuleRuntime {
 
   // ---- running
 
-  push(rows: Row[], ts?: number): void {
+  push(rows: Row[], ts?: number, stream?: string): void {
     this.ensureOpen();
     const now = ts ?? this.clock();
+    const from = stream ?? this.stream;
+    if (!this.defs.has(from))
+      throw new StreamplugError('E_BAD_REQUEST', `rule ${this.id} does not read stream ${from}; it reads ${this.streams.join(', ')}`, { rule: this.id, stream: from });
     const src = this.ops.get('source')!;
     src.recordsIn += rows.length;
     src.recordsOut += rows.length;
@@ -411,11 +569,12 @@ class Rule implements RuleRuntime {
       src.recordsIn -= rows.length;
       src.recordsOut -= rows.length;
       src.calls--;
-      for (const r of rows) this.push([r], now);
+      for (const r of rows) this.push([r], now, from);
       return;
     }
     if (this.stampsRows) for (const r of rows) setRowTime(r, now);
-    rows = this.decode(rows);
+    rows = this.decode(rows, from);
+    if (this.joins.length) for (const r of rows) this.emitter.set(r, from);
     if (this.eventTime && this.stampsRows) for (const r of rows) {
       const t = toEpochMs(fieldOf(r, this.eventTime.field));
       if (t !== undefined) setRowTime(r, t, true); // the row's own time field: the same for every rule of the stream
@@ -432,6 +591,12 @@ class Rule implements RuleRuntime {
       }, true);
       if (!ok) return;
       rows = ok;
+    }
+    if (this.joins.length && !this.window) {
+      // tables join row by row as the rows come (eKuiper: a lookup, or a scan table's current rows)
+      const r = this.rowWise('join', rows, (rs) => this.applyJoins(rs, now), true);
+      if (!r) return;
+      rows = r;
     }
     let kept = rows;
     // With a window, eKuiper filters the window's rows: a COUNTWINDOW counts rows before WHERE, and
@@ -582,6 +747,13 @@ class Rule implements RuleRuntime {
 
   /** The rows of one result, or undefined when a stage failed (counted unless quiet: the caller retries per row). */
   private run(rows: Row[], window: Frame['window'], now: number, quiet: boolean): Row[] | undefined {
+    if (this.window && this.joins.length) {
+      // eKuiper joins a window's rows (all joined streams', plus the tables') before WHERE
+      const joined = this.stage('join', rows.length, () => this.applyJoins(rows, now), (o) => o.length, quiet);
+      if (!joined) return undefined;
+      if (joined.length === 0) return [];
+      rows = joined;
+    }
     if (this.window && this.where) {
       const where = this.where;
       const kept = this.rowWise('filter', rows, (rs) => {

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { apiTokenFile } from '../api/security/token.js';
 import { dataLayout } from '../manager/layout.js';
 import { readAllRecords } from '../manager/records.js';
 import { checkPluginFile } from '../check/index.js';
@@ -64,6 +65,10 @@ export function demoSummary(host: Host, seeded: string[], demo?: DemoHandle, sam
   for (const p of host.startup.failed) lines.push(`  FAILED   ${p.type}/${p.name}: ${p.code} ${p.message}`);
   if (host.mqttUrl) lines.push(`MQTT broker: ${host.mqttUrl}`);
   for (const n of demo?.notes ?? []) lines.push(`demo: ${n}`);
+  if (host.security.auth === 'token') {
+    lines.push(`the REST API needs the token in ${apiTokenFile(host.dataDir)}, e.g.`);
+    lines.push(`  curl -H "Authorization: Bearer $(cat ${apiTokenFile(host.dataDir)})" ${host.url}/plugins/functions`);
+  }
   lines.push('look here:');
   if (demo) {
     lines.push(`  ${host.url}/rules/${demo.rule}/status   the demo rule's counters`);
@@ -73,6 +78,6 @@ export function demoSummary(host: Host, seeded: string[], demo?: DemoHandle, sam
   lines.push(`  ${host.url}/plugins/udfs          every function a plugin provides`);
   const first = host.startup.loaded[0];
   if (first) lines.push(`  ${host.url}/plugins/${first.type}/${first.name}   one plugin: version, build, check results`);
-  lines.push(`  streamplug plugin list --host ${host.url}`);
+  lines.push(`  streamplug plugin list --host ${host.url} --data ${host.dataDir}`);
   return lines.join('\n');
 }

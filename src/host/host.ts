@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildServer } from '../api/server.js';
 import { PluginRegistry } from '../plugins/registry.js';
+import { reapLeftoverWorkers } from '../plugins/isolated/index.js';
+import { openCrashJournal } from '../plugins/journal.js';
 import { PluginManager, type StartupReport } from '../manager/manager.js';
 import { dataLayout, ensureLayout } from '../manager/layout.js';
 import type { ZipLimits } from '../manager/limits.js';
@@ -11,6 +13,9 @@ import { startEmbeddedBroker, type EmbeddedBroker } from '../connectors/index.js
 import { createRuleService, type RuleService } from '../rules/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { acquireLock, releaseLock, writeLock } from './lock.js';
+import { apiTokenFile, fileRootsFor, type AuthMode, type HttpTimeouts } from '../api/security/index.js';
+import { assertAuthPolicy, readSecurityConfig, type SecuritySettings } from './security-config.js';
+import { listenOnSocket } from './socket.js';
 import { createLogger } from './logger.js';
 
 export interface HostOptions {
@@ -33,6 +38,22 @@ export interface HostOptions {
    * defaults to 1883). `false`: no broker at all.
    */
   mqtt?: { url?: string; host?: string; port?: number } | false;
+  /** REST authentication: token (default), jwt or none (--no-auth). Also settable in etc/security.json. */
+  auth?: AuthMode;
+  /** --no-auth on a non-loopback address is refused unless this is set (--i-know). */
+  iKnow?: boolean;
+  /** Origins (scheme://host:port) allowed to call the API; default none. */
+  allowedOrigins?: string[];
+  /** Host names the API answers to besides IP literals and localhost. */
+  allowedHosts?: string[];
+  /** Folders REST clients may name local zips in (default: anywhere with auth, nowhere without). */
+  fileRoots?: string[];
+  /** Refuse plugins not signed by a trusted key (explicit; off by default). */
+  requireSignatures?: boolean;
+  /** Listen on this unix socket (mode 0600) instead of TCP. */
+  socketPath?: string;
+  /** HTTP server timeouts (header, whole request, idle). */
+  timeouts?: Partial<HttpTimeouts>;
 }
 
 export interface Host {
@@ -47,6 +68,8 @@ export interface Host {
   /** The MQTT broker rules use by default (embedded or external), if any. */
   mqttUrl?: string;
   logger: Logger;
+  /** The security settings in force (flags over etc/security.json over defaults). */
+  security: SecuritySettings;
   close(): Promise<void>;
 }
 
@@ -68,14 +91,30 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
   const { dataDir, port, host } = hostDefaults(opts);
   const logger = opts.logger ?? createLogger();
   const layout = dataLayout(dataDir);
+  const fromFile = readSecurityConfig(dataDir);
+  const security: SecuritySettings = {
+    auth: opts.auth ?? fromFile.auth ?? 'token',
+    allowedOrigins: opts.allowedOrigins ?? fromFile.allowedOrigins ?? [],
+    allowedHosts: opts.allowedHosts ?? fromFile.allowedHosts ?? [],
+    fileRoots: opts.fileRoots ?? fromFile.fileRoots,
+    requireSignatures: opts.requireSignatures ?? fromFile.requireSignatures ?? false,
+  };
+  assertAuthPolicy(security.auth, host, !!opts.socketPath, !!opts.iKnow);
   ensureLayout(layout);
   acquireLock(layout.lockFile);
   const pluginLog = logger.child({ component: 'plugin' });
+  // Isolated workers carry the data directory as their tag: one held by no live host of this data
+  // directory (the lock says there is at most one: us) is a leftover of a host that died.
+  const leftovers = reapLeftoverWorkers(dataDir);
+  if (leftovers.length) logger.warn({ pids: leftovers }, `killed ${leftovers.length} isolated worker(s) left by an earlier host of ${dataDir}`);
+  let manager: PluginManager | undefined;
   const registry = new PluginRegistry({
+    onCrash: (e) => manager?.handleCrash(e),
     onLog: (line) => {
       const level = line.level >= 50 ? 'error' : line.level >= 40 ? 'warn' : line.level >= 30 ? 'info' : 'debug';
       pluginLog[level]({ plugin: line.plugin, rule: line.rule || undefined }, line.message);
     },
+    isolation: { tag: dataDir, report: (line) => pluginLog.error(line) },
   });
   let server: FastifyInstance | undefined;
   let store: Store | undefined;
@@ -83,16 +122,19 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
   let rules: RuleService | undefined;
   try {
     opts.beforeStart?.(dataDir);
-    const manager = new PluginManager({
+    // After the lock (one host per journal), before any plugin code runs.
+    const journal = openCrashJournal(layout.crashJournal, (m) => logger.error({ code: 'E_JOURNAL' }, m));
+    const mgr = (manager = new PluginManager({
       dataDir,
       registry,
       usage: opts.usage,
       limits: opts.limits,
       trustedKeyFiles: opts.trustedKeyFiles,
       allowPrivateUrls: opts.allowPrivateUrls,
+      requireSignatures: security.requireSignatures,
       log: logger.child({ component: 'manager' }),
-    });
-    const startup = await manager.start();
+    }));
+    const startup = await mgr.start({ journal });
     store = openStore(dataDir);
     let mqttUrl: string | undefined;
     if (opts.mqtt !== false) {
@@ -110,16 +152,39 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
       broker: mqttUrl ? { url: mqttUrl } : undefined,
       log: logger.child({ component: 'rules' }),
     });
-    if (!opts.usage) manager.setUsage(rules);
+    if (!opts.usage) mgr.setUsage(rules);
+    // Rules that use a quarantined plugin stay stopped, saying why; enabling it starts them.
+    rules.setPluginGate((plugin) => mgr.quarantineReason(plugin));
+    const rulesRef = rules;
+    mgr.onEnabled = (loadedName) => rulesRef.resumeHeld(loadedName);
     const restored = await rules.restore();
     logger.info(restored, 'streams and rules restored');
-    server = await buildServer({ services: { dataDir, manager, registry, rules }, logger });
-    await server.listen({ port, host });
-    const addr = server.server.address();
-    const actualPort = typeof addr === 'object' && addr ? addr.port : port;
-    const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+    if (security.auth === 'none') {
+      logger.warn(
+        { auth: 'none' },
+        'authentication is OFF (--no-auth): anyone who can reach the API can install native code that runs as this user',
+      );
+    }
+    server = await buildServer({
+      services: { dataDir, manager: mgr, registry, rules, fileRoots: fileRootsFor(security.auth !== 'none', security.fileRoots) },
+      logger,
+      security: { auth: security.auth, allowedOrigins: security.allowedOrigins, allowedHosts: security.allowedHosts, boundHost: host },
+      timeouts: opts.timeouts,
+    });
+    let url: string;
+    if (opts.socketPath) {
+      url = `unix:${await listenOnSocket(server, opts.socketPath)}`;
+    } else {
+      await server.listen({ port, host });
+      const addr = server.server.address();
+      const actualPort = typeof addr === 'object' && addr ? addr.port : port;
+      url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+    }
     writeLock(layout.lockFile, { pid: process.pid, url, startedAt: new Date().toISOString() });
-    logger.info({ url, dataDir, loaded: startup.loaded.length, failed: startup.failed.length }, `streamplug listening on ${url}`);
+    logger.info(
+      { url, dataDir, loaded: startup.loaded.length, failed: startup.failed.length, auth: security.auth, requireSignatures: security.requireSignatures },
+      `streamplug listening on ${url} (auth ${security.auth}${security.auth === 'token' ? `, token in ${apiTokenFile(dataDir)}` : ''}; requireSignatures ${security.requireSignatures})`,
+    );
     let closed = false;
     const srv = server;
     const [st, br, rs] = [store, broker, rules];
@@ -127,13 +192,14 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
       url,
       dataDir,
       registry,
-      manager,
+      manager: mgr,
       server: srv,
       startup,
       rules: rs,
       store: st,
       mqttUrl,
       logger,
+      security,
       async close() {
         if (closed) return;
         closed = true;
@@ -161,3 +227,4 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
     throw e;
   }
 }
+

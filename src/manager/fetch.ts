@@ -18,6 +18,11 @@ export interface FetchOptions {
   maxBytes: number;
   /** Let http(s) URLs reach loopback/private/link-local addresses (tests, lab setups). Off by default. */
   allowPrivateNetworks?: boolean;
+  /**
+   * A download that receives nothing for this long (headers or body) fails with E_FETCH, so that a
+   * stalled server cannot hold the install queue forever. Default 30 s.
+   */
+  idleTimeoutMs?: number;
   onProgress?: (p: DownloadProgress) => void;
 }
 
@@ -28,6 +33,7 @@ export interface FetchedZip {
 }
 
 const MAX_REDIRECTS = 5;
+const DEFAULT_IDLE_MS = 30_000;
 
 // eKuiper refuses private targets for downloads (SSRF guard); so does streamplug unless told otherwise.
 const privateNets = new net.BlockList();
@@ -70,12 +76,21 @@ function tooBig(what: string, bytes: number, max: number): StreamplugError {
 }
 
 /** Copies `input` to `dest` counting and hashing, failing as soon as maxBytes is passed. */
-async function spool(input: Readable, dest: string, what: string, opts: FetchOptions, total?: number): Promise<FetchedZip> {
+async function spool(input: Readable, dest: string, what: string, opts: FetchOptions, total?: number, isNetworkSource = false): Promise<FetchedZip> {
   const hash = crypto.createHash('sha256');
   let bytes = 0;
   let lastReport = 0;
+  let idle: NodeJS.Timeout | undefined;
+  const arm = () => {
+    if (!isNetworkSource) return;
+    clearTimeout(idle);
+    const ms = opts.idleTimeoutMs ?? DEFAULT_IDLE_MS;
+    idle = setTimeout(() => input.destroy(new StreamplugError('E_FETCH', `the download of ${what} stalled: nothing arrived for ${ms} ms after ${bytes} bytes; try again or use another source`, { bytes })), ms);
+  };
+  arm();
   const meter = new Transform({
     transform(chunk: Buffer, _enc, cb) {
+      arm();
       bytes += chunk.length;
       if (bytes > opts.maxBytes) return cb(tooBig(what, bytes, opts.maxBytes));
       hash.update(chunk);
@@ -86,7 +101,22 @@ async function spool(input: Readable, dest: string, what: string, opts: FetchOpt
       cb(null, chunk);
     },
   });
-  await pipeline(input, meter, fs.createWriteStream(dest, { flags: 'wx', mode: 0o600 }));
+  const out = fs.createWriteStream(dest, { flags: 'wx', mode: 0o600 });
+  try {
+    await pipeline(input, meter, out);
+    clearTimeout(idle);
+  } catch (e) {
+    clearTimeout(idle);
+    // pipeline can reject before the file is even opened; wait for the stream to close, then remove
+    // the partial file, so that a failed or abandoned upload leaves nothing behind.
+    if (!out.closed) await new Promise<void>((r) => out.once('close', () => r()));
+    fs.rmSync(dest, { force: true });
+    if (e instanceof StreamplugError || !isNetworkSource) throw e;
+    const fe = e as { code?: string; message?: string };
+    throw new StreamplugError('E_FETCH', `the download of ${what} broke off after ${bytes} bytes (${fe.code ?? fe.message}); expected the whole zip: try again`, {
+      bytes,
+    });
+  }
   opts.onProgress?.({ phase: 'download', bytes, total });
   return { file: dest, bytes, sha256: hash.digest('hex') };
 }
@@ -111,7 +141,12 @@ export async function fetchZip(spec: string, dest: string, opts: FetchOptions): 
     }
   }
   if (!url || url.protocol === 'file:') {
-    const file = url ? fileURLToPath(url) : path.resolve(spec);
+    let file: string;
+    try {
+      file = url ? fileURLToPath(url) : path.resolve(spec);
+    } catch {
+      throw new StreamplugError('E_BAD_REQUEST', `"${spec}" is not a usable file:// URL; expected file:///absolute/path.zip`);
+    }
     let st: fs.Stats;
     try {
       st = await fs.promises.stat(file);
@@ -131,7 +166,14 @@ export async function fetchZip(spec: string, dest: string, opts: FetchOptions): 
     let res: Response;
     try {
       // Redirects are followed by hand so that each target passes the address check.
-      res = await fetch(current, { redirect: 'manual' });
+      // the timer covers the wait for headers only; once they are in, the body has its own idle timer
+      const headers = new AbortController();
+      const t = setTimeout(() => headers.abort(new Error(`no answer within ${opts.idleTimeoutMs ?? DEFAULT_IDLE_MS} ms`)), opts.idleTimeoutMs ?? DEFAULT_IDLE_MS);
+      try {
+        res = await fetch(current, { redirect: 'manual', signal: headers.signal });
+      } finally {
+        clearTimeout(t);
+      }
     } catch (e) {
       const cause = (e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message;
       throw new StreamplugError('E_FETCH', `cannot download ${current.href}: ${cause}`, { url: current.href });
@@ -157,6 +199,6 @@ export async function fetchZip(spec: string, dest: string, opts: FetchOptions): 
       await res.body.cancel();
       throw tooBig(current.href, length, opts.maxBytes);
     }
-    return spool(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), dest, current.href, opts, Number.isFinite(length) ? length : undefined);
+    return spool(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), dest, current.href, opts, Number.isFinite(length) ? length : undefined, true);
   }
 }

@@ -12,6 +12,6 @@ export { PluginManager, type ManagerOptions, type InstallRequest, type InstallRe
 export { DEFAULT_LIMITS, resolveLimits, type ZipLimits } from './limits.js';
 export { dataLayout, ensureLayout, isPluginType, singular, PLUGIN_TYPES, PLUGIN_NAME_RE, type DataLayout, type PluginType } from './layout.js';
 export { NO_USAGE, type PluginUsage, type RegistryLike, type PluginDescription, type PluginRecord, type ProgressEvent } from './types.js';
-export { generateKeyPair, signBytes, loadTrustedKeys, verifyLibrary, fingerprint, type SignatureFile } from './signature.js';
+export { generateKeyPair, signBytes, loadTrustedKeys, verifyManifest, verifyInstalled, signManifest, fingerprint, type SignatureFile } from './signature.js';
 export { extractZip, safeEntryName } from './zip.js';
 export { unpackPlugin, type UnpackedPlugin } from './unpack.js';

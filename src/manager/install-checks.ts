@@ -21,6 +21,8 @@ export interface InstallCheckOptions {
   name?: string;
   /** Run the trial load (default true). */
   probe?: boolean;
+  /** The operator's loadTimeoutMs (etc/host.json), for the trial load's dlopen and init. */
+  loadTimeoutMs?: number;
 }
 
 export interface InstallCheckReport extends CheckReport {
@@ -70,7 +72,7 @@ export async function runInstallChecks(file: string, opts: InstallCheckOptions =
 
   let probe: ProbeResult | undefined;
   if (opts.probe !== false) {
-    probe = await probePluginFile(file);
+    probe = await probePluginFile(file, undefined, opts.loadTimeoutMs);
     if (probe.status === 'loaded') {
       report.rows.push({ check: 'trial-load', status: 'ok', message: `loaded in a child process as the host would: plugin ${probe.name}` });
       report.provides = { name: probe.name, functions: probe.functions, sources: probe.sources, sinks: probe.sinks };

@@ -31,6 +31,10 @@ export interface DataLayout {
   trustedKeysDir: string;
   tmp: string;
   lockFile: string;
+  /** The crash journal (native/host/journal.cc): which plugin each thread is in, memory-mapped. */
+  crashJournal: string;
+  /** Operator settings of the host (isolation defaults), `etc/host.json`. */
+  hostConfig: string;
 }
 
 export function dataLayout(root: string): DataLayout {
@@ -50,6 +54,8 @@ export function dataLayout(root: string): DataLayout {
     trustedKeysDir: path.join(etc, 'trusted-keys'),
     tmp: path.join(abs, 'tmp'),
     lockFile: path.join(abs, 'host.lock'),
+    crashJournal: path.join(abs, 'run', 'crash-journal'),
+    hostConfig: path.join(etc, 'host.json'),
   };
 }
 
@@ -58,4 +64,5 @@ export function ensureLayout(layout: DataLayout): void {
   fs.mkdirSync(layout.recordsDir, { recursive: true });
   fs.mkdirSync(path.join(layout.etc, 'sources'), { recursive: true });
   fs.mkdirSync(layout.tmp, { recursive: true });
+  fs.mkdirSync(path.dirname(layout.crashJournal), { recursive: true });
 }

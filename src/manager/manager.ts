@@ -4,14 +4,20 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { checkPluginFile } from '../check/index.js';
 import { StreamplugError, isStreamplugError } from '../errors.js';
-import type { LoadedPluginInfo } from '../plugins/types.js';
+import type { Isolation, LoadedPluginInfo, PluginCrashEvent } from '../plugins/types.js';
+import type { JournalReport } from '../plugins/native-addon.js';
+import { crashesIn, crashInfo, crashMessage, matchRecord } from './crashes.js';
+import { readHostConfig, type HostConfig } from './host-config.js';
 import { fetchZip, spoolStream, type FetchedZip } from './fetch.js';
 import { dataLayout, ensureLayout, isPluginType, PLUGIN_TYPES, singular, type DataLayout, type PluginType } from './layout.js';
 import { resolveLimits, type ZipLimits } from './limits.js';
 import { deleteRecord, readAllRecords, readRecord, writeRecord } from './records.js';
-import { loadTrustedKeys, verifyLibrary, type TrustedKey } from './signature.js';
+import { appendAudit, readAudit, type AuditEntry } from './audit.js';
+import { loadTrustedKeys, verifyInstalled, verifyManifest, type TrustedKey } from './signature.js';
+import { compareVersions } from './version.js';
 import {
   NO_USAGE,
+  type CrashInfo,
   type PluginDescription,
   type PluginRecord,
   type PluginStatus,
@@ -38,7 +44,16 @@ export interface ManagerOptions {
   trustedKeyFiles?: string[];
   /** Let http(s) downloads reach loopback/private addresses. */
   allowPrivateUrls?: boolean;
+  /** A download receiving nothing for this long fails (E_FETCH) instead of holding the queue; default 30 s. */
+  downloadIdleTimeoutMs?: number;
+  /**
+   * Refuse plugins without a valid signature from a trusted key. An explicit setting, off by
+   * default: never inferred from whether key files exist (deleting them must not turn it off).
+   */
+  requireSignatures?: boolean;
   log?: ManagerLogger;
+  /** Operator settings; default: read `<data>/etc/host.json` at start. */
+  hostConfig?: HostConfig;
 }
 
 /** Where the zip comes from: a path or URL to fetch, or a stream already open (an HTTP upload). */
@@ -52,7 +67,21 @@ export interface InstallRequest {
   sha256?: string;
   /** Recorded as where the zip came from; default the path/URL, or "upload". */
   origin?: string;
+  /** Where the plugin runs; default the operator's host.json default (for signed or unsigned zips), else "in-process". An update keeps the old mode unless given. */
+  isolation?: Isolation;
   onProgress?: (p: ProgressEvent) => void;
+  /** Who asks, for the audit log ("token:…", "jwt:…", "cli"). */
+  actor?: string;
+  /** Aborted when the requester went away: a queued change then never runs. */
+  signal?: AbortSignal;
+  /** Update to an older version (a downgrade) on purpose. */
+  force?: boolean;
+}
+
+export interface RemoveOptions {
+  force?: boolean;
+  actor?: string;
+  signal?: AbortSignal;
 }
 
 export interface InstallResult {
@@ -71,6 +100,8 @@ export interface StartupReport {
   loaded: { type: PluginType; name: string; file: string; functions: string[] }[];
   failed: { type: PluginType; name: string; file: string; code: string; message: string }[];
   cleaned: string[];
+  /** Plugins not loaded because they are quarantined (this start's crashes included). */
+  quarantined: { type: PluginType; name: string; crash: CrashInfo }[];
 }
 
 /** Files the manager itself names: NAME@<sha8>.so|.node. Others in plugins/<type>/ were dropped in by hand. */
@@ -100,6 +131,7 @@ export class PluginManager {
   private readonly opts: ManagerOptions;
   private readonly status = new Map<string, PluginStatus>();
   private queue: Promise<unknown> = Promise.resolve();
+  private hostConfig: HostConfig | undefined;
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
@@ -119,6 +151,10 @@ export class PluginManager {
     return loadTrustedKeys(this.layout.trustedKeysDir, this.opts.trustedKeyFiles);
   }
 
+  get requireSignatures(): boolean {
+    return !!this.opts.requireSignatures;
+  }
+
   /** One change at a time: installs, updates and deletes are serialised. */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn);
@@ -128,14 +164,39 @@ export class PluginManager {
 
   // ---------------------------------------------------------------- startup
 
-  /** Creates the layout, sweeps what an interrupted install or delete left, and loads every plugin. */
-  async start(): Promise<StartupReport> {
-    return this.exclusive(async () => this.startNow());
+  /**
+   * Creates the layout, sweeps what an interrupted install or delete left, quarantines the plugins
+   * the previous run's crash journal blames, and loads every other plugin.
+   */
+  async start(opts: { journal?: JournalReport } = {}): Promise<StartupReport> {
+    return this.exclusive(async () => this.startNow(opts.journal));
   }
 
-  private startNow(): StartupReport {
+  private config(): HostConfig {
+    this.hostConfig ??= this.opts.hostConfig ?? readHostConfig(this.layout.hostConfig);
+    return this.hostConfig;
+  }
+
+  private loadOptions(rec: Pick<PluginRecord, 'name' | 'isolation'>) {
+    return { isolation: rec.isolation ?? 'in-process', label: rec.name, loadTimeoutMs: this.config().loadTimeoutMs };
+  }
+
+  /** Marks `rec` quarantined (persisted in its record) and logs E_PLUGIN_CRASHED. */
+  private quarantine(rec: PluginRecord, crash: CrashInfo): void {
+    rec.quarantine = crash;
+    writeRecord(this.layout, rec);
+    this.audit({ action: 'quarantine', type: rec.type, name: rec.name, actor: 'host', sha256: rec.sha256, outcome: 'ok', code: crash.code });
+    this.status.set(key(rec.type, rec.name), { state: 'quarantined', lastError: { code: crash.code, message: crash.message, at: crash.at } });
+    this.log.error(
+      { code: 'E_PLUGIN_CRASHED', plugin: rec.name, type: rec.type, file: rec.file, hook: crash.hook, rule: crash.rule, signal: crash.signal, kind: crash.kind, backtrace: crash.backtrace },
+      `E_PLUGIN_CRASHED: ${crash.message}; ${singular(rec.type)} plugin ${rec.name} is quarantined: it is not loaded and the rules using it stay stopped. ` +
+        `Fix or update it, or lift the quarantine with POST /plugins/${rec.type}/${rec.name}/enable (streamplug plugin enable ${rec.type} ${rec.name})`,
+    );
+  }
+
+  private async startNow(journal?: JournalReport): Promise<StartupReport> {
     ensureLayout(this.layout);
-    const report: StartupReport = { loaded: [], failed: [], cleaned: [] };
+    const report: StartupReport = { loaded: [], failed: [], cleaned: [], quarantined: [] };
     const clean = (p: string, why: string) => {
       fs.rmSync(p, { recursive: true, force: true });
       report.cleaned.push(p);
@@ -183,6 +244,17 @@ export class PluginManager {
       }
     }
 
+    const found = now();
+    for (const entry of crashesIn(journal)) {
+      const rec = matchRecord(entry, live);
+      const crash = crashInfo(entry, found);
+      if (!rec) {
+        this.log.error({ code: 'E_PLUGIN_CRASHED', plugin: entry.plugin, file: entry.path, hook: entry.hook }, `E_PLUGIN_CRASHED: ${crash.message}; no installed plugin matches ${entry.path}, nothing to quarantine`);
+        continue;
+      }
+      this.quarantine(rec, crash);
+    }
+
     let keys: TrustedKey[] = [];
     let keyError: StreamplugError | undefined;
     try {
@@ -197,10 +269,16 @@ export class PluginManager {
         delete rec.pendingRestart;
         writeRecord(this.layout, rec);
       }
+      if (rec.quarantine) {
+        this.status.set(key(rec.type, rec.name), { state: 'quarantined', lastError: { code: rec.quarantine.code, message: rec.quarantine.message, at: rec.quarantine.at } });
+        report.quarantined.push({ type: rec.type, name: rec.name, crash: rec.quarantine });
+        this.log.warn({ plugin: rec.name, type: rec.type, code: 'E_QUARANTINED' }, `${singular(rec.type)} plugin ${rec.name} is quarantined (${rec.quarantine.message}); not loaded`);
+        continue;
+      }
       try {
         if (keyError) throw keyError;
-        if (keys.length) verifyLibrary(fs.readFileSync(file), rec.file, rec.signature, keys);
-        const info = this.registry.load(file);
+        verifyInstalled(sha256Of(file), rec.file, rec.signature, keys, this.requireSignatures);
+        const info = await this.registry.load(file, this.loadOptions(rec));
         this.status.set(key(rec.type, rec.name), { state: 'loaded', info });
         report.loaded.push({ type: rec.type, name: rec.name, file, functions: info.functions });
         this.log.info({ plugin: rec.name, type: rec.type, file, functions: info.functions }, `loaded ${singular(rec.type)} plugin ${rec.name}`);
@@ -245,7 +323,7 @@ export class PluginManager {
   // ---------------------------------------------------------------- queries
 
   list(type: PluginType): string[] {
-    return readAllRecords(this.layout)
+    return readAllRecords(this.layout, { readOnly: true })
       .records.filter((r) => r.type === type)
       .map((r) => r.name);
   }
@@ -262,8 +340,7 @@ export class PluginManager {
     const report = checkPluginFile(file);
     let signedBy: string | null = null;
     try {
-      const keys = this.trustedKeys();
-      if (keys.length && rec.signature) signedBy = verifyLibrary(fs.readFileSync(file), rec.file, rec.signature, keys) ?? null;
+      signedBy = verifyInstalled(sha256Of(file), rec.file, rec.signature, this.trustedKeys(), false) ?? null;
     } catch {
       signedBy = null;
     }
@@ -281,10 +358,13 @@ export class PluginManager {
       functions: rec.functions ?? info?.functions ?? report.manifest?.extensions.filter((e) => e.startsWith('function:')).map((e) => e.slice(9)) ?? [],
       build: info?.build ?? null,
       contract: info?.contract ?? report.manifest?.contract ?? null,
-      state: rec.pendingRestart ? 'pending-restart' : st.state,
+      state: rec.pendingRestart ? 'pending-restart' : rec.quarantine ? 'quarantined' : st.state,
+      isolation: rec.isolation ?? 'in-process',
+      ...(rec.quarantine ? { crash: rec.quarantine } : {}),
       lastError: st.lastError ?? null,
       pendingRestart: rec.pendingRestart?.reason ?? null,
       signedBy,
+      signedFiles: signedBy && rec.signature?.files ? Object.keys(rec.signature.files).sort() : [],
       check: { loadable: report.loadable, rows: report.rows },
       rulesUsing: this.usage.rulesUsing(name),
       installed: { version: rec.version ?? null, file, sha256: rec.sha256 },
@@ -316,6 +396,12 @@ export class PluginManager {
     return undefined;
   }
 
+  /** An installed plugin of this type whose name differs from `name` only in case. */
+  private recordNamedLike(type: PluginType, name: string): PluginRecord | undefined {
+    const lower = name.toLowerCase();
+    return readAllRecords(this.layout, { readOnly: true }).records.find((r) => r.type === type && r.name.toLowerCase() === lower);
+  }
+
   private requireRecord(type: PluginType, name: string): PluginRecord {
     if (!isPluginType(type)) throw badType(type);
     assertPluginName(name);
@@ -336,7 +422,7 @@ export class PluginManager {
     ensureLayout(this.layout);
     const work = this.workDir('inspect');
     try {
-      const u = await unpackPlugin(zipFile, path.join(work, 'x'), { ...opts, limits: this.limits, keys: this.trustedKeys() });
+      const u = await unpackPlugin(zipFile, path.join(work, 'x'), { ...opts, limits: this.limits, keys: this.trustedKeys(), loadTimeoutMs: this.config().loadTimeoutMs, requireSignatures: this.requireSignatures });
       const { dir: _d, library: _l, ...rest } = u;
       return rest;
     } finally {
@@ -347,11 +433,40 @@ export class PluginManager {
   // ---------------------------------------------------------------- install / update
 
   install(req: InstallRequest): Promise<InstallResult> {
-    return this.exclusive(() => this.installNow(req, 'create'));
+    return this.exclusive(() => this.audited(req, 'install', () => this.installNow(req, 'create')));
   }
 
   update(req: InstallRequest): Promise<InstallResult> {
-    return this.exclusive(() => this.installNow(req, 'update'));
+    return this.exclusive(() => this.audited(req, 'update', () => this.installNow(req, 'update')));
+  }
+
+  /** Records the outcome of an install or update in the audit log, refusals included. */
+  private async audited(req: InstallRequest, action: 'install' | 'update', fn: () => Promise<InstallResult>): Promise<InstallResult> {
+    try {
+      notCancelled(req.signal);
+      const r = await fn();
+      this.audit({ action, type: req.type, name: req.name, actor: req.actor ?? 'cli', sha256: this.record(req.type, req.name)?.sha256, outcome: 'ok' });
+      return r;
+    } catch (e) {
+      this.audit({ action, type: String(req.type), name: String(req.name), actor: req.actor ?? 'cli', outcome: 'refused', code: asError(e).code });
+      throw e;
+    }
+  }
+
+  /**
+   * The one audit hook: every install, update, delete — and enable / quarantine, whose code calls
+   * it too — lands in `<data>/plugins/audit.jsonl`. A failing audit write is logged, never fatal.
+   */
+  audit(entry: Omit<AuditEntry, 'at'>): void {
+    try {
+      appendAudit(this.layout.root, entry);
+    } catch (e) {
+      this.log.error({ code: (e as NodeJS.ErrnoException).code }, `cannot write the audit log: ${(e as Error).message}`);
+    }
+  }
+
+  auditEntries(): AuditEntry[] {
+    return readAudit(this.layout.root);
   }
 
   private workDir(kind: string): string {
@@ -363,11 +478,21 @@ export class PluginManager {
   private async installNow(req: InstallRequest, mode: 'create' | 'update'): Promise<InstallResult> {
     const { type, name } = req;
     if (!isPluginType(type)) throw badType(type);
+    if (typeof name !== 'string') throw new StreamplugError('E_BAD_REQUEST', '"name" must be a string: the plugin name');
     assertPluginName(name);
     if (req.functions !== undefined && (!Array.isArray(req.functions) || req.functions.some((f) => typeof f !== 'string'))) {
       throw new StreamplugError('E_BAD_REQUEST', '"functions" must be an array of function names');
     }
     const old = readRecord(this.layout, type, name);
+    const sameName = mode === 'create' && !old ? this.recordNamedLike(type, name) : undefined;
+    if (sameName) {
+      // Echo and echo would be two plugins to the manager but one to SQL, whose names ignore case.
+      throw new StreamplugError(
+        'E_CONFLICT',
+        `${singular(type)} plugin ${sameName.name} is installed and names are unique regardless of case; expected a new name, or update ${sameName.name}`,
+        { type, name, existing: sameName.name },
+      );
+    }
     if (mode === 'create' && old) {
       throw new StreamplugError(
         'E_CONFLICT',
@@ -388,8 +513,8 @@ export class PluginManager {
       if (req.sha256 !== undefined) {
         const want = String(req.sha256).toLowerCase();
         if (want !== zip.sha256) {
-          throw new StreamplugError('E_SHA256', `the zip's sha256 is ${zip.sha256}, not the ${want} given; the download is damaged or not the file meant`, {
-            found: zip.sha256,
+          // The actual hash is not told: it would make the host a hash oracle for any file it can read.
+          throw new StreamplugError('E_SHA256', `the zip's sha256 is not the ${want} given; the download is damaged or not the file meant`, {
             expected: want,
           });
         }
@@ -399,8 +524,18 @@ export class PluginManager {
         name,
         limits: this.limits,
         keys: this.trustedKeys(),
+        requireSignatures: this.requireSignatures,
         onProgress: req.onProgress,
+        loadTimeoutMs: this.config().loadTimeoutMs,
       });
+      const newVersion = (typeof u.metadata?.version === 'string' ? u.metadata.version : undefined) ?? u.report.manifest?.version;
+      if (mode === 'update' && old?.version && newVersion && !req.force && compareVersions(newVersion, old.version) < 0) {
+        throw new StreamplugError(
+          'E_DOWNGRADE',
+          `${singular(type)} plugin ${name} ${newVersion} is older than the installed ${old.version}; a downgrade needs force (PUT ?force=true, \`plugin update --force\`)`,
+          { installed: old.version, offered: newVersion },
+        );
+      }
 
       // A fresh file name per content: a loaded library's path is never written over. A plugin
       // with private libraries (lib/) gets a version folder of its own, NAME@sha8/, holding the
@@ -419,11 +554,14 @@ export class PluginManager {
         if (!u.privateLibs.length) created.push(dest);
       }
 
+      const isolation: Isolation =
+        req.isolation ?? old?.isolation ?? (u.signature ? this.config().isolation.default : this.config().isolation.unsigned);
       const oldStatus = this.status.get(key(type, name));
       // What is mapped now, not what the record says: after a pending update they differ.
       const runningFile = oldStatus?.state === 'loaded' ? oldStatus.info?.file : undefined;
       const runsDest = runningFile !== undefined && path.resolve(runningFile) === path.resolve(dest);
-      if (mode === 'update' && old && !old.pendingRestart && old.sha256 === u.sha256 && runsDest && this.sameEtc(u, old)) {
+      // A switch of isolation alone is a change: the plugin moves into or out of a worker.
+      if (mode === 'update' && old && !old.pendingRestart && old.sha256 === u.sha256 && runsDest && this.sameEtc(u, old) && (old.isolation ?? 'in-process') === isolation) {
         const message = `${singular(type)} plugin ${name} is unchanged: the zip holds the library already running (sha256 ${u.sha256.slice(0, 8)}…) and the same etc files; nothing was reloaded`;
         this.log.info({ plugin: name, type, file: dest }, message);
         return { type, name, file: dest, state: 'loaded', unchanged: true, message, info: oldStatus?.info };
@@ -431,8 +569,8 @@ export class PluginManager {
       const rulesUsing = old ? this.usage.rulesUsing(name) : [];
       let pending: string | undefined;
       let info: LoadedPluginInfo | undefined;
-      if (old && runsDest) {
-        info = oldStatus!.info; // same bytes already running
+      if (old && runsDest && (old.isolation ?? 'in-process') === isolation) {
+        info = oldStatus!.info; // same bytes already running, the same way
       } else if (old && oldStatus?.state === 'loaded' && (old.flavour === 'node' || rulesUsing.length > 0)) {
         pending =
           old.flavour === 'node'
@@ -451,7 +589,7 @@ export class PluginManager {
           }
         }
         if (!pending) {
-          info = this.registry.load(dest);
+          info = await this.registry.load(dest, { isolation, label: name, loadTimeoutMs: this.config().loadTimeoutMs });
           loadedNew = info.name;
         }
       }
@@ -485,6 +623,8 @@ export class PluginManager {
         signature: u.signature,
         etcFiles,
         pendingRestart: pending ? { reason: pending } : undefined,
+        // A successful update lifts a quarantine (the record is written afresh, without it).
+        ...(isolation !== 'in-process' ? { isolation } : {}),
       };
       writeRecord(this.layout, rec); // commit point
       created.length = 0;
@@ -518,7 +658,7 @@ export class PluginManager {
       }
       if (unloadedOld && old) {
         try {
-          const info = this.registry.load(path.join(this.layout.pluginDir(type), old.file));
+          const info = await this.registry.load(path.join(this.layout.pluginDir(type), old.file), this.loadOptions(old));
           this.status.set(key(type, name), { state: 'loaded', info });
         } catch (le) {
           const err = asError(le);
@@ -535,7 +675,7 @@ export class PluginManager {
   }
 
   private obtainZip(source: ZipSource, dest: string, onProgress?: (p: ProgressEvent) => void): Promise<FetchedZip> {
-    const opts = { maxBytes: this.limits.maxZipBytes, allowPrivateNetworks: this.opts.allowPrivateUrls, onProgress };
+    const opts = { maxBytes: this.limits.maxZipBytes, allowPrivateNetworks: this.opts.allowPrivateUrls, idleTimeoutMs: this.opts.downloadIdleTimeoutMs, onProgress };
     return 'file' in source ? fetchZip(source.file, dest, opts) : spoolStream(source.stream, dest, opts);
   }
 
@@ -579,30 +719,42 @@ export class PluginManager {
 
   // ---------------------------------------------------------------- delete / register
 
-  remove(type: PluginType, name: string, opts: { force?: boolean } = {}): Promise<{ message: string; restartNeeded: boolean }> {
+  remove(type: PluginType, name: string, opts: RemoveOptions = {}): Promise<{ message: string; restartNeeded: boolean }> {
     return this.exclusive(async () => {
-      const rec = this.requireRecord(type, name);
-      const rules = this.usage.rulesUsing(name);
-      if (rules.length && !opts.force) {
-        throw new StreamplugError(
-          'E_PLUGIN_IN_USE',
-          `${singular(type)} plugin ${name} is used by rule(s) ${rules.join(', ')}; delete or change those rules first, or delete with force`,
-          { type, name, rules },
-        );
+      try {
+        notCancelled(opts.signal);
+        const r = await this.removeNow(type, name, opts);
+        this.audit({ action: 'delete', type, name, actor: opts.actor ?? 'cli', sha256: r.sha256, outcome: 'ok' });
+        return { message: r.message, restartNeeded: r.restartNeeded };
+      } catch (e) {
+        this.audit({ action: 'delete', type: String(type), name: String(name), actor: opts.actor ?? 'cli', outcome: 'refused', code: asError(e).code });
+        throw e;
       }
-      const st = this.status.get(key(type, name));
-      if (st?.state === 'loaded' && st.info) this.registry.unload(st.info.name, { force: opts.force });
-      this.status.delete(key(type, name));
-      deleteRecord(this.layout, type, name); // commit point: from here the plugin is gone
-      fs.rmSync(installedPath(this.layout.pluginDir(type), rec.file), { recursive: true, force: true });
-      this.removeEtc(rec);
-      const restartNeeded = rec.flavour === 'node';
-      const message = restartNeeded
-        ? `${singular(type)} plugin ${name} is deleted; its functions are unregistered, and Node releases the .node library at restart`
-        : `${singular(type)} plugin ${name} is deleted`;
-      this.log.info({ plugin: name, type }, message);
-      return { message, restartNeeded };
     });
+  }
+
+  private async removeNow(type: PluginType, name: string, opts: RemoveOptions): Promise<{ message: string; restartNeeded: boolean; sha256: string }> {
+    const rec = this.requireRecord(type, name);
+    const rules = this.usage.rulesUsing(name);
+    if (rules.length && !opts.force) {
+      throw new StreamplugError(
+        'E_PLUGIN_IN_USE',
+        `${singular(type)} plugin ${name} is used by rule(s) ${rules.join(', ')}; delete or change those rules first, or delete with force`,
+        { type, name, rules },
+      );
+    }
+    const st = this.status.get(key(type, name));
+    if (st?.state === 'loaded' && st.info) this.registry.unload(st.info.name, { force: opts.force });
+    this.status.delete(key(type, name));
+    deleteRecord(this.layout, type, name); // commit point: from here the plugin is gone
+    fs.rmSync(installedPath(this.layout.pluginDir(type), rec.file), { recursive: true, force: true });
+    this.removeEtc(rec);
+    const restartNeeded = rec.flavour === 'node';
+    const message = restartNeeded
+      ? `${singular(type)} plugin ${name} is deleted; its functions are unregistered, and Node releases the .node library at restart`
+      : `${singular(type)} plugin ${name} is deleted`;
+    this.log.info({ plugin: name, type }, message);
+    return { message, restartNeeded, sha256: rec.sha256 };
   }
 
   /** eKuiper's POST /plugins/functions/{name}/register: records which functions the plugin serves. */
@@ -628,10 +780,90 @@ export class PluginManager {
     });
   }
 
+  // ---------------------------------------------------------------- quarantine
+
+  /**
+   * Lifts a quarantine and loads the plugin. The record loses its crash either way; a load that
+   * fails leaves the plugin `failed` with the reason. Returns the message and the new state.
+   */
+  enable(type: PluginType, name: string, actor = 'cli'): Promise<{ message: string; state: string; info?: LoadedPluginInfo }> {
+    return this.exclusive(async () => {
+      const rec = this.requireRecord(type, name);
+      this.audit({ action: 'enable', type, name, actor, sha256: rec.sha256, outcome: 'ok' });
+      const st = this.status.get(key(type, name));
+      if (!rec.quarantine && st?.state === 'loaded') {
+        return { message: `${singular(type)} plugin ${name} is not quarantined; it is loaded`, state: 'loaded', info: st.info };
+      }
+      delete rec.quarantine;
+      writeRecord(this.layout, rec);
+      const file = path.join(this.layout.pluginDir(type), rec.file);
+      try {
+        const info = await this.registry.load(file, this.loadOptions(rec));
+        this.status.set(key(type, name), { state: 'loaded', info });
+        this.log.info({ plugin: name, type }, `${singular(type)} plugin ${name} is enabled and loaded`);
+        await this.onEnabled?.(info.name);
+        return { message: `${singular(type)} plugin ${name} is enabled and loaded`, state: 'loaded', info };
+      } catch (e) {
+        const err = asError(e);
+        this.status.set(key(type, name), { state: 'failed', lastError: { code: err.code, message: err.message, at: now() } });
+        this.log.error({ plugin: name, type, code: err.code }, `${singular(type)} plugin ${name} is enabled but cannot load: ${err.message}`);
+        return { message: `${singular(type)} plugin ${name} is enabled but cannot load: ${err.code}: ${err.message}`, state: 'failed' };
+      }
+    });
+  }
+
+  /** Called after enable() loaded a plugin (the host starts the rules held back for it). */
+  onEnabled?: (loadedName: string) => Promise<unknown>;
+
+  /**
+   * A crash reported at run time (RegistryOptions.onCrash; an isolated plugin's worker): logged as
+   * E_PLUGIN_CRASHED, and with `quarantine` the plugin is quarantined and unloaded.
+   */
+  handleCrash(e: PluginCrashEvent): void {
+    const records = readAllRecords(this.layout).records.filter((r) => e.type === undefined || r.type === e.type);
+    const rec = records.find((r) => r.name === e.plugin) ?? records.find((r) => this.status.get(key(r.type, r.name))?.info?.name === e.plugin);
+    const base = { code: 'E_PLUGIN_CRASHED' as const, plugin: e.plugin, at: now(), hook: e.hook, rule: e.rule, signal: e.signal, kind: 'worker' };
+    const crash: CrashInfo = { ...base, message: `${crashMessage(base)}: ${e.detail}` };
+    if (!rec || !e.quarantine) {
+      this.log.error({ code: 'E_PLUGIN_CRASHED', plugin: e.plugin, hook: e.hook, rule: e.rule, signal: e.signal }, `E_PLUGIN_CRASHED: ${crash.message}`);
+      return;
+    }
+    const loaded = this.status.get(key(rec.type, rec.name))?.info?.name;
+    if (loaded) {
+      try {
+        this.registry.unload(loaded, { force: true });
+      } catch (ue) {
+        this.log.warn({ plugin: rec.name, code: asError(ue).code }, `could not unload quarantined plugin ${rec.name}: ${asError(ue).message}`);
+      }
+    }
+    this.quarantine(rec, crash);
+  }
+
+  /** For the rules gate: why rules using the loaded plugin `plugin` must not start, if they must not. */
+  quarantineReason(plugin: string): string | undefined {
+    for (const rec of readAllRecords(this.layout).records) {
+      if (rec.quarantine && (rec.name === plugin || rec.quarantine.plugin === plugin)) {
+        return `stopped because ${rec.quarantine.message}; enable it with POST /plugins/${rec.type}/${rec.name}/enable once fixed`;
+      }
+    }
+    return undefined;
+  }
+
   /** Status of a plugin as loaded in this process (for hosts and tests). */
   statusOf(type: PluginType, name: string): PluginStatus | undefined {
     return this.status.get(key(type, name));
   }
+}
+
+/** A change whose requester has gone (`signal` aborted) by the time its turn comes is dropped, not run. */
+function notCancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw new StreamplugError('E_CANCELLED', 'the client went away before this change ran; nothing was changed: send the request again');
+  }
+}
+
+function sha256Of(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
 function now(): string {

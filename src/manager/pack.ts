@@ -4,7 +4,8 @@ import path from 'node:path';
 import yazl from 'yazl';
 import { StreamplugError } from '../errors.js';
 import type { ZipLimits } from './limits.js';
-import { signBytes } from './signature.js';
+import crypto from 'node:crypto';
+import { signManifest } from './signature.js';
 import { extractZip } from './zip.js';
 import { assertPluginName } from './unpack.js';
 
@@ -16,7 +17,7 @@ export interface PackInput {
   etcDir?: string;
   /** Private libraries the plugin needs, stored under lib/ (found through RUNPATH $ORIGIN/lib). */
   libs?: string[];
-  /** PEM private key: signs the library into NAME.sig. Without it, LIB.sig beside the library is taken if present. */
+  /** PEM private key: signs a manifest of every entry (lib/ and etc/ included) into NAME.sig. */
   privateKeyPem?: string;
   out: string;
 }
@@ -62,6 +63,13 @@ export function writeZip(entries: { name: string; file?: string; data?: Buffer }
   });
 }
 
+/** zip path → sha256 of what will be stored there. */
+function manifestOf(entries: { name: string; file?: string; data?: Buffer }[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of entries) out[e.name] = crypto.createHash('sha256').update(e.data ?? fs.readFileSync(e.file!)).digest('hex');
+  return out;
+}
+
 /** Builds a plugin zip with install's layout: NAME.so|.node, NAME.json, NAME.yaml, NAME.sig, etc/. */
 export async function packPlugin(p: PackInput): Promise<string[]> {
   assertPluginName(p.name);
@@ -84,12 +92,6 @@ export async function packPlugin(p: PackInput): Promise<string[]> {
     entries.push({ name: `${p.name}.json`, file: p.metadata });
   }
   if (p.yaml) entries.push({ name: `${p.name}.yaml`, file: p.yaml });
-  if (p.privateKeyPem) {
-    const sig = signBytes(fs.readFileSync(p.library), p.privateKeyPem);
-    entries.push({ name: `${p.name}.sig`, data: Buffer.from(JSON.stringify(sig) + '\n') });
-  } else if (fs.existsSync(`${p.library}.sig`)) {
-    entries.push({ name: `${p.name}.sig`, file: `${p.library}.sig` });
-  }
   for (const lib of p.libs ?? []) {
     if (!fs.statSync(lib, { throwIfNoEntry: false })?.isFile()) {
       throw new StreamplugError('E_NOT_FOUND_FILE', `${lib} does not exist or is not a file; expected a private library to store under lib/`, { file: lib });
@@ -102,12 +104,17 @@ export async function packPlugin(p: PackInput): Promise<string[]> {
     }
     for (const f of listFiles(p.etcDir)) entries.push({ name: `etc/${f.rel}`, file: f.abs });
   }
+  // The signature covers every entry (library, metadata, yaml, etc/), so it is made last.
+  if (p.privateKeyPem) {
+    const sig = signManifest(manifestOf(entries), p.privateKeyPem);
+    entries.push({ name: `${p.name}.sig`, data: Buffer.from(JSON.stringify(sig) + '\n') });
+  }
   await writeZip(entries, p.out);
   return entries.map((e) => e.name);
 }
 
 /**
- * Signs the library inside a plugin zip: unpacks it safely, adds (or replaces) NAME.sig, and
+ * Signs a plugin zip: unpacks it safely, adds (or replaces) NAME.sig over a manifest of every other file, and
  * rewrites the zip at `out` (default: in place). Returns the library's entry name and the key fingerprint.
  */
 export async function signZip(zipFile: string, privateKeyPem: string, limits: ZipLimits, out = zipFile): Promise<{ library: string; key: string }> {
@@ -122,11 +129,11 @@ export async function signZip(zipFile: string, privateKeyPem: string, limits: Zi
     }
     const library = libs[0];
     const base = library.replace(/(@[^/]+)?\.(so|node)$/, '');
-    const sig = signBytes(fs.readFileSync(path.join(work, library)), privateKeyPem);
     const sigName = `${base}.sig`;
     const entries = files
       .filter((f) => f !== sigName && f !== `${library}.sig`)
       .map((f) => ({ name: f, file: path.join(work, f) }) as { name: string; file?: string; data?: Buffer });
+    const sig = signManifest(manifestOf(entries), privateKeyPem);
     entries.push({ name: sigName, data: Buffer.from(JSON.stringify(sig) + '\n') });
     await writeZip(entries, out);
     return { library, key: sig.key };

@@ -22,9 +22,27 @@ export function deleteRecord(layout: DataLayout, type: PluginType, name: string)
   fs.rmSync(layout.recordFile(type, name), { force: true });
 }
 
+/**
+ * Parsed records by file, valid while the file's inode, size and mtime stay the same: a list or a
+ * describe does not re-parse every record (metadata included) each time. writeRecord renames a
+ * new file into place, so a changed record always has a new inode.
+ */
+const parsed = new Map<string, { key: string; rec: PluginRecord }>();
+
+function parseRecordFile(file: string, readOnly = false): PluginRecord {
+  const st = fs.statSync(file);
+  const k = `${st.ino}:${st.size}:${st.mtimeMs}`;
+  const hit = parsed.get(file);
+  if (hit && hit.key === k) return readOnly ? hit.rec : structuredClone(hit.rec);
+  const rec = JSON.parse(fs.readFileSync(file, 'utf8')) as PluginRecord;
+  if (parsed.size > 4096) parsed.clear(); // bounded: many data directories in one process (tests)
+  parsed.set(file, { key: k, rec });
+  return readOnly ? rec : structuredClone(rec);
+}
+
 export function readRecord(layout: DataLayout, type: PluginType, name: string): PluginRecord | undefined {
   try {
-    return JSON.parse(fs.readFileSync(layout.recordFile(type, name), 'utf8')) as PluginRecord;
+    return parseRecordFile(layout.recordFile(type, name));
   } catch {
     return undefined;
   }
@@ -36,7 +54,8 @@ export interface RecordScan {
   broken: string[];
 }
 
-export function readAllRecords(layout: DataLayout): RecordScan {
+/** `readOnly`: the cached objects themselves, for callers that never change them (list). */
+export function readAllRecords(layout: DataLayout, opts: { readOnly?: boolean } = {}): RecordScan {
   const out: RecordScan = { records: [], broken: [] };
   if (!fs.existsSync(layout.recordsDir)) return out;
   for (const f of fs.readdirSync(layout.recordsDir).sort()) {
@@ -47,7 +66,7 @@ export function readAllRecords(layout: DataLayout): RecordScan {
       continue;
     }
     try {
-      const rec = JSON.parse(fs.readFileSync(full, 'utf8')) as PluginRecord;
+      const rec = parseRecordFile(full, opts.readOnly);
       if (!isPluginType(m[1]) || rec.type !== m[1] || rec.name !== m[2] || typeof rec.file !== 'string') throw new Error('mismatch');
       out.records.push(rec);
     } catch {

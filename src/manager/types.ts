@@ -1,11 +1,11 @@
-import type { LoadedPluginInfo, PluginFunction } from '../plugins/types.js';
+import type { Isolation, LoadedPluginInfo, PluginFunction } from '../plugins/types.js';
 import type { CheckRow } from '../check/types.js';
 import type { PluginType } from './layout.js';
 import type { SignatureFile } from './signature.js';
 
 /** What the manager needs of engineer A's PluginRegistry (src/plugins/registry.ts satisfies it). */
 export interface RegistryLike {
-  load(file: string): LoadedPluginInfo;
+  load(file: string, opts?: { isolation?: Isolation; label?: string; loadTimeoutMs?: number }): Promise<LoadedPluginInfo>;
   unload(name: string, opts?: { force?: boolean }): unknown;
   list(): LoadedPluginInfo[];
   get(name: string): LoadedPluginInfo | undefined;
@@ -53,9 +53,31 @@ export interface PluginRecord {
   etcFiles: string[];
   /** Set when an update could not replace the running library: the new file loads at the next start. */
   pendingRestart?: { reason: string };
+  /** Where the plugin runs; absent means "in-process". */
+  isolation?: Isolation;
+  /** Set when the plugin crashed the host (or its worker too often): it is not loaded until enabled. */
+  quarantine?: CrashInfo;
 }
 
-export type LoadState = 'loaded' | 'failed' | 'pending-restart' | 'not-loaded';
+/** What is known of the crash that quarantined a plugin. */
+export interface CrashInfo {
+  code: 'E_PLUGIN_CRASHED';
+  /** The plugin as the crash report named it (descriptor name, or the file before it was read). */
+  plugin: string;
+  /** When it crashed (ISO 8601); the time it was found when the crash time is unknown. */
+  at: string;
+  hook?: string;
+  rule?: string;
+  signal?: string;
+  /** signal, exit (exit() inside plugin code), inside (the host ended while in a load), worker. */
+  kind: string;
+  address?: string;
+  backtrace?: string[];
+  /** One line: who, where, how. */
+  message: string;
+}
+
+export type LoadState = 'loaded' | 'failed' | 'pending-restart' | 'not-loaded' | 'quarantined';
 
 export interface PluginStatus {
   state: LoadState;
@@ -78,9 +100,14 @@ export interface PluginDescription {
   build: LoadedPluginInfo['build'] | null;
   contract: string | null;
   state: LoadState;
+  isolation: Isolation;
+  /** Present while quarantined: the crash that caused it. */
+  crash?: CrashInfo;
   lastError: PluginStatus['lastError'] | null;
   pendingRestart: string | null;
   signedBy: string | null;
+  /** Zip paths the verified signature covers (empty when not verified). */
+  signedFiles: string[];
   check: { loadable: boolean; rows: CheckRow[] };
   rulesUsing: string[];
   /** What the record says is installed (the file the next start loads). */

@@ -7,7 +7,7 @@ import { StreamplugError } from '../errors.js';
 import { runInstallChecks, pluginNameProblem } from './install-checks.js';
 import type { PluginType } from './layout.js';
 import type { ZipLimits } from './limits.js';
-import { parseSignature, verifyLibrary, type SignatureFile, type TrustedKey } from './signature.js';
+import { hashFiles, parseSignature, verifyManifest, type SignatureFile, type TrustedKey } from './signature.js';
 import type { PluginMetadata } from './types.js';
 import { extractZip, type UnpackProgress } from './zip.js';
 
@@ -27,8 +27,10 @@ export interface UnpackedPlugin {
   /** Files under the zip's etc/ folder, relative to it. */
   etcFiles: string[];
   signature?: SignatureFile;
-  /** Fingerprint of the trusted key that verified the library, when keys are configured. */
+  /** Fingerprint of the trusted key that verified the zip's manifest. */
   signedBy?: string;
+  /** What that signature covers (zip paths), empty when not verified. */
+  signedFiles: string[];
   report: CheckReport;
   /** Private dependencies the zip carries under lib/ (paths relative to `dir`, e.g. lib/libdep.so.1). */
   privateLibs: string[];
@@ -40,8 +42,15 @@ export interface UnpackOptions {
   name?: string;
   limits: ZipLimits;
   keys: TrustedKey[];
+  /** Refuse zips without a valid signature from a trusted key (the host's explicit requireSignatures). */
+  requireSignatures?: boolean;
   onProgress?: (p: UnpackProgress) => void;
+  /** The operator's loadTimeoutMs, for the trial load. */
+  loadTimeoutMs?: number;
 }
+
+/** Metadata (NAME.json) is small; a 63 MB one blocked the host on every list. */
+export const MAX_METADATA_BYTES = 64 * 1024;
 
 const LIB_RE = /^([A-Za-z0-9_-]+)(?:@([^/]+))?\.(so|node)$/;
 
@@ -113,6 +122,14 @@ export async function unpackPlugin(zipFile: string, dir: string, opts: UnpackOpt
   let metadata: PluginMetadata | undefined;
   const metaFile = rootNamed('.json');
   if (metaFile) {
+    const size = fs.statSync(path.join(dir, metaFile)).size;
+    if (size > MAX_METADATA_BYTES) {
+      throw new StreamplugError('E_BAD_REQUEST', `${metaFile} in the zip is ${size} bytes; metadata is limited to ${MAX_METADATA_BYTES} bytes: keep NAME.json to version, author and descriptions`, {
+        entry: metaFile,
+        bytes: size,
+        limit: MAX_METADATA_BYTES,
+      });
+    }
     try {
       const parsed = JSON.parse(fs.readFileSync(path.join(dir, metaFile), 'utf8')) as unknown;
       if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not a JSON object');
@@ -129,7 +146,7 @@ export async function unpackPlugin(zipFile: string, dir: string, opts: UnpackOpt
   const etcFiles = files.filter((f) => f.startsWith('etc/')).map((f) => f.slice(4)).filter(Boolean);
 
   for (const rel of privateLibs) checkPrivateLibrary(dir, rel);
-  const report = await runInstallChecks(library, { type: opts.type, name });
+  const report = await runInstallChecks(library, { type: opts.type, name, loadTimeoutMs: opts.loadTimeoutMs });
   if (!report.loadable) {
     throw (
       report.error ??
@@ -142,7 +159,9 @@ export async function unpackPlugin(zipFile: string, dir: string, opts: UnpackOpt
   const hash = crypto.createHash('sha256').update(bytes);
   for (const rel of [...privateLibs].sort()) hash.update(rel).update(fs.readFileSync(path.join(dir, rel)));
   const sha256 = hash.digest('hex');
-  const signedBy = verifyLibrary(bytes, libraryEntry, signature, opts.keys);
+  // The signature covers every file of the zip (library, metadata, yaml, etc/, lib/), not the library alone.
+  const found = hashFiles(dir, files.filter((f) => f !== sigFile));
+  const signedBy = verifyManifest(found, signature, opts.keys, { required: !!opts.requireSignatures, what: `the zip of ${name}` });
 
   return {
     name,
@@ -157,6 +176,7 @@ export async function unpackPlugin(zipFile: string, dir: string, opts: UnpackOpt
     etcFiles,
     signature,
     signedBy,
+    signedFiles: signedBy && signature?.files ? Object.keys(signature.files).sort() : [],
     report,
     privateLibs,
   };

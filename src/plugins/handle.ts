@@ -18,4 +18,29 @@ export interface PluginHandle {
   /** Function instances created and not yet closed. */
   openInstances(): number;
   unload(): UnloadResult;
+  /** Isolation "process" only: the worker's state, pid, restarts and recent crashes. */
+  worker?(): IsolatedWorkerStatus;
 }
+
+export interface IsolatedWorkerStatus {
+  state: 'ready' | 'restarting' | 'quarantined' | 'stopped';
+  pid?: number;
+  restarts: number;
+  recentCrashes: number;
+  arenaBytesInUse: number;
+}
+
+/**
+ * Loads `file` with isolation "process" (src/plugins/isolated). `admit` must be called with the
+ * plugin's name and functions before any plugin hook runs (it throws on a clash); `onCrash`
+ * reports a worker's death to the registry's owner.
+ */
+export type IsolatedLoader = (
+  file: string,
+  opts: {
+    admit: (name: string, functions: readonly string[]) => void;
+    label?: string;
+    loadTimeoutMs: number;
+    onCrash: (e: import('./types.js').PluginCrashEvent) => void;
+  },
+) => Promise<PluginHandle>;

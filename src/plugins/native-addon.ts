@@ -78,6 +78,8 @@ export interface NativeLibrary {
   readonly isOpen: boolean;
   describe(): NativeDescription;
   init(): void;
+  /** init on a thread of its own (native/host/async_load.cc). */
+  initAsync(): Promise<void>;
   instance(functionIndex: number, ruleId: string): NativeInstance;
   /** The function's validate hook (E_VALIDATE_REFUSED with the plugin's reason). */
   validate(functionIndex: number, types: number[], literals: (string | null)[]): void;
@@ -92,8 +94,37 @@ export interface PluginLogLine {
   message: string;
 }
 
+/** One thread found inside plugin code, or the crash, as the previous run's journal recorded it. */
+export interface JournalEntry {
+  /** signal: a fatal signal; exit: exit() called inside plugin code; inside: a thread was still in plugin code. */
+  kind: 'signal' | 'exit' | 'inside';
+  /** The descriptor name, or the install name / file name when the crash came before the descriptor. */
+  plugin: string;
+  path: string;
+  hook: string;
+  rule?: string;
+  signal?: string;
+  address?: string;
+  time?: string;
+  line?: string;
+  backtrace: string[];
+}
+
+export interface JournalReport {
+  existed: boolean;
+  /** The previous process ended through exit() outside plugin code. */
+  clean: boolean;
+  previousPid: number;
+  startedAt: string;
+  entries: JournalEntry[];
+}
+
 export interface HostAddon {
   open(file: string): NativeLibrary;
+  /** dlopen, constructors and descriptor checks on a thread of their own; `label` names the file in the crash journal. */
+  openAsync(file: string, label?: string): Promise<NativeLibrary>;
+  /** Starts this process's crash journal at `file` (and the fatal-signal handler); returns what the previous run left. */
+  journalOpen(file: string): JournalReport;
   setErrorFactory(make: (code: string, message: string) => Error): void;
   setLogSink(sink: ((line: PluginLogLine) => void) | null): void;
   hostInfo(): { contractMajor: number; contractMinor: number; entryName: string };

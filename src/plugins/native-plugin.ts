@@ -138,19 +138,70 @@ class NativeFunctionInstance extends FunctionInstanceBase {
   }
 }
 
+/** Default of RegistryOptions.loadTimeoutMs: how long dlopen + constructors, then init, may take. */
+export const DEFAULT_LOAD_TIMEOUT_MS = 10_000;
+
+/**
+ * Settles like `work`, or rejects with E_LOAD_TIMEOUT after `ms`. The thread behind `work` cannot
+ * be stopped: it is abandoned, and whatever it opens stays mapped, unused, until the host restarts.
+ */
+function withLoadTimeout<T>(work: Promise<T>, ms: number, file: string, step: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(
+        new StreamplugError(
+          'E_LOAD_TIMEOUT',
+          `${file}: ${step} did not finish within ${ms} ms (loadTimeoutMs); the plugin is marked failed and its loading thread abandoned ` +
+            `(the file stays mapped until the host restarts). Fix the plugin's constructors or init, or raise loadTimeoutMs`,
+          { file, step, timeoutMs: ms },
+        ),
+      );
+    }, ms);
+    work.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}
+
+export interface NativeLoadOptions {
+  /** Names the file in the crash journal until its descriptor is read (the install name). */
+  label?: string;
+  timeoutMs?: number;
+}
+
 /**
  * Opens and checks `file` (absolute path), lets `admit` refuse it by throwing (name clashes) before
- * any plugin hook runs, then initialises it. Throws StreamplugError; nothing stays loaded on failure.
+ * any plugin hook runs, then initialises it. dlopen (with the plugin's constructors) and init run
+ * off the JavaScript thread, each bounded by `timeoutMs`. Rejects with a StreamplugError; nothing
+ * stays loaded on failure (except a load abandoned after its timeout).
  */
-export function loadNativePlugin(file: string, admit: (name: string, functions: readonly string[]) => void): PluginHandle {
-  const lib = hostAddon().open(file);
+export async function loadNativePlugin(
+  file: string,
+  admit: (name: string, functions: readonly string[]) => void,
+  opts: NativeLoadOptions = {},
+): Promise<PluginHandle> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS;
+  const lib = await withLoadTimeout(hostAddon().openAsync(file, opts.label), timeoutMs, file, 'dlopen (and the constructors)');
   let description;
   try {
     description = lib.describe();
     admit(description.name, description.functions.map((f) => f.name));
-    lib.init();
   } catch (err) {
     lib.close();
+    throw err;
+  }
+  try {
+    await withLoadTimeout(lib.initAsync(), timeoutMs, file, `init of plugin ${description.name}`);
+  } catch (err) {
+    // A timed-out init still runs: closing now would unmap code under it. Leave it abandoned.
+    if ((err as StreamplugError).code !== 'E_LOAD_TIMEOUT') lib.close();
     throw err;
   }
   const functions = description.functions.map((def, i) => new NativeFunction(description.name, lib, i, def));

@@ -9,13 +9,14 @@ import { builtinNamed } from '../check/builtins.js';
 import { LIMITS } from '../check/contract.js';
 import type { CheckReport } from '../check/types.js';
 import { StreamplugError } from '../errors.js';
-import type { PluginHandle, UnloadResult } from './handle.js';
+import type { IsolatedLoader, IsolatedWorkerStatus, PluginHandle, UnloadResult } from './handle.js';
+import { isolatedLoader, type IsolationOptions } from './isolated/index.js';
 import { hostAddon, type MemoryUse, type PluginLogLine } from './native-addon.js';
-import { loadNativePlugin } from './native-plugin.js';
+import { DEFAULT_LOAD_TIMEOUT_MS, loadNativePlugin } from './native-plugin.js';
 import { loadNodePlugin } from './node-plugin.js';
-import { registerNativeIo, type PluginIo } from './io-connectors.js';
+import { PluginIo, registerNativeIo } from './io-connectors.js';
 import { nodeIoExtensions, registerNodeIo } from './node-io.js';
-import type { LoadedPluginInfo, PluginFunction } from './types.js';
+import type { Isolation, LoadedPluginInfo, PluginCrashEvent, PluginFunction } from './types.js';
 
 /** Reads a file without loading it and says whether it may be loaded (src/check). */
 export type PreloadCheck = (file: string) => CheckReport;
@@ -25,6 +26,26 @@ export interface RegistryOptions {
   check?: PreloadCheck;
   /** Plugin log lines (host->log), on the JS thread. Default: one line each on stderr. */
   onLog?: (line: PluginLogLine) => void;
+  /** How long dlopen + constructors, and then init, may each take (ms). Default 10000. */
+  loadTimeoutMs?: number;
+  /**
+   * A plugin crashed (in-process: found in the journal at start; isolated: its worker died).
+   * `quarantine: true` asks the owner (the manager) to quarantine it. Fired by whoever detects it.
+   */
+  onCrash?: (e: PluginCrashEvent) => void;
+  /** Loads a plugin with isolation "process". Default: src/plugins/isolated with `isolation` below. */
+  isolated?: IsolatedLoader;
+  /** Limits and supervision of isolated workers (timeouts, memory, crash budget, tag). */
+  isolation?: IsolationOptions;
+}
+
+export interface LoadOptions {
+  /** Default "in-process". */
+  isolation?: Isolation;
+  /** Names the file in the crash journal until the descriptor is read (the install name). */
+  label?: string;
+  /** Overrides RegistryOptions.loadTimeoutMs for this load. */
+  loadTimeoutMs?: number;
 }
 
 export interface PluginStatus extends LoadedPluginInfo {
@@ -34,6 +55,8 @@ export interface PluginStatus extends LoadedPluginInfo {
   /** Source / sink types the plugin registered in the connector registry, when it has any. */
   sources?: string[];
   sinks?: string[];
+  /** Isolation "process": the worker's state, pid, restarts and recent crashes. */
+  worker?: IsolatedWorkerStatus;
 }
 
 const LEVELS: Record<number, string> = { 20: 'debug', 30: 'info', 40: 'warn', 50: 'error' };
@@ -53,20 +76,47 @@ export class PluginRegistry {
   private readonly plugins = new Map<string, PluginHandle>();
   private readonly byFunction = new Map<string, PluginFunction>(); // lower-cased name
   private readonly io = new Map<string, PluginIo>(); // plugin name -> its sources and sinks
+  private readonly loading = new Set<string>(); // names admitted by a load still in progress
   private logSinkSet = false;
 
-  constructor(private readonly options: RegistryOptions = {}) {}
+  constructor(private readonly options: RegistryOptions = {}) {
+    this.options.isolated ??= isolatedLoader(options.isolation ?? {}, (line) => (this.options.onLog ?? logToStderr)(line));
+  }
 
-  /** Checks, loads and registers `file`. Throws StreamplugError; on failure nothing is registered or left loaded. */
-  load(file: string): LoadedPluginInfo {
+  /** load(file, { isolation: "process" }): the plugin in a worker process of its own. */
+  loadIsolated(file: string, opts: Omit<LoadOptions, 'isolation'> = {}): Promise<LoadedPluginInfo> {
+    return this.load(file, { ...opts, isolation: 'process' });
+  }
+
+  /** Installs the loader for isolation "process" (src/plugins/isolated). */
+  setIsolatedLoader(loader: IsolatedLoader): void {
+    this.options.isolated = loader;
+  }
+
+  /** Reports a crash to the registry's owner (RegistryOptions.onCrash). */
+  reportCrash(e: PluginCrashEvent): void {
+    this.options.onCrash?.(e);
+  }
+
+  /**
+   * Checks, loads and registers `file`. A `.so` is opened and initialised off the JavaScript thread,
+   * each step bounded by loadTimeoutMs (E_LOAD_TIMEOUT). Rejects with a StreamplugError; on failure
+   * nothing is registered or left loaded (a load abandoned after its timeout stays mapped, unused).
+   */
+  async load(file: string, opts: LoadOptions = {}): Promise<LoadedPluginInfo> {
     const absolute = path.resolve(file);
+    const isolation = opts.isolation ?? 'in-process';
+    if (isolation !== 'in-process' && isolation !== 'process') {
+      throw new StreamplugError('E_BAD_REQUEST', `isolation "${String(isolation)}" is unknown; expected "in-process" or "process"`, { isolation });
+    }
     const report = (this.options.check ?? checkPluginFile)(absolute);
     if (!report.loadable) throw refusal(report);
     const manifest = report.manifest;
-    if (manifest && this.plugins.has(manifest.name)) throw this.alreadyLoaded(manifest.name, absolute);
+    if (manifest && (this.plugins.has(manifest.name) || this.loading.has(manifest.name))) throw this.alreadyLoaded(manifest.name, absolute);
 
+    const reserved: string[] = [];
     const admit = (name: string, functions: readonly string[]): void => {
-      if (this.plugins.has(name)) throw this.alreadyLoaded(name, absolute);
+      if (this.plugins.has(name) || this.loading.has(name)) throw this.alreadyLoaded(name, absolute);
       if (manifest && manifest.name !== name) {
         throw new StreamplugError('E_MANIFEST_MISMATCH', `${absolute}: manifest names the plugin '${manifest.name}', the plugin says '${name}'; rebuild it`, { file: absolute });
       }
@@ -100,21 +150,45 @@ export class PluginRegistry {
           );
         }
       }
+      this.loading.add(name);
+      reserved.push(name);
     };
 
     const isNode = report.flavour === 'node' || (report.flavour === 'unknown' && absolute.endsWith('.node'));
-    if (!isNode) this.ensureLogSink();
-    const handle = isNode ? loadNodePlugin(absolute, admit, this.options.onLog ?? logToStderr) : loadNativePlugin(absolute, admit);
+    let handle: PluginHandle;
+    try {
+      if (isolation === 'process') {
+        if (!this.options.isolated) {
+          throw new StreamplugError(
+            'E_ISOLATION_UNAVAILABLE',
+            `${absolute}: isolation "process" (the plugin in a worker process of its own) is not available in this host build; install it with isolation "in-process"`,
+            { file: absolute, isolation },
+          );
+        }
+        handle = await this.options.isolated(absolute, { admit, label: opts.label, loadTimeoutMs: opts.loadTimeoutMs ?? this.options.loadTimeoutMs ?? DEFAULT_LOAD_TIMEOUT_MS, onCrash: (e) => this.reportCrash(e) });
+      } else {
+        if (!isNode) this.ensureLogSink();
+        handle = isNode
+          ? loadNodePlugin(absolute, admit, this.options.onLog ?? logToStderr)
+          : await loadNativePlugin(absolute, admit, { label: opts.label, timeoutMs: opts.loadTimeoutMs ?? this.options.loadTimeoutMs });
+      }
+    } finally {
+      for (const n of reserved) this.loading.delete(n);
+    }
     // Sources and sinks go into the connector registry under their names; a clash (or a
     // manifest that disagrees) unloads the plugin again.
     let io: PluginIo;
     try {
-      io = isNode ? registerNodeIo(handle.info.name, absolute, manifest ? nodeIoExtensions(manifest.extensions) : undefined) : registerNativeIo(handle.info.name, absolute);
+      // An isolated plugin has no sources or sinks (the worker refuses them) and no library here.
+      io = isolation === 'process'
+        ? new PluginIo(handle.info.name)
+        : isNode ? registerNodeIo(handle.info.name, absolute, manifest ? nodeIoExtensions(manifest.extensions) : undefined) : registerNativeIo(handle.info.name, absolute);
     } catch (err) {
       handle.unload();
       throw err;
     }
     if (io.sources.length + io.sinks.length > 0) this.io.set(handle.info.name, io);
+    handle.info.isolation = isolation;
     this.plugins.set(handle.info.name, handle);
     for (const f of handle.functions) this.byFunction.set(f.name.toLowerCase(), f);
     return handle.info;
@@ -174,6 +248,7 @@ export class PluginRegistry {
       memory: handle.memory(),
       openInstances: handle.openInstances() + (io?.live.size ?? 0),
       ...(io && { sources: [...io.sources], sinks: [...io.sinks] }),
+      ...(handle.worker && { worker: handle.worker() }),
     };
   }
 

@@ -117,4 +117,25 @@ export interface LoadedPluginInfo {
   header?: string;
   build: { compiler: string; arch: string; libc: string };
   functions: string[];
+  /** How the registry loaded it (set by PluginRegistry.load). */
+  isolation?: Isolation;
+}
+
+/** Where a plugin's code runs: in the host process (fast, trusted), or in a worker process of its own. */
+export type Isolation = 'in-process' | 'process';
+
+/**
+ * A plugin crashed. In-process: read from the crash journal at start (the host died with it).
+ * Isolated: its worker died. `quarantine: true` asks the manager to quarantine the plugin (the
+ * in-process journal always does; the worker supervisor after N crashes in M minutes).
+ */
+export interface PluginCrashEvent {
+  /** Install name (or descriptor name when no install record matches). */
+  plugin: string;
+  type?: string;
+  hook?: string;
+  rule?: string;
+  signal?: string;
+  detail: string;
+  quarantine: boolean;
 }

@@ -8,7 +8,11 @@ import type { RuleStatus } from './status.js';
 import type { RuleSummary, StreamDescription } from './service.js';
 
 export class RulesClient {
-  constructor(readonly base = 'http://127.0.0.1:9081') {}
+  /** `headers`: sent with every call (the CLI's Authorization). */
+  constructor(
+    readonly base = 'http://127.0.0.1:9081',
+    private readonly headers: Record<string, string> = {},
+  ) {}
 
   async request(method: string, route: string, json?: unknown): Promise<string> {
     const url = new URL(route.replace(/^\//, ''), this.base.endsWith('/') ? this.base : `${this.base}/`);
@@ -16,7 +20,7 @@ export class RulesClient {
     try {
       res = await fetch(url, {
         method,
-        headers: json !== undefined ? { 'content-type': 'application/json' } : {},
+        headers: { ...this.headers, ...(json !== undefined ? { 'content-type': 'application/json' } : {}) },
         body: json !== undefined ? (typeof json === 'string' ? json : JSON.stringify(json)) : undefined,
       });
     } catch (e) {
@@ -55,6 +59,19 @@ export class RulesClient {
   }
   dropStream(name: string): Promise<string> {
     return this.request('DELETE', `streams/${encodeURIComponent(name)}`);
+  }
+
+  createTable(sql: string): Promise<string> {
+    return this.request('POST', 'tables', { sql });
+  }
+  listTables(): Promise<string[]> {
+    return this.json('GET', 'tables');
+  }
+  describeTable(name: string): Promise<StreamDescription & { rows: number }> {
+    return this.json('GET', `tables/${encodeURIComponent(name)}`);
+  }
+  dropTable(name: string): Promise<string> {
+    return this.request('DELETE', `tables/${encodeURIComponent(name)}`);
   }
 
   /** `rule` is the rule JSON, as an object or as text (sent verbatim so the host reports JSON errors). */

@@ -28,7 +28,7 @@ function bad(message: string, details: Record<string, unknown> = {}): Streamplug
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-export function checkName(what: 'rule id' | 'stream name', v: unknown): string {
+export function checkName(what: 'rule id' | 'stream name' | 'table name', v: unknown): string {
   if (typeof v !== 'string' || !NAME_RE.test(v))
     throw bad(`${what} ${JSON.stringify(v)} is invalid; expected 1 to 128 letters, digits, '_' or '-'`, { found: v });
   return v;

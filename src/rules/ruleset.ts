@@ -13,7 +13,8 @@
  * Import makes the host hold exactly the rule set (streams and rules not in it are removed; with
  * `partial` they are kept). Items equal to what the host has are left alone, so applying the same set
  * again restarts nothing. Order: plugins (installed when absent, from their `file`), source configs,
- * streams, rules. Tables and portable plugins are refused: streamplug has neither.
+ * streams, tables, rules. A table whose SQL changed is dropped and created again (refused while a
+ * rule that stays joins it). Portable plugins are refused: streamplug has none.
  */
 import { StreamplugError } from '../errors.js';
 import { namedConfigFile, readNamedConfigFile } from '../connectors/index.js';
@@ -119,6 +120,7 @@ export function pluginRefs(set: RuleSet): PluginRef[] {
 export function exportRuleSet(rules: RuleService, plugins: PluginCatalog | undefined, dataDir: string): RuleSet {
   const set: RuleSet = { streams: {}, tables: {}, rules: {}, nativePlugins: {}, portablePlugins: {}, sourceConfig: {}, sinkConfig: {}, connectionConfig: {} };
   for (const name of rules.listStreams()) set.streams[name] = rules.describeStream(name).sql;
+  for (const name of rules.listTables()) set.tables[name] = rules.describeTable(name).sql;
   for (const r of rules.listRules()) set.rules[r.id] = JSON.stringify(rules.describeRule(r.id));
   for (const type of plugins ? PLUGIN_TYPES : []) {
     for (const name of plugins!.list(type)) {
@@ -149,8 +151,6 @@ export async function importRuleSet(
   };
   const done = (section: string, name: string, outcome: ItemOutcome, status?: string) => report.applied.push({ section, name, outcome, ...(status ? { status } : {}) });
 
-  for (const name of Object.keys(set.tables))
-    fail('tables', name, new StreamplugError('E_BAD_REQUEST', `table ${name}: streamplug has streams only, no tables; define it as a stream`));
   for (const name of Object.keys(set.portablePlugins))
     fail('portablePlugins', name, new StreamplugError('E_BAD_REQUEST', `portable plugin ${name}: streamplug runs native (.so/.node) plugins only; list it under nativePlugins`));
   for (const s of ['sinkConfig', 'connectionConfig'] as const)
@@ -217,6 +217,15 @@ export async function importRuleSet(
         fail('streams', name, e);
       }
     }
+    for (const name of rules.listTables()) {
+      if (name in set.tables) continue;
+      try {
+        rules.dropTable(name);
+        done('tables', name, 'deleted');
+      } catch (e) {
+        fail('tables', name, e);
+      }
+    }
   }
 
   const have = new Set(rules.listStreams());
@@ -236,6 +245,24 @@ export async function importRuleSet(
       } else done('streams', name, 'unchanged');
     } catch (e) {
       fail('streams', name, e);
+    }
+  }
+
+  const haveTables = new Set(rules.listTables());
+  for (const [name, sql] of Object.entries(set.tables)) {
+    try {
+      const def = parseStreamDef(sql);
+      if (def.name !== name || !def.table) throw new StreamplugError('E_BAD_REQUEST', `tables.${name} must hold CREATE TABLE ${name} …; the key must be the table's name`);
+      if (!haveTables.has(name)) {
+        rules.createTable(sql);
+        done('tables', name, 'created');
+      } else if (rules.describeTable(name).sql !== def.sql) {
+        rules.dropTable(name);
+        rules.createTable(sql);
+        done('tables', name, 'updated');
+      } else done('tables', name, 'unchanged');
+    } catch (e) {
+      fail('tables', name, e);
     }
   }
 

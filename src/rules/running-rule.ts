@@ -169,11 +169,12 @@ export class RunningRule implements Subscriber {
     }
   }
 
-  push(rows: Row[], ts: number): void {
+  /** Rows of the FROM stream, or of a stream the rule joins (named). */
+  push(rows: Row[], ts: number, stream?: string): void {
     const rt = this.runtime;
     if (rt.closed) return;
     try {
-      rt.push(rows, ts);
+      rt.push(rows, ts, stream);
     } catch (e) {
       this.pushErrors++;
       this.log?.warn({ rule: rt.id, err: (e as Error).message }, 'rule push failed');

@@ -39,7 +39,8 @@ import type { PluginFunction } from '../plugins/types.js';
 import type { PluginUsage } from '../manager/types.js';
 import { actionEntries, checkName, checkpointIntervalOf, engineOptionsOf, maxWindowRowsOf, parseRuleDef, qosOf, type RuleDef } from './definition.js';
 import type { WindowSnapshot } from '../engine/window-checkpoint.js';
-import { SourceHub } from './source-hub.js';
+import { SourceHub, type Subscriber } from './source-hub.js';
+import { TableData } from './table-data.js';
 import { readRestartStrategy, restartDelay } from './restart.js';
 import { RunningRule, type SinkSlot } from './running-rule.js';
 import { flatMetrics, type RuleError, type RuleState, type RuleStatus } from './status.js';
@@ -72,6 +73,7 @@ export interface RuleSummary {
 
 export interface RestoreReport {
   streams: number;
+  tables?: number;
   rules: number;
   started: string[];
   failed: { id: string; code: string; message: string }[];
@@ -92,8 +94,14 @@ export interface RuleService extends PluginUsage {
   dropStream(name: string): { message: string };
   listStreams(): string[];
   describeStream(name: string): StreamDescription;
-  /** CREATE / DROP / SHOW / DESCRIBE STREAM. */
+  /** CREATE / DROP / SHOW / DESCRIBE STREAM or TABLE. */
   executeStreamSql(sql: string): StreamSqlResult;
+  // tables (CREATE TABLE): joined by rules, backed by a JSON file or a memory topic
+  createTable(sql: string): { table: StreamDescription; message: string };
+  dropTable(name: string): { message: string };
+  listTables(): string[];
+  /** The definition, and how many rows the table holds now. */
+  describeTable(name: string): StreamDescription & { rows: number };
   // rules
   /** Validates, stores and (unless `triggered: false`) starts the rule. A start failure leaves it created and failed. */
   createRule(body: unknown): Promise<RuleSummary>;
@@ -110,12 +118,24 @@ export interface RuleService extends PluginUsage {
   restore(): Promise<RestoreReport>;
   /** Stops every rule (their desired state is kept) and every source. The store stays open. */
   close(): Promise<void>;
+  /**
+   * Consulted by restore() for each plugin a rule used: a reason (e.g. "plugin X crashed the host
+   * …") keeps the rule stopped with that reason as its status message, its desired state kept.
+   */
+  setPluginGate(gate: (plugin: string) => string | undefined): void;
+  /** Starts the rules restore() held back because of `plugin` (after the plugin is enabled again). */
+  resumeHeld(plugin: string): Promise<string[]>;
 }
 
 interface Entry {
   def: RuleDef;
   /** FROM */
   stream: string;
+  /** Streams joined besides FROM, and the tables joined. */
+  joined: string[];
+  tables: string[];
+  /** While running: the subscriptions to the joined streams' hubs. */
+  joinHubs?: { stream: string; hub: SourceHub; sub: Subscriber }[];
   /** Names of non-built-in functions the SQL calls. */
   calls: string[];
   /** Plugins that provided those functions when the rule last compiled. */
@@ -170,8 +190,8 @@ function within(where: string, e: unknown, code?: ErrorCode): StreamplugError {
   return new StreamplugError(code ?? 'E_INTERNAL', `${where}: ${(e as Error)?.message ?? String(e)}`);
 }
 
-function notFound(what: 'rule' | 'stream', name: string): StreamplugError {
-  const list = what === 'rule' ? 'GET /rules' : 'GET /streams';
+function notFound(what: 'rule' | 'stream' | 'table', name: string): StreamplugError {
+  const list = `GET /${what}s`;
   return new StreamplugError('E_NOT_FOUND', `${what} ${name} does not exist; ${list} lists the defined ones`, { [what]: name });
 }
 
@@ -187,11 +207,17 @@ class Service implements RuleService {
   private readonly log?: Logger;
   private readonly now: () => number;
   private readonly streams = new Map<string, StreamDef>();
+  /** Tables share the streams' namespace (FROM and JOIN name either). */
+  private readonly tables = new Map<string, TableData>();
+  private readonly defOf = (n: string): StreamDef | undefined => this.streams.get(n) ?? this.tables.get(n)?.def;
   private readonly rules = new Map<string, Entry>();
   private readonly hubs = new Map<string, SourceHub>();
   /** Last plugin seen for a function name: rulesUsing still answers once the plugin is unloaded. */
   private readonly knownPlugin = new Map<string, string>();
   private closed = false;
+  private gate: (plugin: string) => string | undefined = () => undefined;
+  /** rule id -> plugin that held it back at restore */
+  private readonly held = new Map<string, string>();
 
   constructor(o: RuleServiceOptions) {
     this.dataDir = o.dataDir;
@@ -248,6 +274,7 @@ class Service implements RuleService {
     if (typeof sql !== 'string' || !sql.trim())
       throw new StreamplugError('E_BAD_REQUEST', 'stream "sql" must be a CREATE STREAM statement, like CREATE STREAM demo () WITH (DATASOURCE="demo/sensors")');
     const def = parseStreamDef(sql);
+    if (def.table) throw new StreamplugError('E_BAD_REQUEST', `this is a CREATE TABLE statement; tables go to POST /tables`, { table: def.name });
     checkName('stream name', def.name);
     this.makeSource(def); // type and properties are checked now; nothing connects until a rule starts
     return def;
@@ -258,6 +285,8 @@ class Service implements RuleService {
     const def = this.parseDef(sql);
     if (this.streams.has(def.name))
       throw new StreamplugError('E_CONFLICT', `stream ${def.name} already exists; drop it first, update it with PUT /streams/${def.name}, or pick another name`, { stream: def.name });
+    if (this.tables.has(def.name))
+      throw new StreamplugError('E_CONFLICT', `table ${def.name} already exists, and streams and tables share their names; pick another name`, { table: def.name });
     this.store.putStream({ name: def.name, sql: def.sql });
     this.streams.set(def.name, def);
     return { stream: describe(def), message: `Stream ${def.name} is created.` };
@@ -272,14 +301,14 @@ class Service implements RuleService {
     this.store.putStream({ name, sql: def.sql }, { replace: true });
     this.streams.set(name, def);
     // Running readers pick the new definition up (a new shared source) by restarting.
-    for (const [id, e] of this.rules) if (e.stream === name && e.running) await this.restartRule(id).catch(() => undefined);
+    for (const [id, e] of this.rules) if ((e.stream === name || e.joined.includes(name)) && e.running) await this.restartRule(id).catch(() => undefined);
     return { stream: describe(def), message: `Stream ${name} is updated.` };
   }
 
   dropStream(name: string): { message: string } {
     this.ensureOpen();
     if (!this.streams.has(name)) throw notFound('stream', name);
-    const users = [...this.rules.values()].filter((e) => e.stream === name).map((e) => e.def.id);
+    const users = [...this.rules.values()].filter((e) => e.stream === name || e.joined.includes(name)).map((e) => e.def.id);
     if (users.length)
       throw new StreamplugError('E_CONFLICT', `stream ${name} is read by rule(s) ${users.join(', ')}; delete those rules first`, { stream: name, rules: users });
     this.store.deleteStream(name);
@@ -297,13 +326,66 @@ class Service implements RuleService {
     return describe(d);
   }
 
+  // ---------------------------------------------------------------- tables
+
+  createTable(sql: string): { table: StreamDescription; message: string } {
+    this.ensureOpen();
+    if (typeof sql !== 'string' || !sql.trim())
+      throw new StreamplugError('E_BAD_REQUEST', 'table "sql" must be a CREATE TABLE statement, like CREATE TABLE t (id bigint, name string) WITH (DATASOURCE="lookup.json", TYPE="file")');
+    const def = parseStreamDef(sql);
+    if (!def.table) throw new StreamplugError('E_BAD_REQUEST', 'this is a CREATE STREAM statement; streams go to POST /streams', { stream: def.name });
+    checkName('table name', def.name);
+    if (this.tables.has(def.name))
+      throw new StreamplugError('E_CONFLICT', `table ${def.name} already exists; drop it first or pick another name`, { table: def.name });
+    if (this.streams.has(def.name))
+      throw new StreamplugError('E_CONFLICT', `stream ${def.name} already exists, and streams and tables share their names; pick another name`, { stream: def.name });
+    const data = new TableData(def, this.dataDir, this.log);
+    this.store.putStream({ name: def.name, sql: def.sql, kind: 'table' });
+    data.open();
+    this.tables.set(def.name, data);
+    return { table: describe(def), message: `Table ${def.name} is created.` };
+  }
+
+  dropTable(name: string): { message: string } {
+    this.ensureOpen();
+    const t = this.tables.get(name);
+    if (!t) throw notFound('table', name);
+    const users = [...this.rules.values()].filter((e) => e.tables.includes(name)).map((e) => e.def.id);
+    if (users.length)
+      throw new StreamplugError('E_CONFLICT', `table ${name} is joined by rule(s) ${users.join(', ')}; delete those rules first`, { table: name, rules: users });
+    this.store.deleteStream(name);
+    t.close();
+    this.tables.delete(name);
+    return { message: `Table ${name} is dropped.` };
+  }
+
+  listTables(): string[] {
+    return [...this.tables.keys()].sort();
+  }
+
+  describeTable(name: string): StreamDescription & { rows: number } {
+    const t = this.tables.get(name);
+    if (!t) throw notFound('table', name);
+    return { ...describe(t.def), rows: t.size() };
+  }
+
   executeStreamSql(sql: string): StreamSqlResult {
     const s = parseStatement(sql);
     switch (s.kind) {
       case 'createStream': {
+        if (s.table) {
+          const r = this.createTable(sql);
+          return { kind: 'created', stream: r.table, message: r.message };
+        }
         const r = this.createStream(sql);
         return { kind: 'created', ...r };
       }
+      case 'dropTable':
+        return { kind: 'dropped', name: s.name, ...this.dropTable(s.name) };
+      case 'showTables':
+        return { kind: 'list', names: this.listTables() };
+      case 'describeTable':
+        return { kind: 'describe', stream: this.describeTable(s.name) };
       case 'dropStream':
         return { kind: 'dropped', name: s.name, ...this.dropStream(s.name) };
       case 'showStreams':
@@ -318,18 +400,22 @@ class Service implements RuleService {
   // ---------------------------------------------------------------- rules: validation
 
   /** Compiles the rule (then closes the compiled runtime) and builds its sinks without opening them. */
-  private validate(def: RuleDef): Pick<Entry, 'stream' | 'calls' | 'plugins'> {
+  private validate(def: RuleDef): Pick<Entry, 'stream' | 'joined' | 'tables' | 'calls' | 'plugins'> {
     const plugins = new Set<string>();
     let stream: string;
+    let joined: string[];
+    let tables: string[];
     try {
-      const rt = compileRule(def.id, def.sql, { streams: (n) => this.streams.get(n), functions: this.tracking(plugins), options: engineOptionsOf(def), maxWindowRows: maxWindowRowsOf(def) });
+      const rt = compileRule(def.id, def.sql, { streams: this.defOf, functions: this.tracking(plugins), options: engineOptionsOf(def), maxWindowRows: maxWindowRowsOf(def) });
       stream = rt.stream;
+      joined = rt.streams.slice(1);
+      tables = [...rt.tables];
       rt.close();
     } catch (e) {
       throw within(`rule ${def.id}`, e);
     }
     this.makeSinks(def);
-    return { stream, calls: [...callNames(parseStatement(def.sql))], plugins };
+    return { stream, joined, tables, calls: [...callNames(parseStatement(def.sql))], plugins };
   }
 
   private tracking(plugins: Set<string>): FunctionResolver {
@@ -390,7 +476,8 @@ class Service implements RuleService {
       let runtime;
       try {
         runtime = compileRule(id, e.def.sql, {
-          streams: (n) => this.streams.get(n),
+          streams: this.defOf,
+          tables: (n) => this.tables.get(n),
           functions: this.tracking(plugins),
           now: this.now,
           maxWindowRows: maxWindowRowsOf(e.def),
@@ -398,6 +485,15 @@ class Service implements RuleService {
           onError: (err, op) => this.log?.debug({ rule: id, operator: op, code: err.code }, err.message),
         });
       } catch (err) {
+        throw within(`rule ${id} cannot start`, err);
+      }
+      e.stream = runtime.stream;
+      e.joined = runtime.streams.slice(1);
+      e.tables = [...runtime.tables];
+      try {
+        for (const t of e.tables) this.tables.get(t)!.refresh(); // a file table is read as the rule starts
+      } catch (err) {
+        runtime.close();
         throw within(`rule ${id} cannot start`, err);
       }
       e.plugins = plugins;
@@ -436,6 +532,25 @@ class Service implements RuleService {
       } catch (err) {
         throw within(`rule ${id} cannot start: source of stream ${e.stream}`, err);
       }
+      // the streams it joins: their rows are pushed naming the stream, so the window knows whose they are
+      const rr = running;
+      e.joinHubs = [];
+      for (const name of e.joined) {
+        const def = this.streams.get(name);
+        if (!def) throw new StreamplugError('E_SQL_SEMANTIC', `rule ${id} cannot start: stream ${name} is not defined; create it first`, { stream: name });
+        let h = this.hubs.get(name);
+        if (!h || h.stopping) {
+          h = new SourceHub(def, () => this.makeSource(def, id));
+          this.hubs.set(name, h);
+        }
+        const sub: Subscriber = { push: (rows, ts) => rr.push(rows, ts, name) };
+        e.joinHubs.push({ stream: name, hub: h, sub });
+        try {
+          await h.attach(sub);
+        } catch (err) {
+          throw within(`rule ${id} cannot start: source of stream ${name}`, err);
+        }
+      }
       running.startCheckpoints(restored);
       if (runtime.windowed) running.schedule(); // a restored window may be due already
       e.running = running;
@@ -452,6 +567,8 @@ class Service implements RuleService {
       this.log?.info({ rule: id, stream: e.stream }, `rule ${id} started`);
     } catch (err) {
       if (hub && running) this.release(e.stream, hub, running);
+      for (const j of e.joinHubs ?? []) this.release(j.stream, j.hub, j.sub);
+      e.joinHubs = undefined;
       if (running) {
         running.runtime.close();
         await Promise.all(opened.map((s) => s.runner.close().catch(() => undefined)));
@@ -500,7 +617,7 @@ class Service implements RuleService {
   }
 
   /** Detaches from the hub; the last reader stops the shared connector. */
-  private release(stream: string, hub: SourceHub, sub: RunningRule): Promise<void> | undefined {
+  private release(stream: string, hub: SourceHub, sub: Subscriber): Promise<void> | undefined {
     if (!hub.detach(sub)) return undefined;
     if (this.hubs.get(stream) === hub) this.hubs.delete(stream);
     return hub.stop().catch((err: unknown) => this.log?.warn({ stream, err: (err as Error).message }, 'source stop failed'));
@@ -575,6 +692,8 @@ class Service implements RuleService {
         await hub.quiesce(2000);
       }
       await this.release(e.stream, hub, running);
+      await Promise.all((e.joinHubs ?? []).map((j) => this.release(j.stream, j.hub, j.sub)));
+      e.joinHubs = undefined;
       await running.close();
       this.log?.info({ rule: e.def.id }, `rule ${e.def.id} stopped`);
     }
@@ -707,11 +826,14 @@ class Service implements RuleService {
   }
 
   rulesUsing(plugin: string): string[] {
+    // Plugin names are unique regardless of case (as SQL function names are): "Echo" is "echo".
+    const want = plugin.toLowerCase();
+    const same = (p: string | undefined) => p !== undefined && p.toLowerCase() === want;
     const ids: string[] = [];
     for (const [id, e] of this.rules) {
       const uses =
-        e.plugins.has(plugin) ||
-        e.calls.some((n) => (this.functions.getFunction(n)?.plugin ?? this.knownPlugin.get(n.toLowerCase())) === plugin);
+        [...e.plugins].some(same) ||
+        e.calls.some((n) => same(this.functions.getFunction(n)?.plugin ?? this.knownPlugin.get(n.toLowerCase())));
       if (uses) ids.push(id);
     }
     return ids.sort();
@@ -722,6 +844,17 @@ class Service implements RuleService {
   async restore(): Promise<RestoreReport> {
     this.ensureOpen();
     const report: RestoreReport = { streams: 0, rules: 0, started: [], failed: [] };
+    for (const rec of this.store.listStreams('table')) {
+      try {
+        const def = parseStreamDef(rec.sql);
+        const data = new TableData(def, this.dataDir, this.log);
+        data.open();
+        this.tables.set(def.name, data);
+        report.tables = (report.tables ?? 0) + 1;
+      } catch (err) {
+        this.log?.error({ table: rec.name, err: (err as Error).message }, `stored table ${rec.name} can no longer be used; it is skipped`);
+      }
+    }
     for (const rec of this.store.listStreams('stream')) {
       try {
         const def = parseStreamDef(rec.sql);
@@ -743,9 +876,17 @@ class Service implements RuleService {
       }
       let stream = '';
       let calls: string[] = [];
+      const joined: string[] = [];
+      const tables: string[] = [];
       try {
         const s = parseStatement(def.sql);
-        if (s.kind === 'select') stream = s.from.name;
+        if (s.kind === 'select') {
+          // FROM a table: the first joined stream is the one the rule reads
+          const names = [s.from.name, ...s.joins.map((j) => j.name)];
+          stream = names.find((x) => !this.tables.has(x)) ?? s.from.name;
+          for (const n of names) if (this.tables.has(n)) tables.push(n);
+          else if (n !== stream) joined.push(n);
+        }
         calls = [...callNames(s)];
       } catch {
         // start() reports the SQL error as the rule's status
@@ -757,12 +898,21 @@ class Service implements RuleService {
         const f = this.functions.getFunction(n);
         if (f) plugins.add(f.plugin);
       }
-      const e: Entry = { def, stream, calls, plugins, state: 'stopped', queue: Promise.resolve() };
+      const e: Entry = { def, stream, joined, tables, calls, plugins, state: 'stopped', queue: Promise.resolve() };
       this.rules.set(rec.id, e);
       report.rules++;
       if (rec.desired === 'running') toStart.push(e);
     }
     for (const e of toStart) {
+      const blocked = [...e.plugins].map((p) => [p, this.gate(p)] as const).find(([, why]) => why !== undefined);
+      if (blocked) {
+        e.state = 'stopped';
+        e.error = { code: 'E_PLUGIN_CRASHED', message: blocked[1]!, at: Date.now() };
+        this.held.set(e.def.id, blocked[0]);
+        this.log?.warn({ rule: e.def.id, plugin: blocked[0], code: 'E_PLUGIN_CRASHED' }, `rule ${e.def.id} not started: ${blocked[1]}`);
+        report.failed.push({ id: e.def.id, code: 'E_PLUGIN_CRASHED', message: blocked[1]! });
+        continue;
+      }
       try {
         await this.serial(e, () => this.doStart(e));
         report.started.push(e.def.id);
@@ -774,6 +924,27 @@ class Service implements RuleService {
     return report;
   }
 
+  setPluginGate(gate: (plugin: string) => string | undefined): void {
+    this.gate = gate;
+  }
+
+  async resumeHeld(plugin: string): Promise<string[]> {
+    const started: string[] = [];
+    for (const [id, p] of [...this.held]) {
+      if (p !== plugin) continue;
+      this.held.delete(id);
+      const e = this.rules.get(id);
+      if (!e || e.running) continue;
+      try {
+        await this.serial(e, () => this.doStart(e));
+        started.push(id);
+      } catch (err) {
+        this.log?.warn({ rule: id, err: (err as Error).message }, `rule ${id} could not start after plugin ${plugin} was enabled`);
+      }
+    }
+    return started;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -782,5 +953,6 @@ class Service implements RuleService {
     this.hubs.clear();
     await Promise.all(hubs.map((h) => h.stop().catch(() => undefined)));
     await Promise.all([...this.rules.values()].map((e) => this.serial(e, () => this.doStop(e, e.state === 'failed' ? 'failed' : 'stopped')).catch(() => undefined)));
+    for (const t of this.tables.values()) t.close();
   }
 }

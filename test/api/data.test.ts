@@ -124,7 +124,7 @@ describe('rule-set import and export', { timeout: 120_000 }, () => {
       // per item: the good ones apply, the bad ones are named
       const mixed = {
         ...set,
-        tables: { t: 'CREATE TABLE t () WITH (DATASOURCE="t")' },
+        tables: { t: 'CREATE TABLE t () WITH (TYPE="mqtt", DATASOURCE="t")' },
         streams: { ...set.streams, broken: 'CREATE STREAM broken (' },
         rules: { ...set.rules, wrongkey: set.rules.hot, nosuch: JSON.stringify({ id: 'nosuch', sql: 'SELECT * FROM missing', actions: [{ log: {} }] }) },
         nativePlugins: { ...set.nativePlugins, functions_gone: JSON.stringify({ name: 'gone', file: pathToFileURL(path.join(dir, 'gone.zip')).href }) },

@@ -6,12 +6,13 @@ import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { startHost, type Host } from '../../src/host/host.js';
+import { clientHeaders } from '../helpers/host-process.js';
 import { corpus, makeZip, pluginState, renameEntry, sample, tmpDir } from '../manager/zips.js';
 
 const quiet = () => pino({ level: 'silent' });
 
 async function call(host: Host, method: string, route: string, body?: unknown, headers: Record<string, string> = {}) {
-  const init: RequestInit & { duplex?: string } = { method, headers: { ...headers } };
+  const init: RequestInit & { duplex?: string } = { method, headers: { ...clientHeaders(host.dataDir), ...headers } };
   if (body instanceof FormData || Buffer.isBuffer(body)) init.body = body as BodyInit;
   else if (body !== undefined) {
     init.body = typeof body === 'string' ? body : JSON.stringify(body);
@@ -149,7 +150,7 @@ describe('REST API, in the order of a plugin\'s life (eKuiper paths and statuses
     assert.equal(u.status, 201, u.text);
     assert.deepEqual((await call(host, 'GET', '/plugins/udfs')).json.sort(), ['accumulateWordCount', 'countPlusOne', 'scale']);
     const gone = await call(host, 'POST', '/plugins/functions', { name: 'nothere', file: `${zipUrl}/nothere.zip` });
-    assert.equal(gone.status, 400);
+    assert.equal(gone.status, 502, 'the host could not get the zip: a gateway error');
     assert.equal(gone.json.error, 'E_FETCH');
   });
 

@@ -36,7 +36,7 @@ describe('1. append-only growth: tables walked by the entry size the plugin decl
     assert.deepEqual(r.provides, { name: 'grown', functions: ['grownTimes2', 'grownTimes3'], sources: ['grownsrc_a', 'grownsrc_b'], sinks: ['grownsink_a', 'grownsink_b'] });
     const registry = new PluginRegistry({ onLog: () => undefined });
     try {
-      registry.load(corpus('grown.so'));
+      await registry.load(corpus('grown.so'));
       // Entry 1 is found at the plugin's stride: with the host's sizeof it would be garbage.
       const f = registry.getFunction('grownTimes3')!.instantiate('grown');
       assert.equal(f.call(7), 21);
@@ -272,10 +272,10 @@ describe('8. smaller findings', () => {
     assert.match(l.message!, /plugin shadowabs provides function abs, which has the name of the built-in SQL function abs/);
   });
 
-  it('set_error(NULL) reads "plugin gave no reason"', () => {
+  it('set_error(NULL) reads "plugin gave no reason"', async () => {
     const registry = new PluginRegistry({ onLog: () => undefined });
     try {
-      registry.load(corpus('null-error.so'));
+      await registry.load(corpus('null-error.so'));
       const f = registry.getFunction('failNull')!.instantiate('r');
       assert.throws(() => f.call(1), { code: 'E_FUNCTION_FAILED', message: /plugin gave no reason/ });
       f.close();

@@ -6,14 +6,18 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { makeZip, sample } from '../manager/zips.js';
 import { freePort, tempDir } from '../connectors/helpers.js';
 import { cliPath, startHostProcess, type HostProcess } from '../helpers/host-process.js';
 
-function fleet(args: string[]) {
-  const r = spawnSync(process.execPath, [cliPath, 'fleet', ...args], { encoding: 'utf8', timeout: 60_000 });
+// One token for the whole fleet: the operator writes the same etc/api-token on every host.
+const fleetToken = crypto.randomBytes(32).toString('base64url');
+
+function fleet(args: string[], env: Record<string, string> = { STREAMPLUG_TOKEN: fleetToken }) {
+  const r = spawnSync(process.execPath, [cliPath, 'fleet', ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, STREAMPLUG_DATA: '', ...env } });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -34,7 +38,12 @@ describe('streamplug fleet apply', { timeout: 120_000 }, () => {
     };
     setFile = path.join(dir, 'set.json');
     fs.writeFileSync(setFile, JSON.stringify(set));
-    for (let i = 0; i < 2; i++) hosts.push(await startHostProcess({ dataDir: tempDir(`fleet-h${i}`), args: ['--mqtt-port', String(await freePort())] }));
+    for (let i = 0; i < 2; i++) {
+      const data = tempDir(`fleet-h${i}`);
+      fs.mkdirSync(path.join(data, 'etc'), { recursive: true });
+      fs.writeFileSync(path.join(data, 'etc', 'api-token'), fleetToken + '\n', { mode: 0o600 });
+      hosts.push(await startHostProcess({ dataDir: data, args: ['--mqtt-port', String(await freePort())] }));
+    }
   });
   after(async () => {
     await Promise.all(hosts.map((h) => h.kill()));
@@ -61,6 +70,15 @@ describe('streamplug fleet apply', { timeout: 120_000 }, () => {
     const again = fleet(['apply', '--hosts', hosts.map((h) => h.url).join(','), setFile]);
     assert.equal(again.code, 0, again.err);
     for (const h of hosts) assert.match(again.out, new RegExp(`${h.url}  ok  plugins: 1 present; streams: 1 unchanged; rules: 1 unchanged`));
+  });
+
+  it('without the fleet token every host refuses, reported per host (E_UNAUTHORIZED), nothing applied', async () => {
+    const before = await Promise.all(hosts.map(async (h) => (await h.api('GET', '/data/export')).text));
+    const r = fleet(['apply', '--hosts', hosts.map((h) => h.url).join(','), '--json', setFile], { STREAMPLUG_TOKEN: 'wrong' });
+    assert.equal(r.code, 1, r.err);
+    const results = JSON.parse(r.out) as { ok: boolean; error?: { code: string } }[];
+    assert.deepEqual(results.map((x) => [x.ok, x.error?.code]), [[false, 'E_UNAUTHORIZED'], [false, 'E_UNAUTHORIZED']]);
+    assert.deepEqual(await Promise.all(hosts.map(async (h) => (await h.api('GET', '/data/export')).text)), before);
   });
 
   it('refuses bad input before touching any host, with exit 2 for usage and 1 for a bad set', () => {

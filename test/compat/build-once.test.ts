@@ -14,7 +14,7 @@ const registry = new PluginRegistry({ onLog: () => {} });
 after(() => registry.unloadAll());
 
 for (const name of ['echo', 'countPlusOne', 'accumulateWordCount', 'vector']) {
-  registry.load(path.join(samplesDir, `${name}.so`));
+  await registry.load(path.join(samplesDir, `${name}.so`));
 }
 
 test(`contract plugins compute eKuiper's sample results on Node ${process.version}`, () => {

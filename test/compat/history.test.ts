@@ -90,10 +90,10 @@ describe('samples built against every released header load on today\'s host', ()
     assert.match(today.rows.find((r) => r.check === 'manifest')!.message, /needs host contract 1\.1 or newer, built with header 1\.2/);
   });
 
-  it('calls the 1.0-built functions on today\'s host and gets eKuiper\'s sample results', () => {
+  it('calls the 1.0-built functions on today\'s host and gets eKuiper\'s sample results', async () => {
     const registry = new PluginRegistry({ onLog: () => {} });
     try {
-      for (const s of ['echo', 'countPlusOne', 'vector']) registry.load(built.find((b) => b.header === '1.0' && b.sample === s)!.file);
+      for (const s of ['echo', 'countPlusOne', 'vector']) await registry.load(built.find((b) => b.header === '1.0' && b.sample === s)!.file);
       // The two minors, as the loader reads them: needs 1.0, built with the 1.0 header.
       assert.equal(registry.get('echo')?.contract, '1.0');
       assert.equal(registry.get('echo')?.header, '1.0');
@@ -107,7 +107,7 @@ describe('samples built against every released header load on today\'s host', ()
       assert.deepEqual(Array.from(scaled.values as Float64Array), [3, -6]);
       for (const i of [echo, count, scale]) i.close();
       const today = built.find((b) => b.header === 'today' && b.sample === 'random')!.file;
-      registry.load(today);
+      await registry.load(today);
       assert.equal(registry.get('random')?.contract, '1.1');
       assert.equal(registry.get('random')?.header, '1.2');
     } finally {

@@ -252,7 +252,7 @@ describe('NATS JetStream at-least-once through a host whose sink is down', { ski
     assert.ok(st.source.consumer.nacked >= 20, `expected the dropped rows to be nacked: ${JSON.stringify(st.source.consumer)}`);
     assert.equal(st.source.consumer.acked, 0);
     // the CLI shows the consumer too
-    const cli = spawnSync(process.execPath, [cliPath, 'rule', 'status', 'r', '--host', host.url], { encoding: 'utf8', timeout: 20_000 });
+    const cli = spawnSync(process.execPath, [cliPath, 'rule', 'status', 'r', '--host', host.url, '--data', dataDir], { encoding: 'utf8', timeout: 20_000 });
     assert.match(cli.stdout, /consumer jetstream AD on A: pending \d+ {2}ack pending \d+ {2}redelivered \d+ {2}\(this host: acked 0, nacked \d+/);
 
     const got = new Set<number>();

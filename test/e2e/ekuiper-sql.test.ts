@@ -11,7 +11,7 @@ import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { startHostProcess, type HostProcess } from '../helpers/host-process.js';
 import { freePort, tempDir, waitFor } from '../connectors/helpers.js';
-import { caseSql, compareRows, inputRows, loadCases, streamSql } from '../engine/ekuiper-cases.js';
+import { caseSql, compareRows, inputRows, loadCases, streamSql, tableSql } from '../engine/ekuiper-cases.js';
 
 const { cases, streams } = loadCases();
 
@@ -63,9 +63,23 @@ describe('eKuiper SQL cases end to end: REST, MQTT source, file sink', () => {
       const out = `out/case${i}.jsonl`;
       let r = await host.api('POST', '/streams', { sql: streamSql(streams[c.stream], name, topic) });
       assert.equal(r.status, 201, r.text);
+      // tables: their rows in a JSON file under the data directory; joined streams: their own topics
+      for (const [t, spec] of Object.entries(c.tables ?? {})) {
+        const file = `tables/case${i}-${t}.json`;
+        fs.mkdirSync(path.join(dir, 'tables'), { recursive: true });
+        fs.writeFileSync(path.join(dir, file), JSON.stringify(spec.rows));
+        r = await host.api('POST', '/tables', { sql: tableSql(spec, t, file) });
+        assert.equal(r.status, 201, r.text);
+      }
+      for (const [j, spec] of Object.entries(c.joinStreams ?? {})) {
+        r = await host.api('POST', '/streams', { sql: streamSql(spec, j, `cases/${i}/${j}`) });
+        assert.equal(r.status, 201, r.text);
+      }
       r = await host.api('POST', '/rules', { id: `r${i}`, sql: caseSql(c, name, topic), actions: [{ file: { path: out, interval: 20 } }], ...(c.options ? { options: c.options } : {}) });
       assert.equal(r.status, 201, r.text);
       for (const row of inputRows(c, streams[c.stream])) await client.publishAsync(topic, JSON.stringify(row), { qos: 1 });
+      for (const [j, spec] of Object.entries(c.joinStreams ?? {}))
+        for (const row of spec.rows) await client.publishAsync(`cases/${i}/${j}`, JSON.stringify(row), { qos: 1 });
       const file = path.join(dir, out);
       await waitFor(`${c.expected.length} result rows`, () => readLines(file).length >= c.expected.length, 5000).catch(() => undefined);
       await new Promise((res) => setTimeout(res, 150)); // rows beyond the expected ones would show up here
@@ -74,6 +88,8 @@ describe('eKuiper SQL cases end to end: REST, MQTT source, file sink', () => {
       assert.equal(del.status, 200, del.text);
       const dels = await host.api('DELETE', `/streams/${name}`, undefined, { 'content-type': 'application/json' });
       assert.equal(dels.status, 200, dels.text);
+      for (const j of Object.keys(c.joinStreams ?? {})) assert.equal((await host.api('DELETE', `/streams/${j}`)).status, 200);
+      for (const t of Object.keys(c.tables ?? {})) assert.equal((await host.api('DELETE', `/tables/${t}`)).status, 200);
       const diff = compareRows(readLines(file), c.expected);
       if (diff) failures.push(`${c.name}: ${diff}`);
       assert.equal(diff, undefined, diff);

@@ -34,7 +34,7 @@ for (const kind of [aedesKind, mosquittoKind]) {
     let reg: PluginRegistry;
     before(async () => {
       broker = await kind.start();
-      reg = sampleRegistry();
+      reg = await sampleRegistry();
     });
     after(async () => {
       reg?.unloadAll();

@@ -26,10 +26,10 @@ describe('native source and sink through the rules service', () => {
   let reg: PluginRegistry;
   let o: Opened;
   let dir: string;
-  before(() => {
-    reg = sampleRegistry();
-    reg.load(path.join(samplesDir, 'random.so'));
-    reg.load(path.join(samplesDir, 'filesink.so'));
+  before(async () => {
+    reg = await sampleRegistry();
+    await reg.load(path.join(samplesDir, 'random.so'));
+    await reg.load(path.join(samplesDir, 'filesink.so'));
     dir = tempDir('e2e-native-io');
     o = openService(dir, reg);
   });

@@ -22,9 +22,16 @@ export interface SqlCase {
   options?: Record<string, unknown>;
   /** Output rows in order (all results flattened). `{"error": "ERROR"}` matches any error row. */
   expected: Row[];
+  /**
+   * Tables the SQL joins, by the name it uses: their DDL (`{name}` is that name, `{file}` the JSON file
+   * the rows are written to for TYPE="file") and rows. Created before the rule, dropped after it.
+   */
+  tables?: Record<string, StreamSpec>;
+  /** Other streams the SQL joins, by name; their rows are pushed after the case stream's rows. */
+  joinStreams?: Record<string, StreamSpec>;
 }
 
-interface StreamSpec {
+export interface StreamSpec {
   ddl: string;
   rows: Row[];
 }
@@ -42,6 +49,11 @@ const fillIn = (text: string, name: string, topic: string) => text.replaceAll('{
 
 export function streamSql(spec: StreamSpec, name: string, topic: string): string {
   return fillIn(spec.ddl, name, topic);
+}
+
+/** A table's DDL for a case: `{name}` its name, `{file}` where its rows are. */
+export function tableSql(spec: StreamSpec, name: string, file: string): string {
+  return spec.ddl.replaceAll('{name}', name).replaceAll('{file}', file);
 }
 
 export function caseSql(c: SqlCase, name: string, topic: string): string {

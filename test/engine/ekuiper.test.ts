@@ -4,8 +4,8 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileRule, setRowMeta, StreamCatalog } from '../../src/engine/index.js';
-import { asJson, caseSql, compareRows, inputRows, loadCases, streamSql, type Row } from './ekuiper-cases.js';
+import { compileRule, setRowMeta, StreamCatalog, type TableSource } from '../../src/engine/index.js';
+import { asJson, caseSql, compareRows, inputRows, loadCases, streamSql, tableSql, type Row } from './ekuiper-cases.js';
 
 const { cases, streams } = loadCases();
 
@@ -16,9 +16,17 @@ export function runCase(c: (typeof cases)[number]): unknown[] {
   const topic = `cases/${c.stream}`;
   const catalog = new StreamCatalog();
   catalog.execute(streamSql(spec, name, topic));
+  const tables = new Map<string, TableSource>();
+  for (const [t, ts] of Object.entries(c.tables ?? {})) {
+    catalog.execute(tableSql(ts, t, `${t}.json`));
+    const rows = ts.rows.map((r) => structuredClone(r) as Row);
+    tables.set(t, { rows: () => rows });
+  }
+  for (const [j, js] of Object.entries(c.joinStreams ?? {})) catalog.execute(streamSql(js, j, `cases/${j}`));
   const out: unknown[] = [];
   const rule = compileRule('case', caseSql(c, name, topic), {
     streams: catalog.lookup,
+    tables: (t) => tables.get(t),
     now: () => 0,
     options: c.options as { sendError?: boolean; isEventTime?: boolean; lateTolerance?: number },
     onResult: (rows) => out.push(...rows.map(asJson)),
@@ -29,6 +37,13 @@ export function runCase(c: (typeof cases)[number]): unknown[] {
       setRowMeta(row, { topic });
       rule.push([row], 1_000_000 + k * 100);
     });
+    let k = inputRows(c, spec).length;
+    for (const [j, js] of Object.entries(c.joinStreams ?? {}))
+      for (const r of js.rows) {
+        const row = structuredClone(r) as Row;
+        setRowMeta(row, { topic: `cases/${j}` });
+        rule.push([row], 1_000_000 + k++ * 100, j);
+      }
   } finally {
     rule.close();
   }
@@ -38,7 +53,7 @@ export function runCase(c: (typeof cases)[number]): unknown[] {
 describe('eKuiper SQL cases, in process', () => {
   it('the table covers every group of issue #14 and names a source for each case', () => {
     const groups = new Set(cases.map((c) => c.group));
-    for (const g of ['null fields', 'functions and null arguments', 'types and arithmetic', 'arrays', 'select', 'analytic functions', 'date and time', 'bad data', 'event time'])
+    for (const g of ['null fields', 'functions and null arguments', 'types and arithmetic', 'arrays', 'select', 'analytic functions', 'date and time', 'bad data', 'event time', 'tables and joins'])
       assert.ok(groups.has(g), `no case for ${g}`);
     for (const c of cases) assert.ok(c.source && c.expected, `case ${c.name} needs a source and expected rows`);
     assert.equal(new Set(cases.map((c) => c.name)).size, cases.length, 'case names are unique');

@@ -13,10 +13,10 @@ const registry = new PluginRegistry({
   check: (f) => ({ file: f, flavour: f.endsWith('.node') ? 'node' : 'so', loadable: true, rows: [] }),
 });
 try {
-  let info = registry.load(file);
+  let info = await registry.load(file);
   if (mode === 'reload') {
     registry.unload(info.name);
-    info = registry.load(file);
+    info = await registry.load(file);
   }
   process.stdout.write(`${JSON.stringify({ loaded: info.name, functions: info.functions })}\n`);
 } catch (e) {

@@ -14,9 +14,9 @@ import { samplesDir } from '../helpers/paths.js';
 import { blockJs, buildIoFx, ioTmp, until } from './fixtures.js';
 
 const registry = new PluginRegistry({ onLog: () => undefined });
-before(() => {
-  registry.load(buildIoFx());
-  registry.load(path.join(samplesDir, 'filesink.so'));
+before(async () => {
+  await registry.load(buildIoFx());
+  await registry.load(path.join(samplesDir, 'filesink.so'));
 });
 after(() => registry.unloadAll());
 

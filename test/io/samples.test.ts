@@ -11,8 +11,8 @@ import { samplesDir } from '../helpers/paths.js';
 import { ioTmp, until } from './fixtures.js';
 
 const registry = new PluginRegistry({ onLog: () => undefined });
-before(() => {
-  for (const f of ['random.so', 'filesink.so', 'jsonlines.node']) registry.load(path.join(samplesDir, f));
+before(async () => {
+  for (const f of ['random.so', 'filesink.so', 'jsonlines.node']) await registry.load(path.join(samplesDir, f));
 });
 after(() => registry.unloadAll());
 
@@ -25,12 +25,12 @@ async function take(src: NativeSourceConnector, n: number): Promise<Row[]> {
 }
 
 describe('sample sources and sinks', () => {
-  it('registers sources and sinks under their names, and unregisters them on unload', () => {
+  it('registers sources and sinks under their names, and unregisters them on unload', async () => {
     assert.ok(sourceTypes().includes('random'));
     assert.ok(sinkTypes().includes('filesink') && sinkTypes().includes('jsonlines'));
     assert.deepEqual(registry.connectors('random'), { sources: ['random'], sinks: [] });
     const r = new PluginRegistry({ onLog: () => undefined });
-    assert.throws(() => r.load(path.join(samplesDir, 'random.so')), { code: 'E_PLUGIN_LOADED' });
+    await assert.rejects(() => r.load(path.join(samplesDir, 'random.so')), { code: 'E_PLUGIN_LOADED' });
   });
 
   it('random: eKuiper semantics, seed 1 gives the pattern itself', async () => {

@@ -9,7 +9,9 @@ import type { NativeSinkConnector } from '../../src/plugins/native-io.js';
 import { buildIoFx, ioTmp, NOTHING_LIVE, rssMb, settledIoLive, until } from './fixtures.js';
 
 const registry = new PluginRegistry({ onLog: () => undefined });
-before(() => registry.load(buildIoFx()));
+before(async () => {
+  await registry.load(buildIoFx());
+});
 after(() => registry.unloadAll());
 
 let n = 0;

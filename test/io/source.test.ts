@@ -9,7 +9,9 @@ import { blockJs, buildIoFx, NOTHING_LIVE, rssMb, settledIoLive, until } from '.
 
 const logs: string[] = [];
 const registry = new PluginRegistry({ onLog: (l) => logs.push(l.message) });
-before(() => registry.load(buildIoFx()));
+before(async () => {
+  await registry.load(buildIoFx());
+});
 after(() => registry.unloadAll());
 
 function source(type: string, config: object, extra: Record<string, string> = {}): NativeSourceConnector {

@@ -80,39 +80,42 @@ describe('streamplug pack / sign / keygen / plugin', () => {
     assert.equal((await cli('keygen', f('keys/ops'))).code, 0);
     fs.mkdirSync(path.join(data, 'etc/trusted-keys'), { recursive: true });
     fs.copyFileSync(f('keys/ops.pub.pem'), path.join(data, 'etc/trusted-keys/ops.pem'));
+    fs.writeFileSync(path.join(data, 'etc/security.json'), JSON.stringify({ requireSignatures: true }));
     const unsigned = await cli('plugin', 'install', 'functions', 'echo', f('echo.zip'), '--data', data);
     assert.equal(unsigned.code, 1);
-    assert.match(unsigned.stderr, /E_SIGNATURE: echo\.so is unsigned/);
+    assert.match(unsigned.stderr, /E_SIGNATURE: the zip of echo is unsigned/);
     const s = await cli('sign', '--key', f('keys/ops.pem'), f('echo.zip'));
     assert.equal(s.code, 0, s.stderr);
     const signed = await cli('plugin', 'install', 'functions', 'echo', f('echo.zip'), '--data', data);
     assert.equal(signed.code, 0, signed.stderr);
-    // a library signed beside itself is picked up by pack
-    assert.equal((await cli('sign', '--key', f('keys/ops.pem'), sample('vector.so') + '.copy')).code, 1);
+    // a signature covers a whole zip: a bare library is not signed alone; pack --key signs what it packs
     fs.copyFileSync(sample('vector.so'), f('vector.so'));
-    assert.equal((await cli('sign', '--key', f('keys/ops.pem'), f('vector.so'))).code, 0);
-    assert.equal((await cli('pack', '--type', 'functions', '--name', 'vector', f('vector.so'), '-o', f('vector.zip'))).code, 0);
+    const bare = await cli('sign', '--key', f('keys/ops.pem'), f('vector.so'));
+    assert.equal(bare.code, 2);
+    assert.match(bare.stderr, /E_USAGE: .* is not a zip/);
+    assert.equal((await cli('pack', '--type', 'functions', '--name', 'vector', f('vector.so'), '--key', f('keys/ops.pem'), '-o', f('vector.zip'))).code, 0);
     const v = await cli('plugin', 'install', 'functions', 'vector', f('vector.zip'), '--data', data, '--json');
     assert.equal(v.code, 0, v.stderr);
     fs.rmSync(path.join(data, 'etc/trusted-keys'), { recursive: true });
+    fs.rmSync(path.join(data, 'etc/security.json'));
   });
 
   it('goes through a running host with --host, and refuses direct access while one runs', async () => {
     const dir = path.join(root, 'hosted');
     const host = await startHost({ dataDir: dir, port: 0, logger: pino({ level: 'silent' }) });
     try {
-      const i = await cli('plugin', 'install', 'functions', 'vector', f('vector.zip'), '--host', host.url);
+      const i = await cli('plugin', 'install', 'functions', 'vector', f('vector.zip'), '--host', host.url, '--data', dir);
       assert.equal(i.code, 0, i.stderr);
       assert.equal(i.stdout.trim(), 'function plugin vector is created');
-      const l = await cli('plugin', 'list', 'functions', '--host', host.url, '--json');
+      const l = await cli('plugin', 'list', 'functions', '--host', host.url, '--data', dir, '--json');
       assert.deepEqual(JSON.parse(l.stdout), ['vector']);
-      const dup = await cli('plugin', 'install', 'functions', 'vector', f('vector.zip'), '--host', host.url);
+      const dup = await cli('plugin', 'install', 'functions', 'vector', f('vector.zip'), '--host', host.url, '--data', dir);
       assert.equal(dup.code, 1);
       assert.match(dup.stderr, /E_CONFLICT/);
       const direct = await cli('plugin', 'list', '--data', dir);
       assert.equal(direct.code, 1);
       assert.match(direct.stderr, new RegExp(`E_HOST_RUNNING.*--host ${host.url}`));
-      const rm = await cli('plugin', 'remove', 'functions', 'vector', '--host', host.url);
+      const rm = await cli('plugin', 'remove', 'functions', 'vector', '--host', host.url, '--data', dir);
       assert.equal(rm.code, 0, rm.stderr);
       assert.deepEqual(host.manager.list('functions'), []);
     } finally {

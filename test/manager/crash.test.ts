@@ -7,6 +7,7 @@ import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { startHost } from '../../src/host/host.js';
+import { clientHeaders } from '../helpers/host-process.js';
 import { repoRoot } from '../helpers/paths.js';
 import { makeZip, pluginState, sample, tmpDir } from './zips.js';
 
@@ -38,7 +39,7 @@ describe('a host killed -9 in the middle of an install', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const zipUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/vector.zip`;
 
-    const child = spawn(process.execPath, [path.join(repoRoot, 'bin/streamplug.js'), 'start', '--data', data, '--port', '0', '--allow-private-urls'], {
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin/streamplug.js'), 'start', '--data', data, '--port', '0', '--mqtt-port', '0', '--allow-private-urls'], {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, STREAMPLUG_LOG_LEVEL: 'warn' },
     });
@@ -55,7 +56,7 @@ describe('a host killed -9 in the middle of an install', () => {
       });
       const pending = fetch(`${url}/plugins/functions`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { ...clientHeaders(data), 'content-type': 'application/json' },
         body: JSON.stringify({ name: 'vector', file: zipUrl }),
       }).catch((e: Error) => e);
       await waitFor('a partial download on disk', () => {

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PluginManager } from '../../src/manager/manager.js';
-import { generateKeyPair, signBytes } from '../../src/manager/signature.js';
+import { generateKeyPair, signBytes, signManifest } from '../../src/manager/signature.js';
+import crypto from 'node:crypto';
 import { PluginRegistry } from '../../src/plugins/registry.js';
 import { corpus, makeZip, pluginState, sample, tmpDir } from './zips.js';
 
@@ -15,13 +16,14 @@ describe('plugin lifecycle in one data directory', () => {
   let registry = new PluginRegistry({ onLog: () => undefined });
   let usedBy: Record<string, string[]> = {};
   const usage = { rulesUsing: (p: string) => usedBy[p] ?? [] };
+  let requireSignatures = false;
   let manager = new PluginManager({ dataDir: data, registry, usage });
 
   /** What a restart does: drop every library, then a fresh registry and manager scan the directory. */
   async function restart() {
     registry.unloadAll();
     registry = new PluginRegistry({ onLog: () => undefined });
-    manager = new PluginManager({ dataDir: data, registry, usage });
+    manager = new PluginManager({ dataDir: data, registry, usage, requireSignatures });
     return manager.start();
   }
 
@@ -156,15 +158,19 @@ describe('plugin lifecycle in one data directory', () => {
     assert.equal(registry.getFunction('reverseText'), undefined);
   });
 
-  it('refuses unsigned and badly signed plugins once trusted keys are configured', async () => {
+  it('refuses unsigned and badly signed plugins when requireSignatures is set', async () => {
     const trusted = generateKeyPair();
     const other = generateKeyPair();
     fs.mkdirSync(path.join(data, 'etc/trusted-keys'), { recursive: true });
     fs.writeFileSync(path.join(data, 'etc/trusted-keys/ops.pem'), trusted.publicPem);
+    requireSignatures = true;
+    await restart();
     const lib = fs.readFileSync(sample('vector.so'));
-    const sig = (pem: string, bytes = lib) => JSON.stringify(signBytes(bytes, pem));
+    const h = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+    const sig = (pem: string, bytes = lib) => JSON.stringify(signManifest({ 'vector.so': h(bytes) }, pem));
     await makeZip(z('v-other.zip'), [{ name: 'vector.so', data: lib }, { name: 'vector.sig', data: sig(other.privatePem) }]);
     await makeZip(z('v-tampered.zip'), [{ name: 'vector.so', data: lib }, { name: 'vector.sig', data: sig(trusted.privatePem, Buffer.from('x')) }]);
+    await makeZip(z('v-libonly.zip'), [{ name: 'vector.so', data: lib }, { name: 'vector.sig', data: JSON.stringify(signBytes(lib, trusted.privatePem)) }]);
     await makeZip(z('v-good.zip'), [{ name: 'vector.so', data: lib }, { name: 'vector.sig', data: sig(trusted.privatePem) }]);
     const before = pluginState(data);
     await assert.rejects(manager.install({ type: 'functions', name: 'vector', source: { file: z('vector.zip') } }), {
@@ -177,7 +183,11 @@ describe('plugin lifecycle in one data directory', () => {
     });
     await assert.rejects(manager.install({ type: 'functions', name: 'vector', source: { file: z('v-tampered.zip') } }), {
       code: 'E_SIGNATURE',
-      message: /does not verify/,
+      message: /differs from what key .* signed \(changed: vector\.so\)/,
+    });
+    await assert.rejects(manager.install({ type: 'functions', name: 'vector', source: { file: z('v-libonly.zip') } }), {
+      code: 'E_SIGNATURE',
+      message: /covers the library only/,
     });
     assert.deepEqual(pluginState(data), before);
     await manager.install({ type: 'functions', name: 'vector', source: { file: z('v-good.zip') } });
@@ -186,7 +196,12 @@ describe('plugin lifecycle in one data directory', () => {
     const report = await restart();
     assert.deepEqual(report.loaded.map((p) => p.name), ['vector']);
     assert.deepEqual(report.failed.map((p) => [p.name, p.code]), [['echo', 'E_SIGNATURE']]);
+    // Deleting the key files does not turn signing off: requireSignatures is a setting, not a guess.
     fs.rmSync(path.join(data, 'etc/trusted-keys'), { recursive: true });
+    await assert.rejects(manager.update({ type: 'functions', name: 'vector', source: { file: z('v-good.zip') } }), { code: 'E_SIGNATURE', message: /not trusted/ });
+    const noKeys = await restart();
+    assert.deepEqual(noKeys.loaded.map((p) => p.name), [], 'nothing loads without its trusted key');
+    requireSignatures = false;
     await restart();
   });
 

@@ -84,6 +84,8 @@ export function filesUnder(dir: string): string[] {
 
 /** The files a data directory holds about plugins (the lock file is not one). */
 export function pluginState(dataDir: string): string[] {
-  // The host lock and the streams/rules store are not plugin state.
-  return filesUnder(dataDir).filter((f) => f !== 'host.lock' && !/^streamplug\.db(-shm|-wal)?$/.test(f));
+  // The host lock, the streams/rules store, the crash journal, the API token and the audit log (which records refusals
+  // too) are not plugin state.
+  const notPluginState = new Set(['host.lock', 'host.lock.stale', 'etc/api-token', 'plugins/audit.jsonl', 'run/crash-journal']);
+  return filesUnder(dataDir).filter((f) => !notPluginState.has(f) && !/^streamplug\.db(-shm|-wal)?$/.test(f));
 }

@@ -12,6 +12,8 @@ import { runValgrindCycles, skipValgrind } from './valgrind-run.js';
 describe('native memory safety (valgrind)', () => {
   it('runs 10,000 load/call/unload cycles of the sample plugins with no invalid access or definite leak', { skip: skipValgrind, timeout: 20 * 60_000 }, () => {
     const run = runValgrindCycles(['--cycles', '10000']);
-    assert.match(run.stdout, /valgrind-cycles: 10000 load\/call\/unload cycles over 5 plugins/);
+    // Every sample plus the corpus files that exercise refusal paths; the exact list lives in the script.
+    const m = /valgrind-cycles: 10000 load\/call\/unload cycles over (\d+) plugins/.exec(run.stdout);
+    assert.ok(m && Number(m[1]) >= 5, `expected the cycle summary over at least 5 plugins, got: ${run.stdout}`);
   });
 });

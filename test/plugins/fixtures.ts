@@ -38,3 +38,9 @@ export function buildFxNode(): string {
 export function buildFxCpp(): string {
   return compile('fxcpp.cc', 'fxcpp.so', []);
 }
+
+/** fxcrash.cc built with one CRASH_* switch (see the file) as `fxcrash-<variant>.so`, named `fxcrash_<variant>`. */
+export function buildCrash(variant: string): string {
+  const name = `fxcrash_${variant.toLowerCase()}`;
+  return compile('fxcrash.cc', `${name}.so`, [`-DCRASH_${variant}`, `-DFX_NAME="${name}"`]);
+}

@@ -11,7 +11,7 @@ import { buildFx, buildFxCpp, buildFxNode, fixtureDir } from './fixtures.js';
 const logs: PluginLogLine[] = [];
 const registry = new PluginRegistry({ onLog: (line) => logs.push(line) });
 const fxFile = buildFx('fx');
-const info = registry.load(fxFile);
+const info = await registry.load(fxFile);
 after(() => registry.unloadAll());
 
 const f64 = (...v: number[]): Column => ({ type: 'float64', values: Float64Array.from(v) });
@@ -40,26 +40,26 @@ describe('registry: load and look up', () => {
     assert.deepEqual(registry.status('fx')!.memory, { bytes: 8, blocks: 1 });
   });
 
-  it('runs the pre-load check first: a truncated library is refused, never mapped', () => {
+  it('runs the pre-load check first: a truncated library is refused, never mapped', async () => {
     const file = path.join(fixtureDir, 'truncated.so');
     fs.writeFileSync(file, fs.readFileSync(buildFx('fx-for-truncation')).subarray(0, 4000)); // dlopen would SIGBUS
-    assert.throws(() => registry.load(file), (err: Error & { code?: string }) => /^E_/.test(err.code ?? ''));
+    await assert.rejects(() => registry.load(file), (err: Error & { code?: string }) => /^E_/.test(err.code ?? ''));
     assert.equal(hostAddon().isMapped(file), false);
     assert.equal(registry.has('fx-truncated'), false);
   });
 
-  it('refuses a second plugin with the same name', () => {
+  it('refuses a second plugin with the same name', async () => {
     const copy = path.join(fixtureDir, 'fx-copy.so');
     fs.copyFileSync(fxFile, copy);
-    assert.throws(() => registry.load(copy), { code: 'E_PLUGIN_LOADED', message: /plugin fx is already loaded from .*fx\.so/ });
+    await assert.rejects(() => registry.load(copy), { code: 'E_PLUGIN_LOADED', message: /plugin fx is already loaded from .*fx\.so/ });
     assert.equal(hostAddon().isMapped(copy), false);
   });
 
-  it('refuses a plugin whose function names another plugin already provides, before its init runs', () => {
+  it('refuses a plugin whose function names another plugin already provides, before its init runs', async () => {
     const trace = path.join(fixtureDir, 'deinit-dup.txt');
     process.env.FX_DEINIT_FILE = trace;
     const file = buildFx('fx-dup', ['FX_NAME="fxdup"']);
-    assert.throws(() => registry.load(file), {
+    await assert.rejects(() => registry.load(file), {
       code: 'E_DUPLICATE_FUNCTION',
       message: /function fx_add1 is already provided by plugin fx/,
     });
@@ -192,11 +192,11 @@ describe('registry: frames', () => {
 });
 
 describe('registry: unload', () => {
-  it('refuses while instances are open, then with force closes them, runs deinit and unmaps', () => {
+  it('refuses while instances are open, then with force closes them, runs deinit and unmaps', async () => {
     const trace = path.join(fixtureDir, 'deinit-unload.txt');
     process.env.FX_DEINIT_FILE = trace;
     const file = buildFx('fx-unload', ['FX_NAME="fxu"', 'FX_PREFIX="fxu_"']);
-    registry.load(file);
+    await registry.load(file);
     const closes = registry.requireFunction('fxu_closes').instantiate('r');
     const before = closes.call() as bigint;
     const add1 = registry.requireFunction('fxu_add1').instantiate('r');
@@ -209,24 +209,24 @@ describe('registry: unload', () => {
     assert.throws(() => echo.call(1), { code: 'E_PLUGIN_NOT_LOADED' });
     assert.equal(registry.getFunction('fxu_echo'), undefined);
     assert.throws(() => registry.unload('fxu'), { code: 'E_PLUGIN_NOT_LOADED' });
-    registry.load(file); // the same path loads again once unmapped
+    await registry.load(file); // the same path loads again once unmapped
     registry.unload('fxu');
   });
 });
 
 describe('registry: libraries dlclose cannot unmap', () => {
-  it('says a C++ plugin with STB_GNU_UNIQUE symbols stays mapped, and refuses to reload stale code from that path', () => {
+  it('says a C++ plugin with STB_GNU_UNIQUE symbols stays mapped, and refuses to reload stale code from that path', async () => {
     const file = buildFxCpp();
-    registry.load(file); // the check only warns (W_GNU_UNIQUE)
+    await registry.load(file); // the check only warns (W_GNU_UNIQUE)
     assert.equal(registry.requireFunction('fxcpp_calls').instantiate('r').call(), 1n);
     assert.deepEqual(registry.unload('fxcpp', { force: true }), { name: 'fxcpp', closedInstances: 1, stillMapped: true });
-    assert.throws(() => registry.load(file), { code: 'E_PLUGIN_LOADED', message: /still mapped .*STB_GNU_UNIQUE.*new file name/ });
+    await assert.rejects(() => registry.load(file), { code: 'E_PLUGIN_LOADED', message: /still mapped .*STB_GNU_UNIQUE.*new file name/ });
   });
 });
 
 describe('registry: .node plugins', () => {
-  it('loads a Node-API plugin and calls it; unloading forgets it but Node keeps it mapped', () => {
-    const loaded = registry.load(buildFxNode());
+  it('loads a Node-API plugin and calls it; unloading forgets it but Node keeps it mapped', async () => {
+    const loaded = await registry.load(buildFxNode());
     assert.deepEqual([loaded.name, loaded.flavour, loaded.contract, loaded.functions], ['fxnode', 'node', '1.0', ['fxn_twice']]);
     assert.ok(logs.some((l) => l.plugin === 'fxnode' && l.level === 30 && l.message === 'fxnode ready'), 'init(host) ran and logged');
     assert.ok(logs.some((l) => l.plugin === 'fxnode' && l.level === 40 && l.message === 'fxnode warns by name'), 'host.log("warn", …) is kept, at warn');

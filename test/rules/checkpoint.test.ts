@@ -16,7 +16,7 @@ const int64At = (bytes: Uint8Array) => Buffer.from(bytes).readBigInt64LE(0);
 describe('rule checkpoints of plugin function state', () => {
   it('continues accumulateWordCount after the host restarts on the same data dir', async () => {
     const dir = tempDir('cp-host');
-    let reg = sampleRegistry();
+    let reg = await sampleRegistry();
     let o = openService(dir, reg);
     const out = collect('t/cp/host/out');
     try {
@@ -28,7 +28,7 @@ describe('rule checkpoints of plugin function state', () => {
       await o.close();
       // A new process in all but name: plugins loaded again, store and service reopened.
       reg.unloadAll();
-      reg = sampleRegistry();
+      reg = await sampleRegistry();
       o = openService(dir, reg);
       const cp = o.store.loadCheckpoint('wc') as Record<string, Record<string, Uint8Array>>;
       assert.deepEqual(Object.keys(cp), ['accumulatewordcount#1']);
@@ -47,7 +47,7 @@ describe('rule checkpoints of plugin function state', () => {
 
   it('keeps the total over stop/start and restart, checkpoints periodically, resets on new SQL and on delete', async () => {
     const dir = tempDir('cp-life');
-    const reg = sampleRegistry();
+    const reg = await sampleRegistry();
     const o = openService(dir, reg);
     const s = o.service;
     const out = collect('t/cp/life/out');
@@ -97,7 +97,7 @@ describe('rule checkpoints of plugin function state', () => {
   });
 
   it('refuses a checkpointInterval that is not whole milliseconds >= 0', async () => {
-    const reg = sampleRegistry();
+    const reg = await sampleRegistry();
     const o = openService(tempDir('cp-bad'), reg);
     try {
       o.service.createStream(STREAM('t/cp/bad/in'));

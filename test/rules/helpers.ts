@@ -10,18 +10,30 @@ import type { FunctionResolver } from '../../src/engine/index.js';
 import { registerStreamRoutes } from '../../src/api/routes/streams.js';
 import { registerRuleRoutes } from '../../src/api/routes/rules.js';
 import { samplesDir } from '../helpers/paths.js';
+import { loadIn, type IsolationMode } from '../helpers/isolation.js';
 
 export { tempDir, waitFor, freePort } from '../connectors/helpers.js';
 
 export const SAMPLES = ['echo', 'countPlusOne', 'accumulateWordCount', 'vector'] as const;
 
 /** A registry with the native sample plugins loaded (build them with `npm run build:plugins`). */
-export function sampleRegistry(): PluginRegistry {
+export async function sampleRegistry(): Promise<PluginRegistry> {
   const reg = new PluginRegistry({ onLog: () => undefined });
   for (const name of SAMPLES) {
     const file = path.join(samplesDir, `${name}.so`);
     if (!fs.existsSync(file)) throw new Error(`${file} is missing; run \`npm run build:plugins\` first`);
-    reg.load(file);
+    await reg.load(file);
+  }
+  return reg;
+}
+
+/** sampleRegistry, with the samples loaded in `mode` (test/helpers/isolation.ts). */
+export async function sampleRegistryIn(mode: IsolationMode): Promise<PluginRegistry> {
+  const reg = new PluginRegistry({ onLog: () => undefined });
+  for (const name of SAMPLES) {
+    const file = path.join(samplesDir, `${name}.so`);
+    if (!fs.existsSync(file)) throw new Error(`${file} is missing; run \`npm run build:plugins\` first`);
+    await loadIn(reg, file, mode);
   }
   return reg;
 }

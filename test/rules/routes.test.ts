@@ -18,7 +18,7 @@ describe('stream and rule routes', () => {
   let o: Opened;
   let app: FastifyInstance;
   before(async () => {
-    reg = sampleRegistry();
+    reg = await sampleRegistry();
     o = openService(tempDir('routes'), reg);
     app = await routesApp(o.service);
   });
@@ -144,7 +144,7 @@ describe('streamplug stream / rule CLI', () => {
     });
 
   before(async () => {
-    reg = sampleRegistry();
+    reg = await sampleRegistry();
     o = openService(tempDir('cli'), reg);
     app = await routesApp(o.service);
     url = await app.listen({ port: 0, host: '127.0.0.1' });

@@ -8,16 +8,17 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { isStreamplugError } from '../../src/errors.js';
-import { collect, openService, publish, sampleRegistry, tempDir, waitFor, WORDS, WORD_COUNTS } from './helpers.js';
+import { collect, openService, publish, sampleRegistryIn, tempDir, waitFor, WORDS, WORD_COUNTS } from './helpers.js';
+import { ISOLATION_MODES, loadIn } from '../helpers/isolation.js';
 import type { PluginRegistry } from '../../src/plugins/registry.js';
 import { samplesDir } from '../helpers/paths.js';
 
 const rejectsWith = (code: string) => (e: unknown) => isStreamplugError(e) && e.code === code;
 
-describe('rules service', () => {
+for (const mode of ISOLATION_MODES) describe(`rules service (plugins ${mode})`, () => {
   let reg: PluginRegistry;
-  before(() => {
-    reg = sampleRegistry();
+  before(async () => {
+    reg = await sampleRegistryIn(mode);
   });
   after(() => {
     reg.unloadAll();
@@ -214,7 +215,7 @@ describe('rules service', () => {
       assert.equal(b.rows[0].y, 5);
       b.stop();
 
-      reg.load(path.join(samplesDir, 'vector.so')); // back: a start now works
+      await loadIn(reg, path.join(samplesDir, 'vector.so'), mode); // back: a start now works
       await o.service.startRule('needs-vector');
       assert.equal(o.service.ruleStatus('needs-vector').status, 'running');
     } finally {

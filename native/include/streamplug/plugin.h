@@ -6,11 +6,38 @@
  * entry point, `streamplug_plugin_v1`, made by STREAMPLUG_PLUGIN() below. The same `.so` loads in
  * every host whose contract major is 1, whatever its Node version.
  *
- * TRUST MODEL. A plugin runs inside the host process with the host's rights. The host checks the
+ * TRUST MODEL. Installed with isolation "in-process" (the default) a plugin runs inside the host
+ * process with the host's rights, at the cost of one function call per batch. The host checks the
  * file before mapping it (ELF class, machine, libc, symbol versions, needed libraries, the manifest
- * note below, the contract version) and validates the descriptor after `dlopen`, but nothing stops
- * code that runs inside the plugin — constructors, init, callbacks — from crashing the host. Keep
- * constructors empty; do the work in init and report failure through the host routines.
+ * note below, the contract version) and validates the descriptor after `dlopen`, but code that runs
+ * inside the plugin — constructors, init, hooks — can still crash the host. What the host does
+ * about it, in-process:
+ *   - it names the culprit: before entering plugin code it records plugin, hook and rule in a
+ *     memory-mapped crash journal; a fatal signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) or
+ *     exit() inside plugin code prints one line naming them and the process ends as it would have
+ *     (same signal, same core dump);
+ *   - it never crash-loops: the next start quarantines that plugin (not loaded, the rules using it
+ *     stay stopped, everything else starts) until an operator enables or updates it;
+ *   - a C++ exception escaping a hook fails that call with SP_ERROR ("plugin X threw a C++
+ *     exception in hook H: …"). HOOKS MUST NOT THROW all the same: an exception crossing C frames
+ *     built without unwind tables still ends in std::terminate (the CMake helper builds C with
+ *     -fexceptions for that reason);
+ *   - dlopen (constructors included) and init run off the host thread, bounded by loadTimeoutMs
+ *     (default 10 s): a constructor or init that hangs is abandoned (E_LOAD_TIMEOUT), never killed.
+ * It does not protect memory: a plugin that scribbles over the host's heap may corrupt it silently
+ * before anything crashes.
+ * Installed with isolation "process" the same `.so` runs in a worker process of its own
+ * (streamplug_worker), which opens and validates it with the same code. Arguments, results and
+ * frames live in shared memory, so a batch costs one round trip between the processes (a few
+ * microseconds) and no copy per row. A crash, exit(), abort, OOM kill or a call past the host's
+ * callTimeoutMs ends only the worker: the host reports it by plugin, hook, rule and signal, fails
+ * the batch in flight, restarts the worker (function state starts empty) and quarantines the plugin
+ * after 3 crashes in 5 minutes. It does not contain a hostile plugin: the worker has the host's user
+ * rights. Sources and sinks do not run isolated yet. host->alloc memory, plugin_data and state live
+ * in the worker; host->log lines reach the host after the call. docs/operators.md says what each
+ * mode protects against and costs, with figures.
+ * Either way: keep constructors empty; do the work in init and report failure through the host
+ * routines.
  *
  * NAMES. Types are `sp_*`; macros `SP_*` / `STREAMPLUG_*`; hooks the plugin implements are fields
  * of the `*_def` structs; routines the host implements are fields of `sp_host_api`.
@@ -466,7 +493,8 @@ typedef struct sp_plugin_descriptor {
   /* Optional. Called once after load, before any other hook. Store plugin-wide data in
    * *plugin_data (returned by host->plugin_data). Return SP_ERROR with set_error(ctx, …) to
    * refuse the load: deinit is then not called and the library is unloaded.
-   * THREAD: host thread. `host` stays valid until deinit returns. */
+   * THREAD: a loading thread of the host's (not the host thread), once; no other hook of this
+   * plugin runs before it returns. `host` stays valid until deinit returns. */
   sp_status (*init)(const sp_host_api *host, sp_ctx *ctx, void **plugin_data);
 
   /* Optional. Called once before unload, after every ctx was closed. THREAD: host thread. */

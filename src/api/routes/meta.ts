@@ -7,14 +7,20 @@ export const metaRoutes: FastifyPluginAsync<RouteOptions> = async (app, { servic
   app.get('/', async () => ({
     name: 'streamplug',
     dataDir: services.dataDir,
+    // security posture, so an operator (or a monitor) can see it without reading flags
+    auth: services.authMode ?? 'none',
+    requireSignatures: services.manager.requireSignatures,
+    fileRoots: services.fileRoots?.roots ?? null,
     endpoints: [
       'GET /ping',
       'GET /metrics',
       'GET|POST /plugins/{sources|sinks|functions}',
       'GET|PUT|DELETE /plugins/{type}/{name}',
       'POST /plugins/functions/{name}/register',
+      'POST /plugins/{type}/{name}/enable',
       'GET /plugins/udfs',
       'GET /plugins/udfs/{name}',
+      'GET /plugins/audit',
     ],
   }));
 };

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { StreamplugError, isStreamplugError } from '../../errors.js';
 import { parseRuleSet, pluginRefs, type ImportReport, type PluginRef, type RuleSet } from '../../rules/ruleset.js';
+import { authHeaders } from '../credentials.js';
 import { fail, usage } from './plugin.js';
 
 interface FleetOpts {
@@ -23,6 +24,8 @@ interface FleetOpts {
   partial?: boolean;
   json?: boolean;
   timeout?: string;
+  token?: string;
+  data?: string;
 }
 
 export interface HostResult {
@@ -35,11 +38,17 @@ export interface HostResult {
   error?: { code: string; message: string };
 }
 
-async function call(base: string, method: string, route: string, body: BodyInit | undefined, headers: Record<string, string>, timeoutMs: number) {
+/** How every call reaches a host: its time limit and the credentials sent (the same token for all hosts). */
+interface Transport {
+  timeoutMs: number;
+  auth?: Record<string, string>;
+}
+
+async function call(base: string, method: string, route: string, body: BodyInit | undefined, headers: Record<string, string>, t: Transport) {
   const url = new URL(route, base.endsWith('/') ? base : `${base}/`);
   let res: Response;
   try {
-    res = await fetch(url, { method, body, headers, signal: AbortSignal.timeout(timeoutMs) });
+    res = await fetch(url, { method, body, headers: { ...t.auth, ...headers }, signal: AbortSignal.timeout(t.timeoutMs) });
   } catch (e) {
     const cause = (e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message;
     throw new StreamplugError('E_FETCH', `cannot reach ${base}: ${cause}; is \`streamplug start\` running there?`, { url: base });
@@ -66,15 +75,15 @@ function localZip(file: string, baseDir: string): string | undefined {
   return path.resolve(baseDir, file);
 }
 
-async function ensurePlugin(base: string, ref: PluginRef, baseDir: string, timeoutMs: number): Promise<HostResult['plugins'][number]> {
+async function ensurePlugin(base: string, ref: PluginRef, baseDir: string, t: Transport): Promise<HostResult['plugins'][number]> {
   const key = `${ref.type}_${ref.name}`;
-  const have = await call(base, 'GET', `plugins/${ref.type}/${encodeURIComponent(ref.name)}`, undefined, {}, timeoutMs);
+  const have = await call(base, 'GET', `plugins/${ref.type}/${encodeURIComponent(ref.name)}`, undefined, {}, t);
   if (have.status === 200) return { plugin: key, outcome: 'present' };
   if (have.status !== 404) throw hostError(have, `GET /plugins/${ref.type}/${ref.name}`);
   const zip = localZip(ref.file, baseDir);
   let r;
   if (zip === undefined) {
-    r = await call(base, 'POST', `plugins/${ref.type}`, JSON.stringify({ name: ref.name, file: ref.file, ...(ref.functions ? { functions: ref.functions } : {}) }), { 'content-type': 'application/json' }, timeoutMs);
+    r = await call(base, 'POST', `plugins/${ref.type}`, JSON.stringify({ name: ref.name, file: ref.file, ...(ref.functions ? { functions: ref.functions } : {}) }), { 'content-type': 'application/json' }, t);
   } else {
     let bytes: Buffer;
     try {
@@ -83,20 +92,20 @@ async function ensurePlugin(base: string, ref: PluginRef, baseDir: string, timeo
       return { plugin: key, outcome: 'failed', message: `E_NOT_FOUND: the zip ${zip} named by nativePlugins.${key} cannot be read (${(e as Error).message})` };
     }
     const q = new URLSearchParams({ name: ref.name, ...(ref.functions ? { functions: ref.functions.join(',') } : {}) });
-    r = await call(base, 'POST', `plugins/${ref.type}?${q}`, new Uint8Array(bytes), { 'content-type': 'application/zip' }, timeoutMs);
+    r = await call(base, 'POST', `plugins/${ref.type}?${q}`, new Uint8Array(bytes), { 'content-type': 'application/zip' }, t);
   }
   if (r.status === 201 || r.status === 200) return { plugin: key, outcome: 'installed' };
   return { plugin: key, outcome: 'failed', message: `${r.json?.error ?? 'E_BAD_REQUEST'}: ${r.json?.message ?? r.text}` };
 }
 
-export async function applyToHost(base: string, set: RuleSet, baseDir: string, o: { partial?: boolean; timeoutMs: number }): Promise<HostResult> {
+export async function applyToHost(base: string, set: RuleSet, baseDir: string, o: { partial?: boolean } & Transport): Promise<HostResult> {
   const result: HostResult = { host: base, ok: false, plugins: [], applied: [], failed: [] };
   try {
-    const ping = await call(base, 'GET', 'ping', undefined, {}, o.timeoutMs);
+    const ping = await call(base, 'GET', 'ping', undefined, {}, o);
     if (ping.status !== 200) throw hostError(ping, 'GET /ping');
-    for (const ref of pluginRefs(set)) result.plugins.push(await ensurePlugin(base, ref, baseDir, o.timeoutMs));
+    for (const ref of pluginRefs(set)) result.plugins.push(await ensurePlugin(base, ref, baseDir, o));
     // The host sees the plugins installed above as present; one that failed is reported by both.
-    const r = await call(base, 'POST', `data/import${o.partial ? '?partial=1' : ''}`, JSON.stringify({ content: JSON.stringify(set) }), { 'content-type': 'application/json' }, o.timeoutMs);
+    const r = await call(base, 'POST', `data/import${o.partial ? '?partial=1' : ''}`, JSON.stringify({ content: JSON.stringify(set) }), { 'content-type': 'application/json' }, o);
     if (r.status !== 200 && r.json?.error !== 'E_IMPORT_INCOMPLETE') throw hostError(r, 'POST /data/import');
     result.applied = r.json?.applied ?? [];
     result.failed = r.json?.failed ?? [];
@@ -129,6 +138,8 @@ export function register(program: Command): void {
     .option('--hosts <urls>', 'comma-separated host URLs, e.g. http://10.0.0.5:9081,http://10.0.0.6:9081')
     .option('--partial', 'keep streams and rules the set does not name (default: each host holds exactly the set)')
     .option('--timeout <ms>', 'per request (default 60000)')
+    .option('--token <token>', 'API token sent to every host (default $STREAMPLUG_TOKEN, else <data>/etc/api-token)')
+    .option('--data <dir>', 'data directory whose etc/api-token to send (default $STREAMPLUG_DATA or ./data)')
     .option('--json', 'print the per-host results as JSON')
     .description('install the plugins a rule set names and import the set on every host; report per host')
     .action(async (file: string, o: FleetOpts) => {
@@ -154,7 +165,7 @@ export function register(program: Command): void {
         const set = parseRuleSet(text); // refused here, before any host is touched
         pluginRefs(set);
         const baseDir = file === '-' ? process.cwd() : path.dirname(path.resolve(file));
-        const results = await Promise.all(hosts.map((h) => applyToHost(h, set, baseDir, { partial: o.partial, timeoutMs })));
+        const results = await Promise.all(hosts.map((h) => applyToHost(h, set, baseDir, { partial: o.partial, timeoutMs, auth: authHeaders(o) })));
         process.stdout.write(`${o.json ? JSON.stringify(results, null, 2) : results.map(summary).join('\n')}\n`);
         const bad = results.filter((r) => !r.ok).length;
         if (bad) {

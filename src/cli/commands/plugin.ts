@@ -7,7 +7,11 @@ import { runningHost, acquireLock, releaseLock } from '../../host/lock.js';
 import { dataLayout, ensureLayout, isPluginType, PLUGIN_TYPES, type PluginType } from '../../manager/layout.js';
 import { PluginManager } from '../../manager/manager.js';
 import type { ProgressEvent } from '../../manager/types.js';
+import { openCrashJournal } from '../../plugins/journal.js';
+import { parseIsolation } from '../../manager/host-config.js';
 import { PluginRegistry } from '../../plugins/registry.js';
+import { authHeaders } from '../credentials.js';
+import { readSecurityConfig } from '../../host/security-config.js';
 
 /** Exit codes shared by these commands: 0 ok, 1 refused, 2 usage. */
 export function fail(e: unknown): never {
@@ -60,17 +64,20 @@ interface Common {
   data?: string;
   host?: string;
   json?: boolean;
+  token?: string;
 }
 
 // ------------------------------------------------------------------ running host (REST)
 
-async function http(base: string, method: string, route: string, init: { json?: unknown; body?: BodyInit; headers?: Record<string, string> } = {}) {
+/** A REST call to a running host, with the token found by cliToken (see ../credentials.ts). */
+async function http(o: Common, method: string, route: string, init: { json?: unknown; body?: BodyInit; headers?: Record<string, string> } = {}) {
+  const base = o.host!;
   const url = new URL(route, base.endsWith('/') ? base : `${base}/`);
   let res: Response;
   try {
     res = await fetch(url, {
       method,
-      headers: { ...(init.json !== undefined ? { 'content-type': 'application/json' } : {}), ...(init.headers ?? {}) },
+      headers: { ...authHeaders(o), ...(init.json !== undefined ? { 'content-type': 'application/json' } : {}), ...(init.headers ?? {}) },
       body: init.json !== undefined ? JSON.stringify(init.json) : init.body,
       ...(init.body ? { duplex: 'half' } : {}),
     } as RequestInit);
@@ -96,10 +103,10 @@ function isUrl(s: string): boolean {
   return /^(https?|file):\/\//i.test(s);
 }
 
-async function remoteInstall(base: string, method: 'POST' | 'PUT', type: PluginType, name: string, zip: string, o: InstallOpts): Promise<string> {
+async function remoteInstall(base: Common, method: 'POST' | 'PUT', type: PluginType, name: string, zip: string, o: InstallOpts): Promise<string> {
   const route = method === 'POST' ? `plugins/${type}` : `plugins/${type}/${name}`;
   if (isUrl(zip)) {
-    return http(base, method, route, { json: { name, file: zip, functions: parseFunctions(o.functions), sha256: o.sha256 } });
+    return http(base, method, route, { json: { name, file: zip, functions: parseFunctions(o.functions), sha256: o.sha256, isolation: o.isolation, ...(o.force ? { force: true } : {}) } });
   }
   // A local zip is uploaded (the host may run elsewhere), streaming, as application/zip.
   const st = fs.statSync(zip, { throwIfNoEntry: false });
@@ -107,6 +114,8 @@ async function remoteInstall(base: string, method: 'POST' | 'PUT', type: PluginT
   const q = new URLSearchParams({ name });
   if (o.sha256) q.set('sha256', o.sha256);
   if (o.functions) q.set('functions', o.functions);
+  if (o.force) q.set('force', 'true');
+  if (o.isolation) q.set('isolation', o.isolation);
   const show = progressPrinter(!!o.progress || process.stderr.isTTY);
   let sent = 0;
   const stream = fs.createReadStream(zip);
@@ -142,8 +151,13 @@ async function withDirect<T>(dataDir: string, fn: (m: PluginManager) => Promise<
   acquireLock(layout.lockFile);
   const registry = new PluginRegistry({ onLog: () => undefined });
   try {
-    const manager = new PluginManager({ dataDir, registry, allowPrivateUrls: process.env.STREAMPLUG_ALLOW_PRIVATE_URLS === '1' });
-    const report = await manager.start();
+    // the same explicit setting the host reads at start (etc/security.json), never inferred from key files
+    const requireSignatures = readSecurityConfig(dataDir).requireSignatures ?? false;
+    const manager = new PluginManager({ dataDir, registry, requireSignatures, allowPrivateUrls: process.env.STREAMPLUG_ALLOW_PRIVATE_URLS === '1' });
+    // Like a host: what the last run's journal blames is quarantined before anything loads.
+    const journal = openCrashJournal(layout.crashJournal, (m) => process.stderr.write(`warning: ${m}\n`));
+    const report = await manager.start({ journal });
+    for (const q of report.quarantined) process.stderr.write(`warning: ${q.type}/${q.name} is quarantined: ${q.crash.message}\n`);
     for (const f of report.failed) process.stderr.write(`warning: ${f.type}/${f.name} does not load: ${f.code} ${f.message}\n`);
     return await fn(manager);
   } finally {
@@ -156,6 +170,8 @@ async function withDirect<T>(dataDir: string, fn: (m: PluginManager) => Promise<
 }
 
 interface InstallOpts extends Common {
+  force?: boolean;
+  isolation?: string;
   functions?: string;
   sha256?: string;
   progress?: boolean;
@@ -178,6 +194,7 @@ export function register(program: Command): void {
     c
       .option('--data <dir>', 'data directory to work on directly (default $STREAMPLUG_DATA or ./data)')
       .option('--host <url>', 'a running host to go through instead, e.g. http://127.0.0.1:9081')
+      .option('--token <token>', 'API token for --host (default $STREAMPLUG_TOKEN, else <data>/etc/api-token)')
       .option('--json', 'print JSON');
 
   common(plugin.command('list').argument('[type]', 'sources, sinks or functions (default: all)').description('list installed plugins'))
@@ -185,7 +202,7 @@ export function register(program: Command): void {
       try {
         const types = type ? [parseType(type)] : [...PLUGIN_TYPES];
         const out: Record<string, string[]> = {};
-        if (o.host) for (const t of types) out[t] = JSON.parse(await http(o.host, 'GET', `plugins/${t}`)) as string[];
+        if (o.host) for (const t of types) out[t] = JSON.parse(await http(o, 'GET', `plugins/${t}`)) as string[];
         else await withDirect(dataDirOf(o), async (m) => types.forEach((t) => (out[t] = m.list(t))));
         print(o, type ? out[types[0]] : out, () => types.map((t) => `${t}: ${out[t].join(', ') || '(none)'}`).join('\n'));
       } catch (e) {
@@ -199,7 +216,7 @@ export function register(program: Command): void {
     try {
       const t = parseType(type);
       const d = o.host
-        ? (JSON.parse(await http(o.host, 'GET', `plugins/${t}/${encodeURIComponent(name)}`)) as Record<string, unknown>)
+        ? (JSON.parse(await http(o, 'GET', `plugins/${t}/${encodeURIComponent(name)}`)) as Record<string, unknown>)
         : await withDirect(dataDirOf(o), async (m) => m.describe(t, name) as unknown as Record<string, unknown>);
       print(o, d, () => JSON.stringify(d, null, 2));
     } catch (e) {
@@ -217,18 +234,26 @@ export function register(program: Command): void {
         .option('--functions <list>', 'comma-separated functions the plugin must provide')
         .option('--sha256 <hex>', 'refuse the zip unless its sha256 is this')
         .option('--progress', 'show download/unpack progress on stderr even when not a terminal')
+        .option('--force', 'update: accept an older version (a downgrade)')
+        .option('--isolation <mode>', '"in-process" (default) or "process": run the plugin in a worker process of its own')
         .description(verb === 'install' ? 'install a plugin zip (refused if the name exists)' : 'replace an installed plugin with a new zip'),
     ).action(async (type: string, name: string, zip: string, o: InstallOpts) => {
       try {
         const t = parseType(type);
+        let isolation;
+        try {
+          isolation = parseIsolation(o.isolation);
+        } catch (e) {
+          usage((e as Error).message);
+        }
         let message: string;
         if (o.host) {
-          message = await remoteInstall(o.host, verb === 'install' ? 'POST' : 'PUT', t, name, zip, o);
+          message = await remoteInstall(o, verb === 'install' ? 'POST' : 'PUT', t, name, zip, o);
         } else {
           const show = progressPrinter(!!o.progress || process.stderr.isTTY);
           try {
             message = await withDirect(dataDirOf(o), async (m) => {
-              const req = { type: t, name, source: { file: zip }, functions: parseFunctions(o.functions), sha256: o.sha256, onProgress: show };
+              const req = { type: t, name, source: { file: zip }, functions: parseFunctions(o.functions), sha256: o.sha256, isolation, onProgress: show, force: o.force, actor: 'cli' };
               return (verb === 'install' ? await m.install(req) : await m.update(req)).message;
             });
           } finally {
@@ -244,6 +269,31 @@ export function register(program: Command): void {
 
   common(
     plugin
+      .command('enable')
+      .argument('<type>', 'sources, sinks or functions')
+      .argument('<name>')
+      .description('lift the quarantine of a plugin that crashed the host, and load it'),
+  ).action(async (type: string, name: string, o: Common) => {
+    try {
+      const t = parseType(type);
+      let message: string;
+      let state = 'loaded';
+      if (o.host) {
+        message = await http(o, 'POST', `plugins/${t}/${encodeURIComponent(name)}/enable`);
+      } else {
+        const r = await withDirect(dataDirOf(o), (m) => m.enable(t, name));
+        message = r.message;
+        state = r.state;
+      }
+      print(o, { message }, () => message);
+      if (state !== 'loaded' || /cannot load/.test(message)) process.exitCode = 1;
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+  common(
+    plugin
       .command('remove')
       .argument('<type>')
       .argument('<name>')
@@ -253,7 +303,7 @@ export function register(program: Command): void {
     try {
       const t = parseType(type);
       const message = o.host
-        ? await http(o.host, 'DELETE', `plugins/${t}/${encodeURIComponent(name)}${o.force ? '?force=true' : ''}`)
+        ? await http(o, 'DELETE', `plugins/${t}/${encodeURIComponent(name)}${o.force ? '?force=true' : ''}`)
         : (await withDirect(dataDirOf(o), (m) => m.remove(t, name, { force: o.force }))).message;
       print(o, { message }, () => message);
     } catch (e) {

@@ -4,14 +4,14 @@ import type { Command } from 'commander';
 import { StreamplugError } from '../../errors.js';
 import { DEFAULT_LIMITS } from '../../manager/limits.js';
 import { signZip } from '../../manager/pack.js';
-import { generateKeyPair, signBytes } from '../../manager/signature.js';
+import { generateKeyPair } from '../../manager/signature.js';
 import { fail } from './plugin.js';
 
 export function register(program: Command): void {
   program
     .command('sign')
-    .description('sign a plugin library with an ed25519 key: into NAME.sig inside a zip, or LIB.sig beside a library')
-    .argument('<target>', 'plugin zip or library (.so / .node)')
+    .description('sign a plugin zip with an ed25519 key: NAME.sig covers every file in the zip')
+    .argument('<target>', 'plugin zip')
     .requiredOption('--key <pem>', 'ed25519 private key (PEM), e.g. from `streamplug keygen`')
     .option('-o, --output <file>', 'zip: write the signed zip here instead of in place')
     .action(async (target: string, o: { key: string; output?: string }) => {
@@ -24,9 +24,8 @@ export function register(program: Command): void {
           const r = await signZip(target, pem, DEFAULT_LIMITS, o.output ? path.resolve(o.output) : target);
           process.stdout.write(`signed ${r.library} in ${o.output ?? target} with key ${r.key}\n`);
         } else {
-          const sig = signBytes(fs.readFileSync(target), pem);
-          fs.writeFileSync(`${target}.sig`, JSON.stringify(sig) + '\n');
-          process.stdout.write(`wrote ${target}.sig (key ${sig.key}); \`streamplug pack\` puts it in the zip\n`);
+          // A signature covers the whole zip (metadata, etc/ …), so a bare library is not signed alone.
+          throw new StreamplugError('E_USAGE', `${target} is not a zip; a signature covers every file of a plugin zip: sign the zip, or build it signed with \`streamplug pack --key PEM\``);
         }
       } catch (e) {
         fail(e);

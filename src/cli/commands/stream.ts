@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { RulesClient } from '../../rules/client.js';
+import { authHeaders } from '../credentials.js';
 import { fail } from './plugin.js';
 
 export const DEFAULT_HOST = 'http://127.0.0.1:9081';
@@ -11,17 +12,21 @@ export const DEFAULT_HOST = 'http://127.0.0.1:9081';
 export interface RemoteOpts {
   host?: string;
   json?: boolean;
+  token?: string;
+  data?: string;
 }
 
 /** Adds --host and --json to a subcommand. */
 export function remote(c: Command): Command {
   return c
     .option('--host <url>', `the running host (default $STREAMPLUG_URL or ${DEFAULT_HOST})`)
+    .option('--token <token>', 'API token (default $STREAMPLUG_TOKEN, else <data>/etc/api-token)')
+    .option('--data <dir>', 'the host\'s data directory, to read its token (default $STREAMPLUG_DATA or ./data)')
     .option('--json', 'print JSON');
 }
 
 export function client(o: RemoteOpts): RulesClient {
-  return new RulesClient(o.host ?? process.env.STREAMPLUG_URL ?? DEFAULT_HOST);
+  return new RulesClient(o.host ?? process.env.STREAMPLUG_URL ?? DEFAULT_HOST, authHeaders(o));
 }
 
 /** Runs an action; any error prints `streamplug: CODE: message` and exits 1 (2 for usage). */
@@ -79,7 +84,7 @@ export function register(program: Command): void {
 
 type FieldType = { type: string; items?: FieldType; fields?: { name: string; type: FieldType }[] };
 
-function typeName(t: FieldType): string {
+export function typeName(t: FieldType): string {
   if (t.type === 'array' && t.items) return `array(${typeName(t.items)})`;
   if (t.type === 'struct' && t.fields) return `struct(${t.fields.map((f) => `${f.name} ${typeName(f.type)}`).join(', ')})`;
   return t.type;

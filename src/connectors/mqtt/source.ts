@@ -8,7 +8,8 @@
  * gets a share of the messages instead of all of them. SHARED="true"/"false" keep eKuiper's meaning
  * (one connector shared by the rules of a stream, which streamplug always does) and subscribe normally.
  */
-import { connect, type MqttClient } from 'mqtt';
+import { connect, MqttClient } from 'mqtt';
+import { limitedStreamBuilder } from './size-limit.js';
 import { PropReader } from '../props.js';
 import { decode, readFormat, readMaxMessageSize, SourceCounters, tooLarge, type Format } from '../decode.js';
 import { validateFilter } from '../topic.js';
@@ -16,6 +17,13 @@ import { resolveMqttProps } from './conf.js';
 import { DeferredAcks } from './deferred-acks.js';
 import { mqttConnection, type MqttConnection } from './options.js';
 import type { ConnectorContext, EmitFn, Props, SourceConnector, SourceMetrics, StatusFn } from '../types.js';
+
+/**
+ * The filter sees whole packets (topic and packet id included, at most 2 + 65535 + 2 bytes), the
+ * limit is on the payload: a packet is skipped unread only when no payload within the limit could
+ * make it; the few in between are refused after mqtt.js read them (at most 64 KiB over).
+ */
+const PUBLISH_HEADER_MAX = 2 + 65535 + 2;
 
 export class MqttSource implements SourceConnector {
   private client?: MqttClient;
@@ -32,6 +40,7 @@ export class MqttSource implements SourceConnector {
     readonly conn: MqttConnection,
     readonly format: Format,
     readonly shareGroup?: string,
+    /** Largest PUBLISH accepted, in bytes (0: no limit); larger ones are skipped unbuffered and counted. */
     readonly maxMessageSize = 0,
   ) {
     topics.forEach(validateFilter);
@@ -43,7 +52,12 @@ export class MqttSource implements SourceConnector {
     this.stopping = false;
     this.onStatus = onStatus;
     onStatus({ state: 'connecting' });
-    const client = connect(this.conn.url, this.conn.options);
+    // Over the limit, a PUBLISH is skipped as it streams past (never buffered by mqtt.js) and counted
+    // like any message over the limit; the check in 'message' below stays for websocket transports.
+    const oversize = (bytes: number) => this.counters.record(tooLarge(bytes, this.maxMessageSize)!);
+    const builder = this.maxMessageSize > 0 ? limitedStreamBuilder(this.conn.url, this.conn.options, this.maxMessageSize + PUBLISH_HEADER_MAX, oversize) : undefined;
+    // websockets keep mqtt.js's own transport (no size filter there)
+    const client = builder ? new MqttClient(builder, { ...this.conn.options }) : connect(this.conn.url, this.conn.options);
     this.client = client;
     return new Promise<void>((resolve) => {
       client.on('connect', () => {
