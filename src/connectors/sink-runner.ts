@@ -122,6 +122,7 @@ export class SinkRunner {
   private working: Promise<void> = Promise.resolve();
   private running = false;
   private spaceWaiters: (() => void)[] = [];
+  private roomWaiters: (() => void)[] = [];
   private closing = false;
   private wakeRetry?: () => void;
   private opened = false;
@@ -284,6 +285,7 @@ export class SinkRunner {
   async close(): Promise<void> {
     if (this.closing) return this.drain();
     this.closing = true;
+    this.wakeRoom();
     this.wakeRetry?.();
     await this.drain();
     for (const w of this.settleWaiters.splice(0)) w.wake();
@@ -298,6 +300,26 @@ export class SinkRunner {
       this.opened = false;
       await this.sink.close();
     }
+  }
+
+  /**
+   * Backpressure (FlowControl): the queue is full under the "block" policy, so a source that can hold
+   * back should stop pulling. Never with a cache (rows go to the cache) or with "drop" (dropping is the policy).
+   */
+  saturated(): boolean {
+    return !this.cache && !this.closing && this.options.bufferFullPolicy === 'block' && this.queue.length >= this.options.bufferLength;
+  }
+
+  /** Resolves once saturated() is false again (room in the queue, or the runner closing). */
+  whenRoom(): Promise<void> {
+    if (!this.saturated()) return Promise.resolve();
+    return new Promise<void>((r) => this.roomWaiters.push(r));
+  }
+
+  private wakeRoom(): void {
+    const w = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const r of w) r();
   }
 
   metrics(): SinkMetrics {
@@ -316,6 +338,7 @@ export class SinkRunner {
           if (msg) {
             this.m.buffered = this.queue.length;
             this.spaceWaiters.shift()?.();
+            if (this.roomWaiters.length > 0 && !this.saturated()) this.wakeRoom();
             await this.deliver(msg);
           } else if (this.cache && this.cache.size > 0 && !this.closing) {
             await this.resendOne();

@@ -18,7 +18,7 @@
  */
 import { decode, type Format } from '../connectors/decode.js';
 import { toJson } from '../connectors/template.js';
-import type { ConnectorStatus, EmitFn, EncodedBatch, EncodedEmitFn, Row, SinkConnector, SourceConnector, SourceMetrics, StatusFn } from '../connectors/types.js';
+import type { ConnectorStatus, EmitFn, EncodedBatch, EncodedEmitFn, FlowControl, Row, SinkConnector, SourceConnector, SourceMetrics, StatusFn } from '../connectors/types.js';
 import { StreamplugError } from '../errors.js';
 import { hostAddon } from './native-addon.js';
 
@@ -184,6 +184,10 @@ export class NativeSourceConnector implements SourceConnector {
   private lastStatus = '';
   private pumping = false;
   private scheduled = false;
+  private flow?: FlowControl;
+  /** Held back by the sinks (flow.saturated()) and waiting for room. */
+  private heldBack = false;
+  private stopping = false;
   private readonly waiters = new Waiters();
   private readonly m: SourceMetrics = { messagesIn: 0, rowsOut: 0, decodeErrors: 0 };
   private stopped?: Promise<void>;
@@ -206,8 +210,9 @@ export class NativeSourceConnector implements SourceConnector {
   }
 
   /** Resolves once the plugin's open succeeded; rejects (E_SOURCE_FAILED) when it failed. */
-  async start(emit: EmitFn, onStatus: StatusFn, emitEncoded?: EncodedEmitFn): Promise<void> {
+  async start(emit: EmitFn, onStatus: StatusFn, emitEncoded?: EncodedEmitFn, flow?: FlowControl): Promise<void> {
     if (this.handle) return;
+    this.flow = flow;
     this.emitFn = emit;
     this.emitEncodedFn = emitEncoded;
     this.statusFn = onStatus;
@@ -235,6 +240,7 @@ export class NativeSourceConnector implements SourceConnector {
   private async doStop(): Promise<void> {
     const h = this.handle;
     if (!h) return;
+    this.stopping = true; // what the plugin queued is delivered now, held back or not
     h.stop();
     const t = timeout(this.options.closeTimeoutMs);
     const finished = (async () => {
@@ -276,6 +282,19 @@ export class NativeSourceConnector implements SourceConnector {
   private pump(): void {
     const h = this.handle;
     if (!h || this.pumping) return;
+    // Backpressure: while a rule's sinks are full, rows stay in the plugin's bounded queue, whose
+    // overflow policy (block the plugin's push, or drop and count) then applies.
+    if (!this.stopping && this.flow?.saturated()) {
+      if (!this.heldBack) {
+        this.heldBack = true;
+        void this.flow.whenRoom().then(() => {
+          this.heldBack = false;
+          this.pump();
+          this.waiters.wakeAll();
+        });
+      }
+      return;
+    }
     this.pumping = true;
     let left = 0;
     try {

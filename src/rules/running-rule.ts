@@ -182,6 +182,15 @@ export class RunningRule implements Subscriber {
     if (rt.windowed) this.schedule();
   }
 
+  /** Backpressure: some sink's queue is full under the "block" policy (SinkRunner.saturated()). */
+  saturated(): boolean {
+    return !this.runtime.closed && this.sinks.some((s) => s.runner.saturated());
+  }
+
+  async whenRoom(): Promise<void> {
+    await Promise.all(this.sinks.map((s) => s.runner.whenRoom()));
+  }
+
   acceptsEncoded(): boolean {
     return this.passthrough && !this.runtime.closed && this.sinks.every((s) => s.runner.acceptsEncoded());
   }
