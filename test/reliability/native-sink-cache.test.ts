@@ -19,9 +19,9 @@ describe('sink cache with a native sink plugin', { timeout: 60_000 }, () => {
   let reg: PluginRegistry;
   let o: Opened;
   let dir: string;
-  before(() => {
+  before(async () => {
     reg = new PluginRegistry({ onLog: () => undefined });
-    reg.load(buildIoFx());
+    await reg.load(buildIoFx());
     dir = tempDir('native-sink-cache');
     o = openService(dir, reg);
   });

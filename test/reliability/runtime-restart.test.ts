@@ -30,9 +30,9 @@ describe('restartStrategy after a failure while running', { timeout: 60_000 }, (
   let service: RuleService;
   let dir: string;
   const lines: Line[] = [];
-  before(() => {
+  before(async () => {
     reg = new PluginRegistry({ onLog: () => undefined });
-    reg.load(buildIoFx());
+    await reg.load(buildIoFx());
     dir = tempDir('runtime-restart');
     store = openStore(dir);
     const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Line) });
