@@ -76,6 +76,7 @@ export const ERROR_CODES = {
   E_EVAL: 'an expression failed on a row at run time',
   E_WINDOW_FULL: 'a window reached maxWindowRows; rows were refused',
   E_RULE_CLOSED: 'the rule was closed',
+  E_RULE_FAILED: 'a running rule failed (a sink died) and was stopped',
   // connectors and store (src/connectors, src/store)
   E_CONNECTOR_CONFIG: 'a source or sink property is missing or invalid',
   E_SINK_FAILED: 'a sink could not deliver a message',

@@ -95,6 +95,8 @@ interface CachedMessage {
 
 /** Told when the sink's target goes away (a message failed for good) and comes back (a delivery succeeded). */
 export type SinkHealthFn = (connected: boolean, reason?: string) => void;
+/** The sink died while running (SinkConnector.watchFatal): it delivers nothing more until reopened. */
+export type SinkFatalFn = (reason: string) => void;
 
 interface Pending {
   data: Row | Row[];
@@ -145,7 +147,25 @@ export class SinkRunner {
     this.opts.onHealth = fn;
   }
 
+  /** Why the sink died while running, once it did (watchFatal). */
+  private fatal?: string;
+  private fatalFn?: SinkFatalFn;
+
+  /** Told once when the sink dies while running (the rule then fails); set before open(). */
+  set onFatal(fn: SinkFatalFn | undefined) {
+    this.fatalFn = fn;
+  }
+
+  private died(reason: string): void {
+    if (this.fatal !== undefined || this.closing) return;
+    this.fatal = reason;
+    this.noteError(new Error(reason));
+    this.setConnected(false);
+    this.fatalFn?.(reason);
+  }
+
   async open(): Promise<void> {
+    this.sink.watchFatal?.((reason) => this.died(reason));
     try {
       await this.sink.open();
       this.opened = true;
@@ -393,7 +413,8 @@ export class SinkRunner {
         return;
       } catch (e) {
         this.noteError(e);
-        if (attempt >= this.options.retryCount || this.closing) break;
+        // A dead sink fails every retry the same way: the message goes to the cache (or is dropped) at once.
+        if (attempt >= this.options.retryCount || this.closing || this.fatal !== undefined) break;
         await this.sleep(this.options.retryInterval);
         if (this.closing) break;
       }

@@ -111,6 +111,12 @@ export interface SinkConnector {
    * is where the sink puts it. SinkRunner.settled() calls it only when a source asked to learn of delivery.
    */
   flush?(): Promise<void>;
+  /**
+   * Optional, for sinks that can die while running (a native sink whose collect returned SP_ERROR):
+   * `fn` is called once with the reason when the sink will deliver nothing more. The runner then
+   * stops retrying and reports the rule as failed (restartStrategy may start it again).
+   */
+  watchFatal?(fn: (reason: string) => void): void;
 }
 
 /** Named connection configs, eKuiper style: `{ default: {...}, other: {...} }`. */

@@ -381,6 +381,12 @@ export interface NativeSinkOptions {
   ruleId?: string;
   /** The sink takes JSON lines (SP_SINK_ENCODED): it then gets collectEncoded. */
   encoded?: boolean;
+  /**
+   * collect() resolves only once the plugin took the batch (SP_OK) and rejects when it was not
+   * taken (its retries spent): the SinkRunner then owns retries and the sink cache (enableCache).
+   * Default false: collect() resolves once the batch is queued for the worker thread.
+   */
+  confirm?: boolean;
 }
 
 const SP_TYPE = { bool: 1, int64: 2, float64: 3, string: 4 } as const;
@@ -447,8 +453,9 @@ export class NativeSinkConnector implements SinkConnector {
   private handle?: AddonSink;
   private readonly waiters = new Waiters();
   private closed?: Promise<void>;
+  private fatalFn?: (reason: string) => void;
   closeTimedOut = false;
-  readonly options: Required<Omit<NativeSinkOptions, 'ruleId' | 'encoded'>> & { ruleId: string };
+  readonly options: Required<Omit<NativeSinkOptions, 'ruleId' | 'encoded' | 'confirm'>> & { ruleId: string; confirm: boolean };
   /** Present when the plugin takes JSON lines: the batch's bytes go to its worker as they are. */
   readonly collectEncoded?: (batch: EncodedBatch) => Promise<void>;
 
@@ -465,6 +472,7 @@ export class NativeSinkConnector implements SinkConnector {
       maxBackoffMs: opts.maxBackoffMs ?? 5000,
       closeTimeoutMs: opts.closeTimeoutMs ?? 5000,
       ruleId: opts.ruleId ?? '',
+      confirm: opts.confirm ?? false,
     };
   }
 
@@ -475,7 +483,7 @@ export class NativeSinkConnector implements SinkConnector {
     this.handle = new (ioAddon().NativeSink)(
       this.target.file, this.target.index, this.options.ruleId, this.config,
       { capacity, maxRetries, backoffMs, maxBackoffMs },
-      () => this.waiters.wakeAll(),
+      () => this.wake(),
     );
     for (;;) {
       const s = this.handle.stats();
@@ -485,6 +493,27 @@ export class NativeSinkConnector implements SinkConnector {
         throw new StreamplugError('E_SINK_FAILED', s.failure || `sink ${this.target.name} ended before it opened`, { sink: this.target.name });
       }
       await this.waiters.wait();
+    }
+  }
+
+  watchFatal(fn: (reason: string) => void): void {
+    this.fatalFn = fn;
+  }
+
+  /**
+   * The worker moved (a batch delivered, a status change, the thread finished). A worker that
+   * finished while nobody closed it died of a fatal collect (SP_ERROR): said once, as it happens,
+   * not only at the next collect.
+   */
+  private wake(): void {
+    this.waiters.wakeAll();
+    const h = this.handle;
+    if (!this.fatalFn || !h || this.closed) return;
+    const s = h.stats();
+    if (s.opened && s.finished && s.failure) {
+      const fn = this.fatalFn;
+      this.fatalFn = undefined;
+      fn(s.failure);
     }
   }
 
@@ -503,16 +532,32 @@ export class NativeSinkConnector implements SinkConnector {
     const h = this.handle;
     if (!h) throw new StreamplugError('E_SINK_FAILED', `sink ${this.target.name} is not open; call open() first`);
     if (nrows === 0) return;
+    // confirm: the runner sends one message at a time, so the rows acknowledged or dropped after this
+    // push are this batch's.
+    const before = this.options.confirm ? h.stats() : undefined;
     for (;;) {
       const code =
         typeof data === 'string' || data instanceof Uint8Array
           ? h.pushEncoded(data, nrows)
           : h.pushColumns(nrows, data.names, data.types, data.values, data.nulls);
-      if (code === 0) return;
+      if (code === 0) return before ? this.confirmed(h, before, nrows) : undefined;
       if (code === 2) {
         const s = h.stats();
         throw new StreamplugError('E_SINK_FAILED', s.failure || `sink ${this.target.name} is closing; rows cannot be collected`, { sink: this.target.name });
       }
+      await this.waiters.wait();
+    }
+  }
+
+  /** Waits until the worker acknowledged (SP_OK) or dropped the batch just pushed; rejects on a drop. */
+  private async confirmed(h: AddonSink, before: IoStats, nrows: number): Promise<void> {
+    for (;;) {
+      const s = h.stats();
+      if (s.dropped > before.dropped)
+        throw new StreamplugError('E_SINK_FAILED', s.lastError || `sink ${this.target.name} did not take the batch`, { sink: this.target.name });
+      if (s.out - before.out >= nrows) return;
+      if (s.finished)
+        throw new StreamplugError('E_SINK_FAILED', s.failure || `sink ${this.target.name} stopped before taking the batch`, { sink: this.target.name });
       await this.waiters.wait();
     }
   }

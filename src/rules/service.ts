@@ -156,7 +156,7 @@ interface Entry {
   /** Serialises lifecycle operations on this rule. */
   queue: Promise<unknown>;
   /** restartStrategy: tries made since the last good start, and the pending one. */
-  restart?: { tries: number; timer?: NodeJS.Timeout; nextAt?: number };
+  restart?: { tries: number; timer?: NodeJS.Timeout; nextAt?: number; carry?: number };
 }
 
 /** Store scope: rule id -> the rows its window held at the last checkpoint (qos >= 1). */
@@ -566,7 +566,12 @@ class Service implements RuleService {
       e.hub = hub;
       e.state = 'running';
       e.startedAt = Date.now();
+      const tries = e.restart?.tries ?? 0;
       this.cancelRestart(e, true);
+      // A failure soon after this start continues the count (failAtRunTime), so a rule that starts
+      // and dies at once is not restarted forever.
+      if (e.restart) e.restart.carry = tries;
+      running.onFatal = (reason) => void this.failAtRunTime(e, running!, reason);
       this.log?.info({ rule: id, stream: e.stream }, `rule ${id} started`);
     } catch (err) {
       if (hub && running) this.release(e.stream, hub, running);
@@ -627,6 +632,29 @@ class Service implements RuleService {
     return hub.stop().catch((err: unknown) => this.log?.warn({ stream, err: (err as Error).message }, 'source stop failed'));
   }
 
+  /**
+   * A running rule whose sink died (a fatal error while running): it is stopped and `failed` with the
+   * reason, and its restartStrategy applies as after a failed start. A rule that ran at least
+   * `maxDelay` ms counts as a good run (its tries start from 0); one that failed sooner continues
+   * the count of the tries that started it.
+   */
+  private failAtRunTime(e: Entry, run: RunningRule, reason: string): Promise<void> {
+    return this.serial(e, async () => {
+      if (e.running !== run || this.closed) return;
+      const s = readRestartStrategy(e.def.id, e.def.options?.restartStrategy);
+      const ranMs = Date.now() - (e.startedAt ?? Date.now());
+      const tries = ranMs >= s.maxDelay ? 0 : (e.restart?.carry ?? 0);
+      const error = new StreamplugError('E_RULE_FAILED', `rule ${e.def.id} failed while running: ${reason}; it is stopped${s.attempts > 0 ? ' and its restartStrategy applies' : '; start it again when the cause is fixed, or set options.restartStrategy'}`, { rule: e.def.id });
+      this.log?.warn({ rule: e.def.id, code: error.code, ranMs }, error.message);
+      await this.doStop(e, 'failed');
+      e.state = 'failed';
+      e.error = asError(error);
+      (e.restart ??= { tries: 0 }).tries = tries;
+      this.saveStatus(e);
+      this.scheduleRestart(e);
+    }).catch((err: unknown) => this.log?.warn({ rule: e.def.id, err: (err as Error).message }, `rule ${e.def.id}: stopping it after a run-time failure failed`));
+  }
+
   /** After a failed start: the next try of the rule's restartStrategy, if it has tries left. */
   private scheduleRestart(e: Entry): void {
     if (this.closed || this.rules.get(e.def.id) !== e) return;
@@ -666,6 +694,12 @@ class Service implements RuleService {
       e.running = undefined;
       const hub = e.hub!;
       e.hub = undefined;
+      if (hub.subscribers.size === 1 && hub.subscribers.has(running)) {
+        // The last reader: a checkpoint now lets an acknowledging source (MQTT QoS 1 on a persistent
+        // session) ack what this rule holds before the connection closes, not get it again at start.
+        running.saveCheckpoint();
+        await hub.quiesce(2000);
+      }
       await this.release(e.stream, hub, running);
       await Promise.all((e.joinHubs ?? []).map((j) => this.release(j.stream, j.hub, j.sub)));
       e.joinHubs = undefined;

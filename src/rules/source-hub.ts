@@ -134,10 +134,27 @@ export class SourceHub {
   private settle(callbacks: DeliveredFn[]): void {
     const subs = [...this.subscribers];
     const waits = subs.map((s) => (s.settled ? s.settled().catch(() => false) : Promise.resolve(true)));
-    void Promise.all(waits).then((oks) => {
+    const done = Promise.all(waits).then((oks) => {
       const ok = subs.length > 0 && oks.every(Boolean);
       for (const cb of callbacks) cb(ok);
     });
+    this.settling.add(done);
+    void done.finally(() => this.settling.delete(done));
+  }
+
+  private readonly settling = new Set<Promise<void>>();
+
+  /**
+   * Before the last reader stops the connector: pushes what is pending and waits (at most `ms`) until
+   * the source was told about every batch, so an acknowledging source acks what the rule settled
+   * instead of receiving it again after the restart.
+   */
+  async quiesce(ms: number): Promise<void> {
+    this.flush();
+    if (this.settling.size === 0) return;
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all([...this.settling]), new Promise((r) => (t = setTimeout(r, ms)))]);
+    clearTimeout(t);
   }
 
   /** Adds the subscriber and resolves once the connector is receiving (or its first attempt failed; it keeps retrying). */
