@@ -5,6 +5,8 @@
       "sources": [
         "native/host/addon.cc",
         "native/host/host_api.cc",
+        "native/host/config.cc",
+        "native/host/state_version.cc",
         "native/host/library.cc",
         "native/host/manifest.cc",
         "native/host/library_wrap.cc",
@@ -32,6 +34,8 @@
         "native/worker/worker.cc",
         "native/host/library.cc",
         "native/host/host_api.cc",
+        "native/host/config.cc",
+        "native/host/state_version.cc",
         "native/host/io.cc",
         "native/host/journal.cc",
         "native/host/manifest.cc"

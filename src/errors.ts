@@ -76,6 +76,7 @@ export const ERROR_CODES = {
   E_EVAL: 'an expression failed on a row at run time',
   E_WINDOW_FULL: 'a window reached maxWindowRows; rows were refused',
   E_RULE_CLOSED: 'the rule was closed',
+  E_RULE_FAILED: 'a running rule failed (a sink died) and was stopped',
   // connectors and store (src/connectors, src/store)
   E_CONNECTOR_CONFIG: 'a source or sink property is missing or invalid',
   E_SINK_FAILED: 'a sink could not deliver a message',
@@ -100,6 +101,7 @@ export const ERROR_CODES = {
   E_SIGNATURE: 'plugin unsigned or signature not from a trusted key',
   E_FETCH: 'the plugin zip could not be fetched',
   E_URL_FORBIDDEN: 'URL scheme or target not allowed',
+  E_FILE_REFUSED: 'a local zip path named over REST is not a readable zip (existence not told)',
   E_PLUGIN_IN_USE: 'plugin used by rules',
   E_HOST_RUNNING: 'a host is running on this data directory',
   // control-plane security (src/api/security)

@@ -5,6 +5,7 @@
 
 #include <streamplug/plugin.h>
 
+#include "config.h"
 #include "tables.h"
 
 #include <atomic>
@@ -49,6 +50,11 @@ struct sp_ctx {
   // Sources and sinks (io.h): the instance behind this ctx. Function ctxs keep the defaults.
   int io_kind = 0;  // 0 function/plugin, 1 source, 2 sink
   void *io = nullptr;
+  // Contract 1.3 config_*: the instance's config text (owned by the instance or the validate
+  // call), parsed on the first config_* call; the first type error, which fails validate/open.
+  const std::string *config_text = nullptr;
+  std::shared_ptr<streamplug::ConfigObject> config;
+  std::string config_error;
 };
 
 namespace streamplug {

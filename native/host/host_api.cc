@@ -25,6 +25,14 @@ struct alignas(16) BlockHeader {
 
 Library *LibraryOf(sp_ctx *ctx) { return ctx != nullptr ? ctx->lib : current_library; }
 
+void HostSetError(sp_ctx *ctx, const char *message);
+
+// The first config error sticks (it fails validate/open); each is also the hook's error.
+void ConfigFail(sp_ctx *ctx, const std::string &message) {
+  if (ctx->config_error.empty()) ctx->config_error = message;
+  HostSetError(ctx, message.c_str());
+}
+
 void HostLog(sp_ctx *ctx, int level, const char *message) {
   Library *lib = LibraryOf(ctx);
   auto *line = new LogLine{lib != nullptr ? lib->name : std::string("?"),
@@ -81,6 +89,11 @@ sp_status HostStatePut(sp_ctx *ctx, const char *key, const void *value, size_t l
     HostSetError(ctx, "state_put: key and value must not be NULL");
     return SP_ERROR;
   }
+  if (std::strncmp(key, kReservedStatePrefix, std::strlen(kReservedStatePrefix)) == 0) {
+    HostSetError(ctx, (std::string("state_put: key \"") + key + "\" is reserved to the host (prefix " +
+                       kReservedStatePrefix + "); choose another key").c_str());
+    return SP_ERROR;
+  }
   ctx->state[key].assign(static_cast<const char *>(value), length);
   return SP_OK;
 }
@@ -95,6 +108,75 @@ void *HostPluginData(sp_ctx *ctx) {
 }
 
 const char *HostRuleId(sp_ctx *ctx) { return ctx != nullptr ? ctx->rule_id.c_str() : ""; }
+
+// ---- contract 1.3: typed configuration ---------------------------------------------------------
+
+// The instance's parsed config, read on first use; null for a ctx without one (functions).
+const ConfigObject *ConfigOf(sp_ctx *ctx) {
+  if (ctx == nullptr || ctx->config_text == nullptr) return nullptr;
+  if (!ctx->config) {
+    ctx->config = std::make_shared<ConfigObject>(ParseConfig(ctx->config_text->data(), ctx->config_text->size()));
+    if (!ctx->config->error.empty()) ConfigFail(ctx, ctx->config->error);
+  }
+  return ctx->config.get();
+}
+
+// The value under `key`, or null when absent, JSON null, or the config is unreadable.
+const ConfigValue *ConfigFind(sp_ctx *ctx, const char *key) {
+  const ConfigObject *config = ConfigOf(ctx);
+  if (config == nullptr || key == nullptr) return nullptr;
+  auto it = config->keys.find(key);
+  if (it == config->keys.end() || it->second.kind == ConfigValue::kNull) return nullptr;
+  return &it->second;
+}
+
+// A wrong type: the message names the key, what the plugin asked for and what the config holds.
+void ConfigWrongType(sp_ctx *ctx, const char *key, const char *expected, const ConfigValue &found) {
+  std::string shown = found.raw.size() > 40 ? found.raw.substr(0, 40) + "…" : found.raw;
+  std::string message = std::string("config key \"") + key + "\": expected " + expected + ", found " +
+                        ConfigKindName(found) + " " + shown;
+  if (found.kind == ConfigValue::kNumber && !found.integral && found.raw.find_first_of(".eE") == std::string::npos)
+    message += " (outside int64)";
+  ConfigFail(ctx, message + "; fix the property in the stream or action definition");
+}
+
+const char *HostConfigString(sp_ctx *ctx, const char *key, const char *fallback, size_t *length) {
+  const ConfigValue *v = ConfigFind(ctx, key);
+  if (v != nullptr && v->kind == ConfigValue::kString) {
+    if (length != nullptr) *length = v->text.size();
+    return v->text.c_str();
+  }
+  if (v != nullptr) ConfigWrongType(ctx, key, "a string", *v);
+  if (length != nullptr) *length = fallback != nullptr ? std::strlen(fallback) : 0;
+  return fallback;
+}
+
+int64_t HostConfigInt64(sp_ctx *ctx, const char *key, int64_t fallback) {
+  const ConfigValue *v = ConfigFind(ctx, key);
+  if (v != nullptr && v->kind == ConfigValue::kNumber && v->integral) return v->integer;
+  if (v != nullptr) ConfigWrongType(ctx, key, "an integer (int64)", *v);
+  return fallback;
+}
+
+double HostConfigDouble(sp_ctx *ctx, const char *key, double fallback) {
+  const ConfigValue *v = ConfigFind(ctx, key);
+  if (v != nullptr && v->kind == ConfigValue::kNumber) return v->number;
+  if (v != nullptr) ConfigWrongType(ctx, key, "a number", *v);
+  return fallback;
+}
+
+int HostConfigBool(sp_ctx *ctx, const char *key, int fallback) {
+  const ConfigValue *v = ConfigFind(ctx, key);
+  if (v != nullptr && v->kind == ConfigValue::kBool) return v->boolean ? 1 : 0;
+  if (v != nullptr) ConfigWrongType(ctx, key, "a boolean (true or false)", *v);
+  return fallback;
+}
+
+const char *HostConfigJson(sp_ctx *ctx, const char *key, size_t *length) {
+  const ConfigValue *v = ConfigFind(ctx, key);
+  if (length != nullptr) *length = v != nullptr ? v->raw.size() : 0;
+  return v != nullptr ? v->raw.c_str() : nullptr;
+}
 
 const sp_host_api host_api = {
     static_cast<uint32_t>(sizeof(sp_host_api)),
@@ -122,6 +204,11 @@ const sp_host_api host_api = {
     IoStopping,
     IoSetStatus,
     IoSourcePushMany,
+    HostConfigString,
+    HostConfigInt64,
+    HostConfigDouble,
+    HostConfigBool,
+    HostConfigJson,
 };
 
 }  // namespace

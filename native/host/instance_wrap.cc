@@ -1,9 +1,12 @@
 // NativeInstance: one function in one rule (its own sp_ctx and state). validate() at rule
 // creation, call() per batch with columns marshalled by src/plugins, frame() for the hot path.
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "addon.h"
+#include "state_version.h"
 
 namespace streamplug {
 
@@ -587,6 +590,13 @@ Napi::Value FunctionInstanceWrap::ExportState(const Napi::CallbackInfo &info) {
     if (!value.empty()) std::memcpy(bytes.Data(), value.data(), value.size());
     out.Set(key, bytes);
   }
+  // Contract 1.3: the state's version stamp (state_version.cc), so another build can tell.
+  const std::string stamp = StateStamp(*instance->lib);
+  if (!stamp.empty() && !instance->ctx->state.empty()) {
+    Napi::Uint8Array bytes = Napi::Uint8Array::New(env, stamp.size());
+    std::memcpy(bytes.Data(), stamp.data(), stamp.size());
+    out.Set(kStateVersionKey, bytes);
+  }
   return out;
 }
 
@@ -609,8 +619,15 @@ Napi::Value FunctionInstanceWrap::ImportState(const Napi::CallbackInfo &info) {
     }
     state[key].assign(static_cast<const char *>(v.data), v.length);
   }
-  instance->ctx->state = std::move(state);
-  return env.Undefined();
+  // Contract 1.3 state versioning (state_version.cc): restored, migrated or dropped.
+  const StateImport r = ImportVersionedState(instance->lib.get(), instance->ctx, std::move(state));
+  if (!r.error.empty()) return Throw(env, "E_BAD_REQUEST", r.error);
+  Napi::Object outcome = Napi::Object::New(env);
+  outcome.Set("outcome", r.outcome);
+  outcome.Set("from", r.from);
+  outcome.Set("to", r.to);
+  if (!r.message.empty()) outcome.Set("message", r.message);
+  return outcome;
 }
 
 Napi::Value FunctionInstanceWrap::Close(const Napi::CallbackInfo &info) {

@@ -51,6 +51,7 @@ IoBase::IoBase(std::shared_ptr<Library> lib, int index, int kind, const std::str
   ctx_->journal_rule = JournalRule(rule);
   ctx_->io_kind = kind;
   ctx_->io = this;
+  ctx_->config_text = &config_;  // config_* read it (contract 1.3); config_ lives as long as ctx_
 }
 
 IoBase::~IoBase() { delete ctx_; }
@@ -86,9 +87,11 @@ std::string IoBase::failure() {
 std::string IoBase::HookError(const char *hook, sp_status status) {
   const char *kind = ctx_->io_kind == 1 ? "source" : "sink";
   const char *name = ctx_->io_kind == 1 ? lib_->Source(index_).name : lib_->Sink(index_).name;
-  std::string reason = ctx_->error_set ? ctx_->error
-                                       : "returned status " + std::to_string(static_cast<int>(status)) +
-                                             " without calling set_error";
+  // A config_* type error names the key: it wins over whatever the hook said after it.
+  std::string reason = !ctx_->config_error.empty() ? ctx_->config_error
+                       : ctx_->error_set           ? ctx_->error
+                                                   : "returned status " + std::to_string(static_cast<int>(status)) +
+                                                         " without calling set_error";
   return std::string(kind) + " " + name + " (plugin " + lib_->name + (ctx_->rule_id.empty() ? "" : ", rule " + ctx_->rule_id) +
          ") " + hook + " failed: " + reason;
 }
@@ -133,6 +136,11 @@ void Source::Run() {
   void *instance = nullptr;
   sp_status status;
   status = RunHook(lib_.get(), ctx_, Hook::kSourceOpen, [&]() { return d.open(ctx_, config_.data(), config_.size(), &instance); });
+  if (status == SP_OK && !ctx_->config_error.empty()) {
+    // The hook went on after a config_* type error: the instance exists, so close it, then fail.
+    RunVoidHook(lib_.get(), ctx_, Hook::kSourceClose, [&]() { d.close(ctx_, instance); });
+    status = SP_ERROR;
+  }
   if (status != SP_OK) {
     SetFailure(HookError("open", status));
   } else {
@@ -448,9 +456,15 @@ void Sink::Run() {
   for (int64_t attempt = 0;; ++attempt) {
     sp_status status;
     status = RunHook(lib_.get(), ctx_, Hook::kSinkOpen, [&]() { return d.open(ctx_, config_.data(), config_.size(), &instance_for_hooks_); });
+    const bool config_failed = !ctx_->config_error.empty();  // a retry reads the same config: fatal
+    if (status == SP_OK && config_failed) {
+      RunVoidHook(lib_.get(), ctx_, Hook::kSinkClose, [&]() { d.close(ctx_, instance_for_hooks_); });
+      instance_for_hooks_ = nullptr;
+      status = SP_ERROR;
+    }
     if (status == SP_OK) break;
     const std::string message = HookError("open", status);
-    if (status != SP_RETRY || abandoned_.load() || (options_.max_retries >= 0 && attempt >= options_.max_retries)) {
+    if (status != SP_RETRY || config_failed || abandoned_.load() || (options_.max_retries >= 0 && attempt >= options_.max_retries)) {
       fatal_.store(true);
       SetFailure(message);
       std::lock_guard<std::mutex> lock(mutex_);

@@ -619,9 +619,12 @@ Napi::Value ValidateIo(const Napi::CallbackInfo &info) {
   sp_ctx probe;
   probe.lib = lib.get();
   probe.io_kind = kind;  // io stays NULL: push/set_status are no-ops during validate
+  probe.config_text = &config;
   const sp_status status = RunHook(lib.get(), &probe, Hook::kValidate, [&]() { return validate(&probe, config.data(), config.size()); });
-  if (status != SP_OK) {
-    const std::string reason = probe.error_set ? probe.error : "refused without calling set_error";
+  if (status != SP_OK || !probe.config_error.empty()) {
+    const std::string reason = !probe.config_error.empty() ? probe.config_error
+                               : probe.error_set           ? probe.error
+                                                           : "refused without calling set_error";
     return Throw(env, "E_CONNECTOR_CONFIG", std::string(kind == 1 ? "source " : "sink ") + name + " (plugin " + lib->name +
                                                 ") refused its configuration: " + reason);
   }

@@ -450,6 +450,7 @@ const char *HookName(Hook hook) {
     case Hook::kSinkCollect: return "sink.collect";
     case Hook::kSinkClose: return "sink.close";
     case Hook::kOwnCode: return "own-thread";
+    case Hook::kMigrateState: return "migrate_state";
     default: return "unknown";
   }
 }

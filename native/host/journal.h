@@ -33,6 +33,7 @@ enum class Hook : uint8_t {
   kSinkCollect = 12,
   kSinkClose = 13,
   kOwnCode = 14,  // the plugin's code outside any hook the host called (a thread of its own)
+  kMigrateState = 15,  // contract 1.3: a checkpoint of another state version being migrated
 };
 const char *HookName(Hook hook);
 

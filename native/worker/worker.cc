@@ -30,6 +30,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../host/state_version.h"
 #include "../host/core.h"
 #include "../host/io.h"
 #include "../isolated/channel.h"
@@ -308,8 +309,12 @@ void DoExportState(uint32_t id, uint32_t out, uint32_t capacity) {
   auto it = instances.find(id);
   if (it == instances.end()) return Respond(iso::kStatusBadRequest, "no instance #" + std::to_string(id));
   std::string blob;
-  Put32(&blob, static_cast<uint32_t>(it->second->state.size()));
-  for (const auto &kv : it->second->state) {
+  // Contract 1.3: the same version stamp the in-process addon adds (state_version.cc).
+  StateMap state = it->second->state;
+  const std::string stamp = StateStamp(*it->second->lib);
+  if (!stamp.empty() && !state.empty()) state[kStateVersionKey] = stamp;
+  Put32(&blob, static_cast<uint32_t>(state.size()));
+  for (const auto &kv : state) {
     Put32(&blob, static_cast<uint32_t>(kv.first.size()));
     blob += kv.first;
     Pad4(&blob);
@@ -344,7 +349,9 @@ void DoImportState(uint32_t id, uint32_t offset, uint32_t length) {
     }
     state[parts[0]] = parts[1];
   }
-  it->second->state = std::move(state);
+  // Contract 1.3: restored, migrated by migrate_state, or dropped with a log line (both versions).
+  const StateImport r = ImportVersionedState(it->second->lib, it->second, std::move(state));
+  if (!r.error.empty()) return Respond(iso::kStatusBadRequest, r.error);
   Respond(iso::kStatusOk);
 }
 

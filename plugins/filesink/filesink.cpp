@@ -1,18 +1,18 @@
 // filesink: a sink (contract 1.1) writing JSON Lines to a file, buffered, flushed on close.
 //
-// Config (JSON object): "path" (required), "bufferBytes" (flush threshold, default 65536).
+// Config (JSON object, read with the host's config_* routines): "path" (required, a string),
+// "bufferBytes" (flush threshold, an integer, default 65536).
 // It asks the host for encoded rows (SP_SINK_ENCODED): each batch arrives as JSON Lines already.
 // The file is opened in append mode. Before each write the sink checks that `path` still names
 // the file it holds open; when the file or its directory was removed it reopens, and when that
 // fails it reports the error and returns SP_RETRY: the host retries the batch with backoff, so
 // nothing is lost once the directory is back. Rows acknowledged (SP_OK) but still buffered when
 // a flush fails stay buffered and are written at the next successful flush.
-#define STREAMPLUG_PLUGIN_MINOR 1
+#define STREAMPLUG_PLUGIN_MINOR 3  // config_* routines
 #include <streamplug/plugin.h>
 
 #include <sys/stat.h>
 
-#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstdio>
@@ -32,46 +32,22 @@ struct FileSink {
   dev_t device = 0;
 };
 
-// Finds "key": in a flat JSON object and returns the raw value text (strings without quotes,
-// simple escapes \" and \\ only).
-bool FindValue(const std::string &json, const char *key, std::string *out) {
-  const std::string needle = std::string("\"") + key + "\"";
-  size_t at = json.find(needle);
-  if (at == std::string::npos) return false;
-  at = json.find(':', at + needle.size());
-  if (at == std::string::npos) return false;
-  ++at;
-  while (at < json.size() && std::isspace(static_cast<unsigned char>(json[at]))) ++at;
-  out->clear();
-  if (at < json.size() && json[at] == '"') {
-    for (++at; at < json.size() && json[at] != '"'; ++at) {
-      if (json[at] == '\\' && at + 1 < json.size()) ++at;
-      out->push_back(json[at]);
-    }
-    return true;
-  }
-  while (at < json.size() && json[at] != ',' && json[at] != '}' && !std::isspace(static_cast<unsigned char>(json[at]))) {
-    out->push_back(json[at++]);
-  }
-  return true;
-}
-
-bool Parse(sp_ctx *ctx, const char *text, size_t length, FileSink *s) {
-  const std::string json(text, length);
-  if (!FindValue(json, "path", &s->path) || s->path.empty()) {
+// The host parses the config (contract 1.3 config_* routines): a key of the wrong type, e.g.
+// "bufferBytes": "big", already failed the hook with a message naming it.
+bool Parse(sp_ctx *ctx, FileSink *s) {
+  size_t length = 0;
+  const char *path = host->config_string(ctx, "path", nullptr, &length);
+  const int64_t buffer_bytes = host->config_int64(ctx, "bufferBytes", 65536);
+  if (path == nullptr || length == 0) {
     host->set_error(ctx, "filesink: config has no \"path\"; give the file to write, e.g. {\"path\": \"/tmp/out.jsonl\"}");
     return false;
   }
-  std::string size;
-  if (FindValue(json, "bufferBytes", &size)) {
-    char *end = nullptr;
-    const long long n = std::strtoll(size.c_str(), &end, 10);
-    if (end == size.c_str() || *end != '\0' || n < 0) {
-      host->set_error(ctx, ("filesink: bufferBytes is '" + size + "', expected a non-negative integer").c_str());
-      return false;
-    }
-    s->buffer_bytes = static_cast<size_t>(n);
+  if (buffer_bytes < 0) {
+    host->set_error(ctx, ("filesink: bufferBytes is " + std::to_string(buffer_bytes) + ", expected a non-negative integer").c_str());
+    return false;
   }
+  s->path.assign(path, length);
+  s->buffer_bytes = static_cast<size_t>(buffer_bytes);
   return true;
 }
 
@@ -117,12 +93,16 @@ bool Flush(sp_ctx *ctx, FileSink *s) {
 
 sp_status Validate(sp_ctx *ctx, const char *config, size_t length) {
   FileSink probe;
-  return Parse(ctx, config, length, &probe) ? SP_OK : SP_ERROR;
+  (void)config;
+  (void)length;
+  return Parse(ctx, &probe) ? SP_OK : SP_ERROR;
 }
 
 sp_status Open(sp_ctx *ctx, const char *config, size_t length, void **instance) {
   auto *s = new FileSink();
-  if (!Parse(ctx, config, length, s)) {
+  (void)config;
+  (void)length;
+  if (!Parse(ctx, s)) {
     delete s;
     return SP_ERROR;
   }
@@ -156,8 +136,8 @@ void Close(sp_ctx *ctx, void *instance) {
 
 sp_status Init(const sp_host_api *h, sp_ctx *ctx, void **) {
   host = h;
-  if (h->contract_minor < 1) {
-    h->set_error(ctx, "filesink needs a host with contract 1.1 (sinks)");
+  if (!SP_HOST_HAS(h, config_int64)) {
+    h->set_error(ctx, "filesink needs a host with contract 1.3 (sinks, config_* routines)");
     return SP_ERROR;
   }
   return SP_OK;

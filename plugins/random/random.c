@@ -17,9 +17,11 @@
  *                clock). Stream property RNG_SEED, or "rng_seed" in CONFIG.
  *
  * The host runs `run` on a thread of its own; it produces until host->stopping() or count.
+ * It reads its config with the host's config_* routines (contract 1.3): a key of the wrong type
+ * (e.g. "interval": "fast") fails CREATE STREAM / the rule with a message naming the key.
  */
 #define _POSIX_C_SOURCE 200809L /* nanosleep, strdup under -std=c99 */
-#define STREAMPLUG_PLUGIN_MINOR 1
+#define STREAMPLUG_PLUGIN_MINOR 3 /* config_* routines */
 #include <streamplug/plugin.h>
 
 #include <ctype.h>
@@ -50,75 +52,12 @@ typedef struct random_source {
 
 static const sp_host_api *host;
 
-/* ---- a small JSON reader: enough for a flat config object with one nested object ---------- */
+/* ---- config: scalars through the host's config_* routines (contract 1.3); only the nested
+ * "pattern" object is read here, from the raw JSON text config_json hands out ------------------ */
 
 static const char *ws(const char *p, const char *e) {
   while (p < e && isspace((unsigned char)*p)) p++;
   return p;
-}
-
-static const char *skip_string(const char *p, const char *e) {
-  for (p++; p < e && *p != '"'; p++)
-    if (*p == '\\') p++;
-  return p < e ? p + 1 : NULL;
-}
-
-static const char *skip_value(const char *p, const char *e) {
-  p = ws(p, e);
-  if (p >= e) return NULL;
-  if (*p == '"') return skip_string(p, e);
-  if (*p == '{' || *p == '[') {
-    int depth = 0;
-    while (p < e) {
-      if (*p == '"') {
-        p = skip_string(p, e);
-        if (!p) return NULL;
-        continue;
-      }
-      if (*p == '{' || *p == '[') depth++;
-      if (*p == '}' || *p == ']') {
-        if (--depth == 0) return p + 1;
-      }
-      p++;
-    }
-    return NULL;
-  }
-  while (p < e && *p != ',' && *p != '}' && *p != ']' && !isspace((unsigned char)*p)) p++;
-  return p;
-}
-
-/* Reads "key" into buf; returns the position after the colon. */
-static const char *read_key(const char *p, const char *e, char *buf, size_t cap) {
-  size_t n = 0;
-  p = ws(p, e);
-  if (p >= e || *p != '"') return NULL;
-  for (p++; p < e && *p != '"'; p++) {
-    if (*p == '\\') return NULL; /* escaped keys are not needed here */
-    if (n + 1 < cap) buf[n++] = *p;
-  }
-  buf[n] = '\0';
-  if (p >= e) return NULL;
-  p = ws(p + 1, e);
-  return p < e && *p == ':' ? p + 1 : NULL;
-}
-
-static int read_integer(const char *p, const char *e, long long *out) {
-  char tmp[32];
-  char *end;
-  size_t n;
-  p = ws(p, e);
-  for (n = 0; p + n < e && n < sizeof tmp - 1 && (isdigit((unsigned char)p[n]) || p[n] == '-' || p[n] == '+' ||
-                                                    p[n] == '.' || p[n] == 'e' || p[n] == 'E');
-       n++)
-    tmp[n] = p[n];
-  tmp[n] = '\0';
-  if (n == 0) return 0;
-  {
-    double d = strtod(tmp, &end);
-    if (*end != '\0' || d != (double)(long long)d) return 0;
-    *out = (long long)d;
-  }
-  return 1;
 }
 
 static int fail(sp_ctx *ctx, const char *what) {
@@ -128,78 +67,68 @@ static int fail(sp_ctx *ctx, const char *what) {
   return 0;
 }
 
+/* pattern: {"name": integer, ...}, at most MAX_FIELDS flat keys without escapes. */
 static int parse_pattern(sp_ctx *ctx, const char *p, const char *e, config *c) {
   p = ws(p, e);
   if (p >= e || *p != '{') return fail(ctx, "pattern is not an object; expected e.g. {\"count\": 50}");
   c->nfields = 0;
   p = ws(p + 1, e);
   while (p < e && *p != '}') {
-    char key[MAX_NAME];
+    char *end;
+    size_t n = 0;
+    long long value;
     if (c->nfields == MAX_FIELDS) return fail(ctx, "pattern has more than 16 fields");
-    p = read_key(p, e, key, sizeof key);
-    if (!p) return fail(ctx, "pattern is not a valid JSON object");
-    if (!read_integer(p, e, &c->values[c->nfields])) {
+    if (*p != '"') return fail(ctx, "pattern is not a flat object of integers");
+    for (p++; p < e && *p != '"' && *p != '\\'; p++)
+      if (n + 1 < MAX_NAME) c->names[c->nfields][n++] = *p;
+    c->names[c->nfields][n] = '\0';
+    if (p >= e || *p != '"') return fail(ctx, "pattern keys must be plain names (no escapes)");
+    p = ws(p + 1, e);
+    if (p >= e || *p != ':') return fail(ctx, "pattern is not a valid JSON object");
+    value = strtoll(ws(p + 1, e), &end, 10); /* the host checked the JSON: end stays inside it */
+    if (end == ws(p + 1, e) || (*end != ',' && *end != '}' && !isspace((unsigned char)*end))) {
       char msg[160];
-      snprintf(msg, sizeof msg, "pattern.%s is not an integer; the pattern maps field names to integers", key);
+      snprintf(msg, sizeof msg, "pattern.%s is not an integer; the pattern maps field names to integers",
+               c->names[c->nfields]);
       return fail(ctx, msg);
     }
-    strcpy(c->names[c->nfields++], key);
-    p = ws(skip_value(p, e), e);
+    c->values[c->nfields++] = value;
+    p = ws(end, e);
     if (p < e && *p == ',') p = ws(p + 1, e);
   }
   return 1;
 }
 
-static int parse_config(sp_ctx *ctx, const char *text, size_t length, config *c) {
-  const char *p = text, *e = text + length;
+/* Reads every key, then checks once: a key of the wrong type has already failed the hook, with a
+ * message naming it (the host does that), so only ranges are checked here. */
+static int parse_config(sp_ctx *ctx, config *c) {
+  const char *mode, *pattern;
+  size_t pattern_length;
   memset(c, 0, sizeof *c);
-  c->interval = 1000;
-  c->seed = 1;
-  c->nfields = 1;
-  strcpy(c->names[0], "count");
-  c->values[0] = 50;
-  p = ws(p, e);
-  if (p >= e || *p != '{') return fail(ctx, "config is not a JSON object");
-  p = ws(p + 1, e);
-  while (p < e && *p != '}') {
-    char key[MAX_NAME];
-    const char *v;
-    p = read_key(p, e, key, sizeof key);
-    if (!p) return fail(ctx, "config is not a valid JSON object");
-    v = ws(p, e);
-    if (strcmp(key, "pattern") == 0) {
-      if (!parse_pattern(ctx, v, e, c)) return 0;
-    } else if (strcmp(key, "interval") == 0 || strcmp(key, "seed") == 0 || strcmp(key, "deduplicate") == 0 ||
-               strcmp(key, "count") == 0 || strcmp(key, "pad") == 0) {
-      long long n;
-      if (!read_integer(v, e, &n)) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "%s is not an integer", key);
-        return fail(ctx, msg);
-      }
-      if (key[0] == 'i') c->interval = n;
-      else if (key[0] == 's') c->seed = n;
-      else if (key[0] == 'd') c->deduplicate = n;
-      else if (key[0] == 'c') c->count = n;
-      else c->pad = n;
-    } else if (strcmp(key, "rng_seed") == 0) {
-      if (!read_integer(v, e, &c->rng_seed) || c->rng_seed <= 0) return fail(ctx, "rng_seed must be an integer > 0");
-    } else if (strcmp(key, "burst") == 0 || strcmp(key, "sequence") == 0) {
-      int b = (size_t)(e - v) >= 4 && strncmp(v, "true", 4) == 0;
-      if (key[0] == 'b') c->burst = b;
-      else c->sequence = b;
-    } else if (strcmp(key, "mode") == 0) {
-      if ((size_t)(e - v) >= 6 && strncmp(v, "\"rows\"", 6) == 0) c->rows = 1;
-      else if (!((size_t)(e - v) >= 6 && strncmp(v, "\"json\"", 6) == 0)) return fail(ctx, "mode must be \"json\" or \"rows\"");
-    } /* other keys (datasource, format, ...) are the host's */
-    p = ws(skip_value(v, e), e);
-    if (!p) return fail(ctx, "config is not a valid JSON object");
-    if (p < e && *p == ',') p = ws(p + 1, e);
+  c->interval = host->config_int64(ctx, "interval", 1000);
+  c->seed = host->config_int64(ctx, "seed", 1);
+  c->deduplicate = host->config_int64(ctx, "deduplicate", 0);
+  c->count = host->config_int64(ctx, "count", 0);
+  c->pad = host->config_int64(ctx, "pad", 0);
+  c->rng_seed = host->config_int64(ctx, "rng_seed", 0);
+  c->burst = host->config_bool(ctx, "burst", 0);
+  c->sequence = host->config_bool(ctx, "sequence", 0);
+  mode = host->config_string(ctx, "mode", "json", NULL);
+  pattern = host->config_json(ctx, "pattern", &pattern_length);
+  if (pattern) {
+    if (!parse_pattern(ctx, pattern, pattern + pattern_length, c)) return 0;
+  } else {
+    c->nfields = 1;
+    strcpy(c->names[0], "count");
+    c->values[0] = 50;
   }
+  if (strcmp(mode, "rows") == 0) c->rows = 1;
+  else if (strcmp(mode, "json") != 0) return fail(ctx, "mode must be \"json\" or \"rows\"");
   if (c->interval <= 0) return fail(ctx, "interval must be > 0 (milliseconds between rows)");
   if (c->seed <= 0) return fail(ctx, "seed must be > 0 (random values are in [0, seed))");
   if (c->pad < 0 || c->pad > 1 << 20) return fail(ctx, "pad must be between 0 and 1048576");
   if (c->count < 0) return fail(ctx, "count must be >= 0 (0: no limit)");
+  if (c->rng_seed < 0) return fail(ctx, "rng_seed must be an integer > 0");
   return 1;
 }
 
@@ -235,16 +164,20 @@ static size_t put(char *p, const char *text, size_t length) {
 
 static sp_status validate(sp_ctx *ctx, const char *text, size_t length) {
   config c;
-  return parse_config(ctx, text, length, &c) ? SP_OK : SP_ERROR;
+  (void)text;
+  (void)length; /* the host parsed it: config_* read it */
+  return parse_config(ctx, &c) ? SP_OK : SP_ERROR;
 }
 
 static sp_status open_source(sp_ctx *ctx, const char *text, size_t length, void **instance) {
   random_source *s = (random_source *)calloc(1, sizeof *s);
+  (void)text;
+  (void)length;
   if (!s) {
     host->set_error(ctx, "random: out of memory");
     return SP_ERROR;
   }
-  if (!parse_config(ctx, text, length, &s->c)) {
+  if (!parse_config(ctx, &s->c)) {
     free(s);
     return SP_ERROR;
   }
@@ -405,8 +338,8 @@ static void close_source(sp_ctx *ctx, void *instance) {
 static sp_status init(const sp_host_api *h, sp_ctx *ctx, void **data) {
   (void)data;
   host = h;
-  if (h->contract_minor < 1) {
-    h->set_error(ctx, "random needs a host with contract 1.1 (sources)");
+  if (!SP_HOST_HAS(h, config_json)) {
+    h->set_error(ctx, "random needs a host with contract 1.3 (sources, config_* routines)");
     return SP_ERROR;
   }
   return SP_OK;

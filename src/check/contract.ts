@@ -2,7 +2,7 @@
  * The plugin contract this host implements: mirrors STREAMPLUG_CONTRACT_MAJOR / _MINOR and the
  * SP_MAX_* limits in native/include/streamplug/plugin.h (a test keeps them equal).
  */
-export const HOST_CONTRACT = { major: 1, minor: 2 } as const;
+export const HOST_CONTRACT = { major: 1, minor: 3 } as const;
 
 /** The limits of plugin.h ("LIMITS"): enforced by the check, install, startup and the loader alike. */
 export const LIMITS = {

@@ -97,6 +97,8 @@ interface CachedMessage {
 
 /** Told when the sink's target goes away (a message failed for good) and comes back (a delivery succeeded). */
 export type SinkHealthFn = (connected: boolean, reason?: string) => void;
+/** The sink died while running (SinkConnector.watchFatal): it delivers nothing more until reopened. */
+export type SinkFatalFn = (reason: string) => void;
 
 interface Pending {
   data: Row | Row[];
@@ -122,6 +124,7 @@ export class SinkRunner {
   private working: Promise<void> = Promise.resolve();
   private running = false;
   private spaceWaiters: (() => void)[] = [];
+  private roomWaiters: (() => void)[] = [];
   private closing = false;
   private wakeRetry?: () => void;
   private opened = false;
@@ -146,7 +149,25 @@ export class SinkRunner {
     this.opts.onHealth = fn;
   }
 
+  /** Why the sink died while running, once it did (watchFatal). */
+  private fatal?: string;
+  private fatalFn?: SinkFatalFn;
+
+  /** Told once when the sink dies while running (the rule then fails); set before open(). */
+  set onFatal(fn: SinkFatalFn | undefined) {
+    this.fatalFn = fn;
+  }
+
+  private died(reason: string): void {
+    if (this.fatal !== undefined || this.closing) return;
+    this.fatal = reason;
+    this.noteError(new Error(reason));
+    this.setConnected(false);
+    this.fatalFn?.(reason);
+  }
+
   async open(): Promise<void> {
+    this.sink.watchFatal?.((reason) => this.died(reason));
     try {
       await this.sink.open();
       this.opened = true;
@@ -266,6 +287,7 @@ export class SinkRunner {
   async close(): Promise<void> {
     if (this.closing) return this.drain();
     this.closing = true;
+    this.wakeRoom();
     this.wakeRetry?.();
     await this.drain();
     for (const w of this.settleWaiters.splice(0)) w.wake();
@@ -280,6 +302,26 @@ export class SinkRunner {
       this.opened = false;
       await this.sink.close();
     }
+  }
+
+  /**
+   * Backpressure (FlowControl): the queue is full under the "block" policy, so a source that can hold
+   * back should stop pulling. Never with a cache (rows go to the cache) or with "drop" (dropping is the policy).
+   */
+  saturated(): boolean {
+    return !this.cache && !this.closing && this.options.bufferFullPolicy === 'block' && this.queue.length >= this.options.bufferLength;
+  }
+
+  /** Resolves once saturated() is false again (room in the queue, or the runner closing). */
+  whenRoom(): Promise<void> {
+    if (!this.saturated()) return Promise.resolve();
+    return new Promise<void>((r) => this.roomWaiters.push(r));
+  }
+
+  private wakeRoom(): void {
+    const w = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const r of w) r();
   }
 
   metrics(): SinkMetrics {
@@ -306,6 +348,7 @@ export class SinkRunner {
           if (msg) {
             this.m.buffered = this.queue.length;
             this.spaceWaiters.shift()?.();
+            if (this.roomWaiters.length > 0 && !this.saturated()) this.wakeRoom();
             await this.deliver(msg);
           } else if (this.cache && this.cache.size > 0 && !this.closing) {
             await this.resendOne();
@@ -380,7 +423,8 @@ export class SinkRunner {
         return;
       } catch (e) {
         this.noteError(e);
-        if (attempt >= this.options.retryCount || this.closing) break;
+        // A dead sink fails every retry the same way: the message goes to the cache (or is dropped) at once.
+        if (attempt >= this.options.retryCount || this.closing || this.fatal !== undefined) break;
         await this.sleep(this.options.retryInterval);
         if (this.closing) break;
       }

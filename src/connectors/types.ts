@@ -79,7 +79,8 @@ export interface SourceConnector {
    * Resolves once the source is receiving, or once its first connection attempt failed (it keeps retrying).
    * `emitEncoded`, when given, may receive batches still encoded instead of `emit` (same counters).
    */
-  start(emit: EmitFn, onStatus: StatusFn, emitEncoded?: EncodedEmitFn): Promise<void>;
+  /** `flow` is backpressure from the rules' sinks; a source that pulls (native sources) honours it. */
+  start(emit: EmitFn, onStatus: StatusFn, emitEncoded?: EncodedEmitFn, flow?: FlowControl): Promise<void>;
   stop(): Promise<void>;
   metrics?(): SourceMetrics;
 }
@@ -110,6 +111,12 @@ export interface SinkConnector {
    * is where the sink puts it. SinkRunner.settled() calls it only when a source asked to learn of delivery.
    */
   flush?(): Promise<void>;
+  /**
+   * Optional, for sinks that can die while running (a native sink whose collect returned SP_ERROR):
+   * `fn` is called once with the reason when the sink will deliver nothing more. The runner then
+   * stops retrying and reports the rule as failed (restartStrategy may start it again).
+   */
+  watchFatal?(fn: (reason: string) => void): void;
 }
 
 /** Named connection configs, eKuiper style: `{ default: {...}, other: {...} }`. */
@@ -142,3 +149,14 @@ export type Props = Record<string, unknown>;
 
 export type SourceFactory = (datasource: string, props: Props, ctx: ConnectorContext) => SourceConnector;
 export type SinkFactory = (props: Props, ctx: ConnectorContext) => SinkConnector;
+
+/**
+ * Backpressure from the sinks of the rules reading a source. A source that can hold back (one that
+ * pulls, like a native source draining its bounded queue) stops pulling while `saturated()` and
+ * resumes on `whenRoom()`; its own overflow policy then applies (block the plugin, or drop and count).
+ * Sources that cannot hold back (MQTT, NATS push) ignore it and the sink's bufferFullPolicy applies.
+ */
+export interface FlowControl {
+  saturated(): boolean;
+  whenRoom(): Promise<void>;
+}

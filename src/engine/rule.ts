@@ -108,7 +108,7 @@ export interface RuleRuntime {
    * returns the sites it restored and the snapshot's ids that match none (ignored). Built-in
    * aggregates and rows buffered in open windows are not part of the state.
    */
-  importState(state: Readonly<Record<string, unknown>>): { restored: string[]; ignored: string[] };
+  importState(state: Readonly<Record<string, unknown>>): { restored: string[]; ignored: string[]; dropped: string[] };
   /** The rows the window holds (window-checkpoint.ts), or undefined without a window. */
   exportWindow(): WindowSnapshot | undefined;
   /** Changes with every row the window takes or lets go: an equal version needs no new checkpoint. */
@@ -950,10 +950,11 @@ class Rule implements RuleRuntime {
     return out;
   }
 
-  importState(state: Readonly<Record<string, unknown>>): { restored: string[]; ignored: string[] } {
+  importState(state: Readonly<Record<string, unknown>>): { restored: string[]; ignored: string[]; dropped: string[] } {
     this.ensureOpen();
     const restored: string[] = [];
     const ignored: string[] = [];
+    const dropped: string[] = []; // another state version the plugin could not take (logged by the host)
     for (const [id, value] of Object.entries(state)) {
       const site = this.sites.find((s) => s.id === id);
       if (!site?.instance.importState) {
@@ -963,14 +964,18 @@ class Rule implements RuleRuntime {
       if (typeof value !== 'object' || value === null || Array.isArray(value) || !Object.values(value).every((v) => v instanceof Uint8Array))
         throw new StreamplugError('E_BAD_REQUEST', `rule ${this.id}: the state of call site ${id} must map keys to bytes (Uint8Array), as exportState() returns; drop the checkpoint`, { rule: this.id, site: id });
       try {
-        site.instance.importState(value as Record<string, Uint8Array>);
+        const done = site.instance.importState(value as Record<string, Uint8Array>);
+        if (done && done.outcome === 'dropped') {
+          dropped.push(id);
+          continue;
+        }
       } catch (e) {
         if (isStreamplugError(e)) throw new StreamplugError(e.code, `rule ${this.id}, call site ${id}: ${e.message}`, { ...e.details, rule: this.id, site: id });
         throw e;
       }
       restored.push(id);
     }
-    return { restored, ignored };
+    return { restored, ignored, dropped };
   }
 
   metrics(): OperatorMetrics[] {

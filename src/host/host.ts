@@ -151,6 +151,8 @@ export async function startHost(opts: HostOptions = {}): Promise<Host> {
       functions: registry,
       broker: mqttUrl ? { url: mqttUrl } : undefined,
       log: logger.child({ component: 'rules' }),
+      // A deleted or changed rule may have been the last user of a plugin with a pending update.
+      onPluginUseChanged: opts.usage ? undefined : () => mgr.applyPendingUpdates(),
     });
     if (!opts.usage) mgr.setUsage(rules);
     // Rules that use a quarantined plugin stay stopped, saying why; enabling it starts them.

@@ -34,7 +34,9 @@ export function crashMessage(c: Omit<CrashInfo, 'message'>): string {
     c.kind === 'exit' ? 'by calling exit()' :
     c.kind === 'worker' ? `(its worker died${c.signal ? ` of ${c.signal}` : ''})` :
     'while it was being loaded (the host ended inside its load)';
-  return `plugin ${c.plugin} crashed the host at ${c.at} in hook ${c.hook ?? 'unknown'}${c.rule ? ` (rule ${c.rule})` : ''} ${how}`;
+  // an isolated plugin takes down only its worker; saying "the host" there would send operators the wrong way
+  const what = c.kind === 'worker' ? 'crashed its isolated worker' : 'crashed the host';
+  return `plugin ${c.plugin} ${what} at ${c.at} in hook ${c.hook ?? 'unknown'}${c.rule ? ` (rule ${c.rule})` : ''} ${how}`;
 }
 
 export function crashInfo(e: JournalEntry, found: string): CrashInfo {

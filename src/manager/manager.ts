@@ -117,6 +117,15 @@ function installedPath(pluginDir: string, file: string): string {
 
 const key = (type: PluginType, name: string) => `${type}/${name}`;
 
+/** What applyPendingUpdates did with one pending update. */
+export interface PendingOutcome {
+  type: PluginType;
+  name: string;
+  applied: boolean;
+  state: 'loaded' | 'pending-restart';
+  message: string;
+}
+
 /**
  * Installs, updates and removes plugins in one data directory, and loads them at start.
  * Every change is all-or-nothing: the plugin's record is written last (an install's commit point)
@@ -778,6 +787,85 @@ export class PluginManager {
       writeRecord(this.layout, { ...rec, functions: functions as string[], updatedAt: now() });
       return `function plugin ${name} function list is registered`;
     });
+  }
+
+  // ---------------------------------------------------------------- pending updates
+
+  /**
+   * Applies every pending update (`pending-restart`) that nothing blocks any more: no rule uses the
+   * plugin (stopped rules count: they still name its functions), it is a `.so`, and no function
+   * instance is open. The running library is unloaded, the installed one loaded, the old file
+   * removed; describe then shows `loaded` with `running` = `installed`. When the new library fails
+   * to load, the old one is loaded again and the record says why (still pending, applied or
+   * refused again at restart). The rules service calls this after a rule is deleted or changed.
+   */
+  applyPendingUpdates(): Promise<PendingOutcome[]> {
+    return this.exclusive(async () => {
+      const out: PendingOutcome[] = [];
+      for (const rec of readAllRecords(this.layout).records) {
+        if (rec.pendingRestart && !rec.quarantine) out.push(await this.applyPendingNow(rec));
+      }
+      return out;
+    });
+  }
+
+  private async applyPendingNow(rec: PluginRecord): Promise<PendingOutcome> {
+    const { type, name } = rec;
+    const what = `pending update of ${singular(type)} plugin ${name}`;
+    const keep = (reason: string): PendingOutcome => {
+      if (rec.pendingRestart?.reason !== reason) writeRecord(this.layout, { ...rec, pendingRestart: { reason } });
+      return { type, name, applied: false, state: 'pending-restart', message: `${what} not applied: ${reason}` };
+    };
+    const rules = this.usage.rulesUsing(name);
+    if (rules.length) return keep(`rules ${rules.join(', ')} use ${name}: the new version loads at the next start`);
+    if (rec.flavour === 'node') return keep(rec.pendingRestart!.reason);
+    const file = path.join(this.layout.pluginDir(type), rec.file);
+    const st = this.status.get(key(type, name));
+    const old = st?.state === 'loaded' ? st.info : undefined;
+    if (old) {
+      try {
+        this.registry.unload(old.name);
+      } catch (e) {
+        const err = asError(e);
+        if (err.code !== 'E_CONFLICT') throw err;
+        const reason = `${err.message.replace(/;.*$/, '')}: the new version of ${name} loads at the next start`;
+        this.log.info({ plugin: name, type }, `${what} not applied: ${reason}`);
+        return keep(reason);
+      }
+    }
+    let info: LoadedPluginInfo;
+    try {
+      info = await this.registry.load(file, this.loadOptions(rec));
+    } catch (e) {
+      const err = asError(e);
+      let reason = `the new version failed to load (${err.code}: ${err.message})`;
+      if (old) {
+        try {
+          this.status.set(key(type, name), { state: 'loaded', info: await this.registry.load(old.file, this.loadOptions(rec)) });
+          reason += `; the previous version ${old.version} keeps running`;
+        } catch (le) {
+          const again = asError(le);
+          this.status.set(key(type, name), { state: 'failed', lastError: { code: again.code, message: again.message, at: now() } });
+          reason += `; the previous version could not be loaded again either (${again.code}: ${again.message})`;
+        }
+      }
+      this.log.error({ plugin: name, type, file, code: err.code }, `${what} not applied: ${reason}`);
+      return keep(reason);
+    }
+    this.status.set(key(type, name), { state: 'loaded', info });
+    const { pendingRestart: _applied, ...applied } = rec;
+    writeRecord(this.layout, applied);
+    if (old) {
+      // The library that was running is neither the record's file nor in its folder: remove it
+      // (only inside this type's plugin folder), as an update that could unload at once does.
+      const dir = this.layout.pluginDir(type);
+      const top = (f: string) => path.relative(dir, path.resolve(f)).split(path.sep)[0];
+      const was = top(old.file);
+      if (was && was !== '..' && !path.isAbsolute(was) && was !== top(file)) fs.rmSync(path.join(dir, was), { recursive: true, force: true });
+    }
+    const message = `${what} applied: no rule uses it any more; version ${old?.version ?? '?'} unloaded, version ${info.version} loaded from ${file}`;
+    this.log.info({ plugin: name, type, file, functions: info.functions }, message);
+    return { type, name, applied: true, state: 'loaded', message };
   }
 
   // ---------------------------------------------------------------- quarantine

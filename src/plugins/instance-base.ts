@@ -2,7 +2,7 @@
 import { StreamplugError } from '../errors.js';
 import { columnOf, scalarAt } from './columns.js';
 import { argType, checkGroupOffsets } from './signature.js';
-import type { BatchFrame, Column, FunctionInstance, PluginFunction, Scalar } from './types.js';
+import type { BatchFrame, Column, FunctionInstance, PluginFunction, Scalar, StateImport } from './types.js';
 
 export abstract class FunctionInstanceBase implements FunctionInstance {
   constructor(protected readonly fn: PluginFunction) {}
@@ -12,7 +12,7 @@ export abstract class FunctionInstanceBase implements FunctionInstance {
   abstract prepare(capacity: number): BatchFrame;
   abstract close(): void;
   abstract exportState(): Record<string, Uint8Array>;
-  abstract importState(state: Record<string, Uint8Array>): void;
+  abstract importState(state: Record<string, Uint8Array>): StateImport | void;
 
   callBatch(args: readonly Column[], nrows: number): Column {
     if (this.fn.kind !== 'scalar') {

@@ -174,9 +174,13 @@ export function registerNativeIo(plugin: string, file: string, host?: IoHost): P
       const config = sinkConfig(props);
       if (k.hasValidate) where.validate('sink', index, config);
       const p = new PropReader(`sink ${k.name}`, props);
+      // With the sink cache the runner owns retries (retryCount, then the cache): the worker tries a
+      // batch once (maxRetries 0 unless set) and says whether it was taken.
+      const cached = p.bool('enableCache', false);
       const sink = new NativeSinkConnector({ file, index, name: k.name, plugin, backend }, config, {
         capacity: Math.max(1, p.count('queueLength', 16)),
-        maxRetries: p.number('maxRetries', 5),
+        maxRetries: p.number('maxRetries', cached ? 0 : 5),
+        confirm: cached,
         backoffMs: Math.max(1, p.count('retryBackoff', 100)),
         maxBackoffMs: Math.max(1, p.count('maxBackoff', 5000)),
         closeTimeoutMs: p.count('closeTimeout', 5000),

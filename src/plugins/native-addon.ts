@@ -65,7 +65,8 @@ export interface NativeInstance {
   frame(capacity: number, argTypes: number[], resultType: number): NativeFrame;
   /** The ctx's state (state_put keys -> bytes), copied out; importState replaces it as a whole. */
   exportState(): Record<string, Uint8Array>;
-  importState(state: Record<string, Uint8Array>): void;
+  /** Contract 1.3: the state's version stamp against the plugin's state_version (see StateImport). */
+  importState(state: Record<string, Uint8Array>): import('./types.js').StateImport;
   close(): void;
 }
 

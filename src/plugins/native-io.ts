@@ -18,7 +18,7 @@
  */
 import { decode, type Format } from '../connectors/decode.js';
 import { toJson } from '../connectors/template.js';
-import type { ConnectorStatus, EmitFn, EncodedBatch, EncodedEmitFn, Row, SinkConnector, SourceConnector, SourceMetrics, StatusFn } from '../connectors/types.js';
+import type { ConnectorStatus, EmitFn, EncodedBatch, EncodedEmitFn, FlowControl, Row, SinkConnector, SourceConnector, SourceMetrics, StatusFn } from '../connectors/types.js';
 import { StreamplugError } from '../errors.js';
 import { hostAddon } from './native-addon.js';
 
@@ -194,6 +194,10 @@ export class NativeSourceConnector implements SourceConnector {
   private lastStatus = '';
   private pumping = false;
   private scheduled = false;
+  private flow?: FlowControl;
+  /** Held back by the sinks (flow.saturated()) and waiting for room. */
+  private heldBack = false;
+  private stopping = false;
   private readonly waiters = new Waiters();
   private readonly m: SourceMetrics = { messagesIn: 0, rowsOut: 0, decodeErrors: 0 };
   private stopped?: Promise<void>;
@@ -216,8 +220,9 @@ export class NativeSourceConnector implements SourceConnector {
   }
 
   /** Resolves once the plugin's open succeeded; rejects (E_SOURCE_FAILED) when it failed. */
-  async start(emit: EmitFn, onStatus: StatusFn, emitEncoded?: EncodedEmitFn): Promise<void> {
+  async start(emit: EmitFn, onStatus: StatusFn, emitEncoded?: EncodedEmitFn, flow?: FlowControl): Promise<void> {
     if (this.handle) return;
+    this.flow = flow;
     this.emitFn = emit;
     this.emitEncodedFn = emitEncoded;
     this.statusFn = onStatus;
@@ -248,6 +253,7 @@ export class NativeSourceConnector implements SourceConnector {
   private async doStop(): Promise<void> {
     const h = this.handle;
     if (!h) return;
+    this.stopping = true; // what the plugin queued is delivered now, held back or not
     h.stop();
     const t = timeout(this.options.closeTimeoutMs);
     const finished = (async () => {
@@ -289,6 +295,19 @@ export class NativeSourceConnector implements SourceConnector {
   private pump(): void {
     const h = this.handle;
     if (!h || this.pumping) return;
+    // Backpressure: while a rule's sinks are full, rows stay in the plugin's bounded queue, whose
+    // overflow policy (block the plugin's push, or drop and count) then applies.
+    if (!this.stopping && this.flow?.saturated()) {
+      if (!this.heldBack) {
+        this.heldBack = true;
+        void this.flow.whenRoom().then(() => {
+          this.heldBack = false;
+          this.pump();
+          this.waiters.wakeAll();
+        });
+      }
+      return;
+    }
     this.pumping = true;
     let left = 0;
     try {
@@ -375,6 +394,12 @@ export interface NativeSinkOptions {
   ruleId?: string;
   /** The sink takes JSON lines (SP_SINK_ENCODED): it then gets collectEncoded. */
   encoded?: boolean;
+  /**
+   * collect() resolves only once the plugin took the batch (SP_OK) and rejects when it was not
+   * taken (its retries spent): the SinkRunner then owns retries and the sink cache (enableCache).
+   * Default false: collect() resolves once the batch is queued for the worker thread.
+   */
+  confirm?: boolean;
 }
 
 const SP_TYPE = { bool: 1, int64: 2, float64: 3, string: 4 } as const;
@@ -441,8 +466,9 @@ export class NativeSinkConnector implements SinkConnector {
   private handle?: AddonSink;
   private readonly waiters = new Waiters();
   private closed?: Promise<void>;
+  private fatalFn?: (reason: string) => void;
   closeTimedOut = false;
-  readonly options: Required<Omit<NativeSinkOptions, 'ruleId' | 'encoded'>> & { ruleId: string };
+  readonly options: Required<Omit<NativeSinkOptions, 'ruleId' | 'encoded' | 'confirm'>> & { ruleId: string; confirm: boolean };
   /** Present when the plugin takes JSON lines: the batch's bytes go to its worker as they are. */
   readonly collectEncoded?: (batch: EncodedBatch) => Promise<void>;
 
@@ -459,6 +485,7 @@ export class NativeSinkConnector implements SinkConnector {
       maxBackoffMs: opts.maxBackoffMs ?? 5000,
       closeTimeoutMs: opts.closeTimeoutMs ?? 5000,
       ruleId: opts.ruleId ?? '',
+      confirm: opts.confirm ?? false,
     };
   }
 
@@ -467,7 +494,7 @@ export class NativeSinkConnector implements SinkConnector {
     if (this.handle) return;
     const { capacity, maxRetries, backoffMs, maxBackoffMs } = this.options;
     const opts = { capacity, maxRetries, backoffMs, maxBackoffMs };
-    const onWake = (): void => this.waiters.wakeAll();
+    const onWake = (): void => this.wake();
     this.handle = this.target.backend
       ? this.target.backend.sink(this.target.index, this.options.ruleId, this.config, opts, onWake)
       : new (ioAddon().NativeSink)(this.target.file, this.target.index, this.options.ruleId, this.config, opts, onWake);
@@ -479,6 +506,27 @@ export class NativeSinkConnector implements SinkConnector {
         throw new StreamplugError('E_SINK_FAILED', s.failure || `sink ${this.target.name} ended before it opened`, { sink: this.target.name });
       }
       await this.waiters.wait();
+    }
+  }
+
+  watchFatal(fn: (reason: string) => void): void {
+    this.fatalFn = fn;
+  }
+
+  /**
+   * The worker moved (a batch delivered, a status change, the thread finished). A worker that
+   * finished while nobody closed it died of a fatal collect (SP_ERROR): said once, as it happens,
+   * not only at the next collect.
+   */
+  private wake(): void {
+    this.waiters.wakeAll();
+    const h = this.handle;
+    if (!this.fatalFn || !h || this.closed) return;
+    const s = h.stats();
+    if (s.opened && s.finished && s.failure) {
+      const fn = this.fatalFn;
+      this.fatalFn = undefined;
+      fn(s.failure);
     }
   }
 
@@ -497,16 +545,32 @@ export class NativeSinkConnector implements SinkConnector {
     const h = this.handle;
     if (!h) throw new StreamplugError('E_SINK_FAILED', `sink ${this.target.name} is not open; call open() first`);
     if (nrows === 0) return;
+    // confirm: the runner sends one message at a time, so the rows acknowledged or dropped after this
+    // push are this batch's.
+    const before = this.options.confirm ? h.stats() : undefined;
     for (;;) {
       const code =
         typeof data === 'string' || data instanceof Uint8Array
           ? h.pushEncoded(data, nrows)
           : h.pushColumns(nrows, data.names, data.types, data.values, data.nulls);
-      if (code === 0) return;
+      if (code === 0) return before ? this.confirmed(h, before, nrows) : undefined;
       if (code === 2) {
         const s = h.stats();
         throw new StreamplugError('E_SINK_FAILED', s.failure || `sink ${this.target.name} is closing; rows cannot be collected`, { sink: this.target.name });
       }
+      await this.waiters.wait();
+    }
+  }
+
+  /** Waits until the worker acknowledged (SP_OK) or dropped the batch just pushed; rejects on a drop. */
+  private async confirmed(h: AddonSink, before: IoStats, nrows: number): Promise<void> {
+    for (;;) {
+      const s = h.stats();
+      if (s.dropped > before.dropped)
+        throw new StreamplugError('E_SINK_FAILED', s.lastError || `sink ${this.target.name} did not take the batch`, { sink: this.target.name });
+      if (s.out - before.out >= nrows) return;
+      if (s.finished)
+        throw new StreamplugError('E_SINK_FAILED', s.failure || `sink ${this.target.name} stopped before taking the batch`, { sink: this.target.name });
       await this.waiters.wait();
     }
   }

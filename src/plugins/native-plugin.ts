@@ -11,6 +11,7 @@ import { argType, checkArgInfos, checkArity, coerceArgs, resolveResultType } fro
 import { SP_ARG_LITERAL, SP_FUNCTION_STATEFUL, kindName, resultTypeName, typeCode, valueTypeName } from './sp-types.js';
 import type {
   ArgInfo,
+  StateImport,
   BatchFrame,
   Column,
   FunctionInstance,
@@ -128,8 +129,8 @@ class NativeFunctionInstance extends FunctionInstanceBase {
     return this.native.exportState();
   }
 
-  importState(state: Record<string, Uint8Array>): void {
-    this.native.importState(state);
+  importState(state: Record<string, Uint8Array>): StateImport {
+    return this.native.importState(state);
   }
 
   close(): void {

@@ -73,9 +73,22 @@ export interface FunctionInstance {
    * Replaces the state with one exportState() returned (same function, maybe another process), so
    * the next call continues where that instance stopped. Throws E_BAD_REQUEST on a malformed state.
    */
-  importState?(state: Record<string, Uint8Array>): void;
+  importState?(state: Record<string, Uint8Array>): StateImport | void;
   /** Ends the instance: the plugin's close hook runs, state is dropped. Idempotent. */
   close(): void;
+}
+
+/**
+ * What importState did with a state stamped by another state version of the plugin (contract 1.3,
+ * `.so` plugins): `restored` (same version), `migrated` (the plugin's migrate_state hook rewrote
+ * it) or `dropped` (no hook, or the hook failed; the instance starts empty). The host has already
+ * logged `message` under the plugin's name.
+ */
+export interface StateImport {
+  outcome: 'restored' | 'migrated' | 'dropped';
+  from: number;
+  to: number;
+  message?: string;
 }
 
 export type FixedArray = Float64Array | BigInt64Array | Uint8Array;

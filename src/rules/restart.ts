@@ -1,6 +1,6 @@
 /**
  * eKuiper's rule option `restartStrategy`: how a rule that failed to start (source, sink or plugin
- * refused) is tried again. Attempt k (0-based) waits min(delay * multiplier^k, maxDelay), spread by
+ * refused) or failed while running (a sink died: service.ts, failAtRunTime) is tried again. Attempt k (0-based) waits min(delay * multiplier^k, maxDelay), spread by
  * ± jitterFactor of itself; after `attempts` failed tries the rule stays `failed`. A successful start
  * resets the count; a stop, update or delete cancels a pending try.
  */

@@ -96,12 +96,17 @@ export class RunningRule implements Subscriber {
     // A window's result is one message; without a window each row is its own message.
     this.whole = sinks.map((s) => runtime.windowed || takesBatches(s));
     this.health = new RuleHealth(runtime.id, log);
-    sinks.forEach((s, i) => (s.runner.onHealth = (ok, reason) => this.health.set(`actions[${i}].${s.type}`, ok, reason)));
+    sinks.forEach((s, i) => {
+      s.runner.onHealth = (ok, reason) => this.health.set(`actions[${i}].${s.type}`, ok, reason);
+      s.runner.onFatal = (reason) => this.onFatal?.(`actions[${i}].${s.type}: ${reason}`);
+    });
     this.passthrough = passesRowsThrough(runtime.statement) && runtime.rowsPassUnchanged;
     runtime.onResult = (rows) => this.deliver(rows);
   }
 
   private readonly whole: boolean[];
+  /** Told when a part died while running (a sink's fatal error): the service fails the rule. */
+  onFatal?: (reason: string) => void;
   /** Whether the source and every sink are connected (status `degraded` when not). */
   readonly health: RuleHealth;
 
@@ -143,6 +148,7 @@ export class RunningRule implements Subscriber {
         this.savedWindow = v;
         this.checkpointAt = Date.now();
       }
+      this.wakeCheckpointWaiters();
       if (rt.stateSites.length === 0) return;
       const state = rt.exportState();
       if (this.savedState && sameState(state, this.savedState)) return;
@@ -176,6 +182,15 @@ export class RunningRule implements Subscriber {
     if (rt.windowed) this.schedule();
   }
 
+  /** Backpressure: some sink's queue is full under the "block" policy (SinkRunner.saturated()). */
+  saturated(): boolean {
+    return !this.runtime.closed && this.sinks.some((s) => s.runner.saturated());
+  }
+
+  async whenRoom(): Promise<void> {
+    await Promise.all(this.sinks.map((s) => s.runner.whenRoom()));
+  }
+
   acceptsEncoded(): boolean {
     return this.passthrough && !this.runtime.closed && this.sinks.every((s) => s.runner.acceptsEncoded());
   }
@@ -191,14 +206,36 @@ export class RunningRule implements Subscriber {
   /**
    * The delivery hook (EmitMeta.onDelivered): resolves once the rows pushed so far left through every
    * sink (SinkRunner.settled()), false if one could not confirm them. A windowed rule holds rows in its
-   * window, not in a sink: it confirms them once accepted into the window, so an acknowledging source
-   * gives at-least-once up to the window, and a crash loses the open window (docs/connectors.md).
+   * window, not in a sink: with qos >= 1 it confirms them once a checkpoint holds that window; without,
+   * once accepted into the window (a crash then loses the open window; docs/connectors.md).
    */
   async settled(): Promise<boolean> {
     if (this.runtime.closed) return false;
-    if (this.runtime.windowed) return true;
+    if (this.runtime.windowed) {
+      if (!this.windowCheckpoints() || !this.checkpointing) return true;
+      // qos >= 1: the rows are safe once a checkpoint holds the window they went into (and what an
+      // ended window gave the sinks is delivered), so an acknowledging source acks only then and a
+      // crash before it makes the source send them again.
+      const v = this.runtime.windowVersion();
+      if (v > this.savedWindow && !(await new Promise<boolean>((wake) => this.checkpointWaiters.push({ version: v, wake })))) return false;
+    }
     const all = await Promise.all(this.sinks.map((s) => s.runner.settled()));
     return all.every(Boolean);
+  }
+
+  /** settled() calls waiting for a checkpoint holding a window version. */
+  private checkpointWaiters: { version: number; wake: (ok: boolean) => void }[] = [];
+
+  private wakeCheckpointWaiters(): void {
+    if (this.checkpointWaiters.length === 0) return;
+    const closed = this.runtime.closed;
+    const keep: typeof this.checkpointWaiters = [];
+    for (const w of this.checkpointWaiters) {
+      if (w.version <= this.savedWindow) w.wake(true);
+      else if (closed) w.wake(false);
+      else keep.push(w);
+    }
+    this.checkpointWaiters = keep;
   }
 
   fastPath(): FastPathStatus {
@@ -256,6 +293,7 @@ export class RunningRule implements Subscriber {
     this.checkpointTimer = undefined;
     this.saveCheckpoint();
     this.runtime.close();
+    this.wakeCheckpointWaiters(); // what the last checkpoint does not hold is not confirmed
     await Promise.all(this.sinks.map((s) => s.runner.close().catch((e: unknown) => this.log?.warn({ rule: this.runtime.id, sink: s.type, err: (e as Error).message }, 'sink close failed'))));
   }
 }

@@ -56,6 +56,12 @@ export interface RuleServiceOptions {
   log?: Logger;
   /** Processing-time clock; default Date.now. */
   now?: () => number;
+  /**
+   * Called (and awaited) after a rule is deleted or its SQL changed, so a pending plugin update no
+   * rule uses any more is applied (the host passes the plugin manager's applyPendingUpdates).
+   * A failure is logged, never thrown: the rule change itself has happened.
+   */
+  onPluginUseChanged?: () => Promise<unknown>;
 }
 
 export interface StreamDescription {
@@ -150,7 +156,7 @@ interface Entry {
   /** Serialises lifecycle operations on this rule. */
   queue: Promise<unknown>;
   /** restartStrategy: tries made since the last good start, and the pending one. */
-  restart?: { tries: number; timer?: NodeJS.Timeout; nextAt?: number };
+  restart?: { tries: number; timer?: NodeJS.Timeout; nextAt?: number; carry?: number };
 }
 
 /** Store scope: rule id -> the rows its window held at the last checkpoint (qos >= 1). */
@@ -206,6 +212,7 @@ class Service implements RuleService {
   private readonly functions: FunctionResolver;
   private readonly log?: Logger;
   private readonly now: () => number;
+  private readonly onPluginUseChanged?: () => Promise<unknown>;
   private readonly streams = new Map<string, StreamDef>();
   /** Tables share the streams' namespace (FROM and JOIN name either). */
   private readonly tables = new Map<string, TableData>();
@@ -226,6 +233,7 @@ class Service implements RuleService {
     this.functions = o.functions;
     this.log = o.log;
     this.now = o.now ?? Date.now;
+    this.onPluginUseChanged = o.onPluginUseChanged;
   }
 
   // ---------------------------------------------------------------- connectors
@@ -558,7 +566,12 @@ class Service implements RuleService {
       e.hub = hub;
       e.state = 'running';
       e.startedAt = Date.now();
+      const tries = e.restart?.tries ?? 0;
       this.cancelRestart(e, true);
+      // A failure soon after this start continues the count (failAtRunTime), so a rule that starts
+      // and dies at once is not restarted forever.
+      if (e.restart) e.restart.carry = tries;
+      running.onFatal = (reason) => void this.failAtRunTime(e, running!, reason);
       this.log?.info({ rule: id, stream: e.stream }, `rule ${id} started`);
     } catch (err) {
       if (hub && running) this.release(e.stream, hub, running);
@@ -588,7 +601,8 @@ class Service implements RuleService {
     try {
       const saved = this.store.loadCheckpoint(id);
       if (Object.keys(saved).length === 0) return undefined;
-      const { restored, ignored } = runtime.importState(saved);
+      const { restored, ignored, dropped } = runtime.importState(saved);
+      if (dropped.length) this.log?.warn({ rule: id, dropped }, `rule ${id}: checkpoint state of another state version was dropped (see the plugin's log line for both versions)`);
       if (ignored.length) this.log?.info({ rule: id, ignored }, `rule ${id}: checkpoint call sites without a match were ignored`);
       if (restored.length) this.log?.info({ rule: id, restored }, `rule ${id}: plugin function state restored from its checkpoint`);
       return runtime.exportState();
@@ -616,6 +630,29 @@ class Service implements RuleService {
     if (!hub.detach(sub)) return undefined;
     if (this.hubs.get(stream) === hub) this.hubs.delete(stream);
     return hub.stop().catch((err: unknown) => this.log?.warn({ stream, err: (err as Error).message }, 'source stop failed'));
+  }
+
+  /**
+   * A running rule whose sink died (a fatal error while running): it is stopped and `failed` with the
+   * reason, and its restartStrategy applies as after a failed start. A rule that ran at least
+   * `maxDelay` ms counts as a good run (its tries start from 0); one that failed sooner continues
+   * the count of the tries that started it.
+   */
+  private failAtRunTime(e: Entry, run: RunningRule, reason: string): Promise<void> {
+    return this.serial(e, async () => {
+      if (e.running !== run || this.closed) return;
+      const s = readRestartStrategy(e.def.id, e.def.options?.restartStrategy);
+      const ranMs = Date.now() - (e.startedAt ?? Date.now());
+      const tries = ranMs >= s.maxDelay ? 0 : (e.restart?.carry ?? 0);
+      const error = new StreamplugError('E_RULE_FAILED', `rule ${e.def.id} failed while running: ${reason}; it is stopped${s.attempts > 0 ? ' and its restartStrategy applies' : '; start it again when the cause is fixed, or set options.restartStrategy'}`, { rule: e.def.id });
+      this.log?.warn({ rule: e.def.id, code: error.code, ranMs }, error.message);
+      await this.doStop(e, 'failed');
+      e.state = 'failed';
+      e.error = asError(error);
+      (e.restart ??= { tries: 0 }).tries = tries;
+      this.saveStatus(e);
+      this.scheduleRestart(e);
+    }).catch((err: unknown) => this.log?.warn({ rule: e.def.id, err: (err as Error).message }, `rule ${e.def.id}: stopping it after a run-time failure failed`));
   }
 
   /** After a failed start: the next try of the rule's restartStrategy, if it has tries left. */
@@ -657,6 +694,12 @@ class Service implements RuleService {
       e.running = undefined;
       const hub = e.hub!;
       e.hub = undefined;
+      if (hub.subscribers.size === 1 && hub.subscribers.has(running)) {
+        // The last reader: a checkpoint now lets an acknowledging source (MQTT QoS 1 on a persistent
+        // session) ack what this rule holds before the connection closes, not get it again at start.
+        running.saveCheckpoint();
+        await hub.quiesce(2000);
+      }
       await this.release(e.stream, hub, running);
       await Promise.all((e.joinHubs ?? []).map((j) => this.release(j.stream, j.hub, j.sub)));
       e.joinHubs = undefined;
@@ -693,6 +736,7 @@ class Service implements RuleService {
     const e = this.entry(id);
     const def = parseRuleDef(body, id);
     const v = this.validate(def);
+    const sqlChanged = def.sql !== e.def.sql;
     return this.serial(e, async () => {
       const desired = def.triggered === false ? 'stopped' : (this.store.getRule(id)?.desired ?? 'running');
       await this.doStop(e);
@@ -708,7 +752,7 @@ class Service implements RuleService {
       Object.assign(e, { def, ...v });
       if (desired === 'running') await this.doStart(e).catch(() => undefined);
       return this.summary(e);
-    });
+    }).finally(() => (sqlChanged ? this.pluginUseChanged() : undefined));
   }
 
   async deleteRule(id: string): Promise<void> {
@@ -721,6 +765,16 @@ class Service implements RuleService {
       this.store.kvDelete(WINDOW_SCOPE, id);
       this.rules.delete(id);
     });
+    await this.pluginUseChanged();
+  }
+
+  /** A rule stopped naming some functions: let a pending plugin update no rule blocks apply now. */
+  private async pluginUseChanged(): Promise<void> {
+    try {
+      await this.onPluginUseChanged?.();
+    } catch (err) {
+      this.log?.warn({ err: (err as Error).message }, 'applying pending plugin updates failed');
+    }
   }
 
   listRules(): RuleSummary[] {

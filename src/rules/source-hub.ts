@@ -17,7 +17,7 @@
  * the rule's sinks confirmed them), with false when one could not or nobody was subscribed.
  */
 import { setRowMeta, type StreamDef } from '../engine/index.js';
-import type { ConnectorStatus, EmitMeta, EncodedBatch, Row, SourceConnector, SourceMetrics } from '../connectors/index.js';
+import type { ConnectorStatus, EmitMeta, EncodedBatch, FlowControl, Row, SourceConnector, SourceMetrics } from '../connectors/index.js';
 
 export interface Subscriber {
   push(rows: Row[], ts: number): void;
@@ -28,6 +28,9 @@ export interface Subscriber {
   sourceStatus?(s: ConnectorStatus): void;
   /** Optional: resolves once everything pushed so far was delivered (true) or could not be (false). */
   settled?(): Promise<boolean>;
+  /** Optional backpressure (FlowControl): true while this subscriber cannot take more. */
+  saturated?(): boolean;
+  whenRoom?(): Promise<void>;
 }
 
 type DeliveredFn = (delivered: boolean) => void;
@@ -90,6 +93,17 @@ export class SourceHub {
     if (meta?.onDelivered) this.settle([meta.onDelivered]);
   };
 
+  /** Backpressure handed to the connector: held back while any rule reading this source is saturated. */
+  private readonly flow: FlowControl = {
+    saturated: () => {
+      for (const s of this.subscribers) if (s.whenRoom && s.saturated?.()) return true;
+      return false;
+    },
+    whenRoom: async () => {
+      while (this.flow.saturated()) await Promise.all([...this.subscribers].map((s) => s.whenRoom?.()));
+    },
+  };
+
   private readonly emit = (rows: Row[], meta?: EmitMeta): void => {
     // meta(topic) in the SQL reads what the source said about the rows
     if (meta?.topic !== undefined) for (const r of rows) setRowMeta(r, { topic: meta.topic });
@@ -120,17 +134,34 @@ export class SourceHub {
   private settle(callbacks: DeliveredFn[]): void {
     const subs = [...this.subscribers];
     const waits = subs.map((s) => (s.settled ? s.settled().catch(() => false) : Promise.resolve(true)));
-    void Promise.all(waits).then((oks) => {
+    const done = Promise.all(waits).then((oks) => {
       const ok = subs.length > 0 && oks.every(Boolean);
       for (const cb of callbacks) cb(ok);
     });
+    this.settling.add(done);
+    void done.finally(() => this.settling.delete(done));
+  }
+
+  private readonly settling = new Set<Promise<void>>();
+
+  /**
+   * Before the last reader stops the connector: pushes what is pending and waits (at most `ms`) until
+   * the source was told about every batch, so an acknowledging source acks what the rule settled
+   * instead of receiving it again after the restart.
+   */
+  async quiesce(ms: number): Promise<void> {
+    this.flush();
+    if (this.settling.size === 0) return;
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all([...this.settling]), new Promise((r) => (t = setTimeout(r, ms)))]);
+    clearTimeout(t);
   }
 
   /** Adds the subscriber and resolves once the connector is receiving (or its first attempt failed; it keeps retrying). */
   attach(sub: Subscriber): Promise<void> {
     this.subscribers.add(sub);
     sub.sourceStatus?.(this.status);
-    this.started ??= this.connector.start(this.emit, this.setStatus, this.emitEncoded).catch((e: unknown) => {
+    this.started ??= this.connector.start(this.emit, this.setStatus, this.emitEncoded, this.flow).catch((e: unknown) => {
       this.setStatus({ state: 'error', error: (e as Error)?.message ?? String(e) });
       throw e;
     });

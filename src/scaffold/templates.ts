@@ -144,28 +144,45 @@ STREAMPLUG_PLUGIN("${name}", "0.1.0", "function:${name}", describe)
 `;
 
 const sourceC = (name: string) => `/*
- * ${name}: a source emitting {"seq": n} every 100 ms until the host stops it. A placeholder:
+ * ${name}: a source emitting {"seq": n} every "interval" ms (default 100) until the host stops it,
+ * "start" the first seq (default 0). A placeholder:
  * replace the body of ${name}_run with your producer (read a device, poll a service, ...).
  * The host runs open, run and close on a thread of its own (see LIFECYCLE in plugin.h).
  */
 #define _POSIX_C_SOURCE 199309L /* strict C99 hides nanosleep without it */
-#define STREAMPLUG_PLUGIN_MINOR 1 /* sources need contract 1.1 */
+#define STREAMPLUG_PLUGIN_MINOR 3 /* sources need 1.1, the config_* routines 1.3 */
 #include <streamplug/plugin.h>
 #include <time.h>
 
 static const sp_host_api *host;
 
-/* config is the instance's properties as JSON text (length bytes, not NUL-terminated). */
+typedef struct ${name}_instance {
+  int64_t interval_ms, start;
+} ${name}_instance;
+
+/* The host reads the instance's properties (a JSON object) for you: config_int64 / config_double /
+ * config_bool / config_string, each with a default. A key of the wrong type ("interval": "fast")
+ * fails open with a message naming the key, the expected and the found type. */
 static sp_status ${name}_open(sp_ctx *ctx, const char *config, size_t length, void **instance) {
-  (void)ctx; (void)config; (void)length;
-  *instance = NULL; /* allocate per-instance state with host->alloc and keep it here */
+  ${name}_instance *self;
+  int64_t interval_ms = host->config_int64(ctx, "interval", 100);
+  int64_t start = host->config_int64(ctx, "start", 0);
+  (void)config; (void)length; /* the raw JSON text, if you ever need it */
+  if (interval_ms <= 0) { host->set_error(ctx, "${name}: interval must be > 0 (milliseconds)"); return SP_ERROR; }
+  self = (${name}_instance *)host->alloc(sizeof *self);
+  if (self == NULL) { host->set_error(ctx, "${name}: out of memory"); return SP_ERROR; }
+  self->interval_ms = interval_ms;
+  self->start = start;
+  *instance = self;
   return SP_OK;
 }
 
 static void ${name}_run(sp_ctx *ctx, void *instance) {
-  struct timespec pause = {0, 100 * 1000 * 1000};
-  int64_t seq = 0;
-  (void)instance;
+  const ${name}_instance *self = (const ${name}_instance *)instance;
+  struct timespec pause;
+  int64_t seq = self->start;
+  pause.tv_sec = (time_t)(self->interval_ms / 1000);
+  pause.tv_nsec = (long)(self->interval_ms % 1000) * 1000000L;
   while (!host->stopping(ctx)) {
     sp_row *row = host->row_begin(ctx);
     host->row_int64(row, "seq", seq++);
@@ -174,11 +191,11 @@ static void ${name}_run(sp_ctx *ctx, void *instance) {
   }
 }
 
-static void ${name}_close(sp_ctx *ctx, void *instance) { (void)ctx; (void)instance; }
+static void ${name}_close(sp_ctx *ctx, void *instance) { (void)ctx; host->free(instance); }
 
 static sp_status ${name}_init(const sp_host_api *api, sp_ctx *ctx, void **plugin_data) {
   (void)ctx; (void)plugin_data;
-  if (api->contract_minor < 1) { api->set_error(ctx, "${name} needs a host with contract 1.1 (sources)"); return SP_ERROR; }
+  if (!SP_HOST_HAS(api, config_int64)) { api->set_error(ctx, "${name} needs a host with contract 1.3 (config_* routines)"); return SP_ERROR; }
   host = api;
   return SP_OK;
 }
@@ -201,22 +218,26 @@ const sinkC = (name: string) => `/*
  * ${name}_collect with your delivery (a file, a socket, a service). Every hook of one instance
  * runs on that instance's worker thread, one at a time (see LIFECYCLE in plugin.h).
  */
-#define STREAMPLUG_PLUGIN_MINOR 1 /* sinks need contract 1.1 */
+#define STREAMPLUG_PLUGIN_MINOR 3 /* sinks need 1.1, the config_* routines 1.3 */
 #include <streamplug/plugin.h>
 #include <stdio.h>
 
 static const sp_host_api *host;
 
+/* The host reads the action's properties (a JSON object) for you: config_string / config_int64 /
+ * config_double / config_bool, each with a default. A key of the wrong type ("quiet": "yes") fails
+ * open with a message naming the key, the expected and the found type. */
 static sp_status ${name}_open(sp_ctx *ctx, const char *config, size_t length, void **instance) {
-  (void)ctx; (void)config; (void)length; /* config: the action's properties as JSON text */
-  *instance = NULL;
+  (void)config; (void)length; /* the raw JSON text, if you ever need it */
+  /* "quiet": true swallows the rows; the instance pointer carries the flag */
+  *instance = host->config_bool(ctx, "quiet", 0) ? (void *)&host : NULL;
   return SP_OK;
 }
 
 /* SP_SINK_ENCODED: the batch arrives as JSON Lines, data[offsets[0] .. offsets[nrows]). */
 static sp_status ${name}_collect(sp_ctx *ctx, void *instance, const sp_batch *batch) {
   size_t bytes = batch->offsets[batch->nrows] - batch->offsets[0];
-  (void)instance;
+  if (instance != NULL) return SP_OK; /* quiet */
   if (fwrite(batch->data + batch->offsets[0], 1, bytes, stdout) != bytes || fflush(stdout) != 0) {
     host->set_error(ctx, "${name}: cannot write to standard output");
     return SP_RETRY; /* the host retries the same batch after a backoff */
@@ -228,7 +249,7 @@ static void ${name}_close(sp_ctx *ctx, void *instance) { (void)ctx; (void)instan
 
 static sp_status ${name}_init(const sp_host_api *api, sp_ctx *ctx, void **plugin_data) {
   (void)plugin_data;
-  if (api->contract_minor < 1) { api->set_error(ctx, "${name} needs a host with contract 1.1 (sinks)"); return SP_ERROR; }
+  if (!SP_HOST_HAS(api, config_bool)) { api->set_error(ctx, "${name} needs a host with contract 1.3 (config_* routines)"); return SP_ERROR; }
   host = api;
   return SP_OK;
 }

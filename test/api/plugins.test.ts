@@ -162,7 +162,7 @@ describe('REST API, in the order of a plugin\'s life (eKuiper paths and statuses
       ['POST', '/plugins/widgets', { name: 'x', file: z('echo.zip') }, 404, 'E_NOT_FOUND'],
       ['POST', '/plugins/functions', { name: 'arm', file: z('arm.zip') }, 400, 'E_ARCH'],
       ['POST', '/plugins/functions', { name: 'evil', file: z('slip.zip') }, 400, 'E_ZIP_SLIP'],
-      ['POST', '/plugins/functions', { name: 'x', file: z('missing.zip') }, 400, 'E_NOT_FOUND_FILE'],
+      ['POST', '/plugins/functions', { name: 'x', file: z('missing.zip') }, 400, 'E_FILE_REFUSED'],
       ['GET', '/nowhere', undefined, 404, 'E_NOT_FOUND'],
     ];
     for (const [method, route, body, status, code] of cases) {

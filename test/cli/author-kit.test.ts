@@ -139,6 +139,12 @@ describe('streamplug new, call and the testing API', () => {
     assert.equal(r.stdout, '{"seq":0}\n{"seq":1}\n{"seq":2}\n');
     sh('npm', ['test', '--silent'], dir);
     assert.match(sp(['run-source', 'build/plugins/ticks.so', '--config', '[1]'], { cwd: dir }).stderr, /--config must be a JSON object/);
+    // The scaffold reads its config through the host's config_* routines (contract 1.3).
+    const started = sp(['run-source', 'build/plugins/ticks.so', '--config', '{"start": 40, "interval": 1}', '--rows', '2'], { cwd: dir });
+    assert.equal(started.stdout, '{"seq":40}\n{"seq":41}\n', started.stderr);
+    const wrong = sp(['run-source', 'build/plugins/ticks.so', '--config', '{"interval": "fast"}', '--rows', '1'], { cwd: dir });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /config key "interval": expected an integer \(int64\), found string "fast"/);
   });
 
   it('a sink project (C++): feed-sink delivers stdin rows; the sink writes them', () => {
@@ -147,6 +153,12 @@ describe('streamplug new, call and the testing API', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /\{"a":1\}\s*\{"b":"x"\}/);
     assert.match(r.stderr, /2 rows delivered/);
+    const quiet = sp(['feed-sink', 'build/plugins/lines.so', '--config', '{"quiet": true}'], { cwd: dir, input: '{"a":1}\n' });
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.doesNotMatch(quiet.stdout, /"a":1/);
+    const wrong = sp(['feed-sink', 'build/plugins/lines.so', '--config', '{"quiet": "yes"}'], { cwd: dir, input: '{"a":1}\n' });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /config key "quiet": expected a boolean \(true or false\), found string "yes"/);
     const notObj = sp(['feed-sink', 'build/plugins/lines.so'], { cwd: dir, input: '[1]\n' });
     assert.equal(notObj.code, 1);
     assert.match(notObj.stderr, /E_BAD_REQUEST: stdin:1: expected a JSON object per line/);

@@ -22,14 +22,18 @@ const HEADERS = [
   { label: 'today', file: path.join(include, 'plugin.h') },
 ];
 
-/** Samples of functions (contract 1.0) and of sources and sinks (1.1). */
+/**
+ * Samples of functions (contract 1.0), of sources and sinks (1.1: the test-only iofx, which reads
+ * its config by hand) and of sources and sinks reading their config through config_* (1.3).
+ */
 const SAMPLES = [
   { name: 'echo', source: 'echo/echo.c', minor: 0, provides: ['echo'] },
   { name: 'countPlusOne', source: 'countPlusOne/countPlusOne.cpp', minor: 0, provides: ['countPlusOne'] },
   { name: 'accumulateWordCount', source: 'accumulateWordCount/accumulateWordCount.c', minor: 0, provides: ['accumulateWordCount'] },
   { name: 'vector', source: 'vector/vector.c', minor: 0, provides: ['scale'] },
-  { name: 'random', source: 'random/random.c', minor: 1, provides: ['random'] },
-  { name: 'filesink', source: 'filesink/filesink.cpp', minor: 1, provides: ['filesink'] },
+  { name: 'iofx', source: '../test/io/fixtures/iofx.c', minor: 1, provides: ['fx_seq', 'fx_threads', 'fx_file', 'fx_many', 'fx_sink', 'fx_typed'] },
+  { name: 'random', source: 'random/random.c', minor: 3, provides: ['random'] },
+  { name: 'filesink', source: 'filesink/filesink.cpp', minor: 3, provides: ['filesink'] },
 ];
 
 describe('samples built against every released header load on today\'s host', () => {
@@ -38,14 +42,14 @@ describe('samples built against every released header load on today\'s host', ()
   after(() => fs.rmSync(work, { recursive: true, force: true }));
 
   before(() => {
-    assert.ok(HEADERS.some((h) => h.label === '1.0') && HEADERS.some((h) => h.label === '1.1'), 'history/plugin-1.0.h and plugin-1.1.h must be kept');
+    assert.ok(['1.0', '1.1', '1.2'].every((l) => HEADERS.some((h) => h.label === l)), 'history/plugin-1.0.h, 1.1.h and 1.2.h must be kept');
     for (const h of HEADERS) {
       const inc = path.join(work, `inc-${h.label}`);
       fs.mkdirSync(path.join(inc, 'streamplug'), { recursive: true });
       fs.copyFileSync(h.file, path.join(inc, 'streamplug', 'plugin.h'));
       const headerMinor = Number(/#define STREAMPLUG_CONTRACT_MINOR (\d+)/.exec(fs.readFileSync(h.file, 'utf8'))![1]);
       for (const s of SAMPLES) {
-        if (s.minor > headerMinor) continue; // the header has no sources/sinks yet
+        if (s.minor > headerMinor) continue; // the header lacks what the sample uses (sources/sinks, config_*)
         const out = path.join(work, h.label, `${s.name}.so`);
         fs.mkdirSync(path.dirname(out), { recursive: true });
         const cxx = s.source.endsWith('.cpp');
@@ -59,11 +63,12 @@ describe('samples built against every released header load on today\'s host', ()
     }
   });
 
-  it('builds every function sample against every header and the source/sink samples from 1.1 on', () => {
+  it('builds every function sample against every header, sources/sinks from 1.1 on, config_* users from 1.3 on', () => {
     for (const h of HEADERS) {
       const mine = built.filter((b) => b.header === h.label).map((b) => b.sample);
       assert.ok(mine.includes('echo') && mine.includes('countPlusOne'), `${h.label}: ${mine.join(', ')}`);
-      if (h.label !== '1.0') assert.ok(mine.includes('random') && mine.includes('filesink'), `${h.label}: ${mine.join(', ')}`);
+      if (h.label !== '1.0') assert.ok(mine.includes('iofx'), `${h.label}: ${mine.join(', ')}`);
+      if (!['1.0', '1.1', '1.2'].includes(h.label)) assert.ok(mine.includes('random') && mine.includes('filesink'), `${h.label}: ${mine.join(', ')}`);
     }
   });
 
@@ -84,10 +89,13 @@ describe('samples built against every released header load on today\'s host', ()
     assert.equal(old.manifest?.contract, '1.0');
     assert.equal(old.manifest?.header, undefined);
     assert.match(old.rows.find((r) => r.check === 'manifest')!.message, /needs host contract 1\.0 or newer, built with header 1\.0 or 1\.1 \(not recorded/);
+    const mid = checkPluginFile(built.find((b) => b.header === '1.2' && b.sample === 'iofx')!.file);
+    assert.equal(mid.manifest?.contract, '1.1');
+    assert.equal(mid.manifest?.header, '1.2');
+    assert.match(mid.rows.find((r) => r.check === 'manifest')!.message, /needs host contract 1\.1 or newer, built with header 1\.2/);
     const today = checkPluginFile(built.find((b) => b.header === 'today' && b.sample === 'random')!.file);
-    assert.equal(today.manifest?.contract, '1.1');
-    assert.equal(today.manifest?.header, '1.2');
-    assert.match(today.rows.find((r) => r.check === 'manifest')!.message, /needs host contract 1\.1 or newer, built with header 1\.2/);
+    assert.equal(today.manifest?.contract, '1.3');
+    assert.equal(today.manifest?.header, '1.3');
   });
 
   it('calls the 1.0-built functions on today\'s host and gets eKuiper\'s sample results', async () => {
@@ -108,8 +116,11 @@ describe('samples built against every released header load on today\'s host', ()
       for (const i of [echo, count, scale]) i.close();
       const today = built.find((b) => b.header === 'today' && b.sample === 'random')!.file;
       await registry.load(today);
-      assert.equal(registry.get('random')?.contract, '1.1');
-      assert.equal(registry.get('random')?.header, '1.2');
+      assert.equal(registry.get('random')?.contract, '1.3');
+      assert.equal(registry.get('random')?.header, '1.3');
+      await registry.load(built.find((b) => b.header === '1.1' && b.sample === 'iofx')!.file);
+      assert.equal(registry.get('iofx')?.contract, '1.1');
+      assert.equal(registry.get('iofx')?.header, '1.1');
     } finally {
       registry.unloadAll();
     }

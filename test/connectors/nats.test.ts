@@ -175,6 +175,30 @@ describe('NATS connectors against nats-server', { skip: natsSkip(), timeout: 120
     assert.equal(info.config.ack_policy, AckPolicy.Explicit);
   });
 
+  it('maxMessageSize: a larger message is dropped before decoding and counted (core and JetStream, where it is terminated)', async () => {
+    const core = await startSource('core.big', { server: server.urls, maxMessageSize: 100 });
+    await createStream(nc, 'BIG', ['big.in']);
+    const js = await startSource('big.in', { server: server.urls, stream: 'BIG', durable: 'BD', ackWait: 500, maxMessageSize: 100 });
+    stops.push(() => core.src.stop(), () => js.src.stop());
+    const big = JSON.stringify({ pad: 'x'.repeat(200) });
+    for (const subject of ['core.big', 'big.in']) {
+      nc.publish(subject, big);
+      nc.publish(subject, '{"small":1}');
+    }
+    await nc.flush();
+    await waitFor('the small rows', () => core.rows.length === 1 && js.rows.length === 1);
+    await new Promise((r) => setTimeout(r, 1200)); // past ackWait: a redelivery would show
+    for (const s of [core, js]) {
+      assert.deepEqual(s.rows, [{ small: 1 }]);
+      const m = s.src.metrics?.();
+      assert.equal(m?.tooLarge, 1, JSON.stringify(m));
+      assert.match(String(m?.lastDecodeError), /larger than maxMessageSize 100/);
+    }
+    const info = await (await jetstreamManager(nc)).consumers.info('BIG', 'BD');
+    assert.equal(info.num_ack_pending, 0);
+    assert.equal(info.num_redelivered, 0);
+  });
+
   it('a poison message is terminated (not redelivered for ever); others flow', async () => {
     await createStream(nc, 'P', ['p.in']);
     const s = await startSource('p.in', { server: server.urls, stream: 'P', durable: 'PD', ackWait: 500 });

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { PluginRegistry } from '../../src/plugins/registry.js';
 import { readHostConfig } from '../../src/manager/host-config.js';
-import { cliPath, startHostProcess } from '../helpers/host-process.js';
+import { clientHeaders, cliPath, startHostProcess } from '../helpers/host-process.js';
 import { samplesDir } from '../helpers/paths.js';
 import { tmp, zipOf } from './helpers.js';
 
@@ -40,7 +40,7 @@ describe('isolation: per plugin, through REST', () => {
       form.set('name', 'echo');
       form.set('isolation', 'in-process');
       form.set('file', new Blob([fs.readFileSync(zip)]), 'echo.zip');
-      const res = await fetch(`${host.url}/plugins/functions`, { method: 'POST', body: form });
+      const res = await fetch(`${host.url}/plugins/functions`, { method: 'POST', body: form, headers: clientHeaders(data) });
       assert.equal(res.status, 201, await res.text());
       const d = await host.api('GET', '/plugins/functions/echo');
       assert.equal(d.body.isolation, 'in-process');

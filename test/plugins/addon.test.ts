@@ -21,7 +21,7 @@ describe('host addon: open', () => {
       assert.deepEqual([d.contractMajor, d.contractMinor], [1, 0]);
       assert.equal(d.arch, { x64: 'x86_64', arm64: 'aarch64' }[process.arch as 'x64' | 'arm64'] ?? d.arch);
       assert.match(d.libc, /^glibc \d+\.\d+$/);
-      assert.match(d.manifest, /^contract=1\.0\nheader=1\.2\nname=fx\nversion=1\.2\.3\nextensions=function:fx_add1,/);
+      assert.match(d.manifest, new RegExp(`^contract=1\\.0\\nheader=${HOST}\\nname=fx\\nversion=1\\.2\\.3\\nextensions=function:fx_add1,`));
       const wordcount = d.functions.find((f) => f.name === 'fx_wordcount')!;
       assert.deepEqual(wordcount.argTypes, [4, 4]);
       assert.deepEqual(wordcount.argFlags, [0, 1]);

@@ -186,13 +186,29 @@ describe('timeouts and limits', () => {
     assert.deepEqual(pluginState(data).filter((f) => f.startsWith('plugins/')), []);
   });
 
-  it('no hash oracle: a wrong sha256 never tells the real one', async () => {
+  it('no hash oracle: a wrong sha256 never tells the real one, nor whether a path exists', async () => {
     const file = path.join(root, 'secret.txt');
     fs.writeFileSync(file, 'top secret');
-    const r = await host.api('POST', '/plugins/functions', { name: 'x', file, sha256: '00' });
-    assert.equal(r.body.error, 'E_SHA256');
-    const real = (await import('node:crypto')).createHash('sha256').update('top secret').digest('hex');
-    assert.ok(!r.text.includes(real), r.text);
+    const crypto = await import('node:crypto');
+    const real = crypto.createHash('sha256').update('top secret').digest('hex');
+    // an existing file, a missing one, a folder, an unreadable device: one answer for all, with or without sha256
+    const answers = new Set<string>();
+    for (const named of [file, path.join(root, 'missing.zip'), root, '/etc/shadow', '/nonexistent/x.zip', `file://${file}`]) {
+      for (const extra of [{}, { sha256: '00' }, { sha256: real }]) {
+        const r = await host.api('POST', '/plugins/functions', { name: 'x', file: named, ...extra });
+        assert.equal(r.status, 400, r.text);
+        assert.ok(!r.text.includes(real), r.text);
+        answers.add(`${r.body.error}`);
+      }
+    }
+    assert.deepEqual([...answers], ['E_FILE_REFUSED']);
+    // a real zip with a wrong sha256 is refused without its hash
+    const zip = path.join(root, 'real.zip');
+    const bytes = await makeZip(zip, [{ name: 'echo.so', file: sample('echo.so') }]);
+    const zipHash = crypto.createHash('sha256').update(bytes).digest('hex');
+    const r = await host.api('POST', '/plugins/functions', { name: 'echo', file: zip, sha256: '00' });
+    assert.equal(r.body.error, 'E_SHA256', r.text);
+    assert.ok(!r.text.includes(zipHash), r.text);
   });
 
   it('a valid but very long name is a 400 that names no server path', async () => {

@@ -57,6 +57,10 @@
  *     sp_function_def grew loads in an older host, which reads the fields it knows.
  *   - Minimum sizes per minor (what a plugin declaring that minor must at least fill):
  *       descriptor          1.0: SP_DESCRIPTOR_SIZE_1_0  1.1: SP_DESCRIPTOR_SIZE_1_1
+ *                           1.2: SP_DESCRIPTOR_SIZE_1_2  1.3: SP_DESCRIPTOR_SIZE_1_3
+ *       sp_host_api         grows the same way, filled by the host: a plugin calls a routine of
+ *                           minor N only when it declares STREAMPLUG_PLUGIN_MINOR >= N (the host
+ *                           refuses it otherwise) or tests SP_HOST_HAS(host, routine) first.
  *       sp_function_def     1.0: SP_FUNCTION_DEF_SIZE_1_0 (unchanged since)
  *       sp_source_def       1.1: SP_SOURCE_DEF_SIZE_1_1   (unchanged since)
  *       sp_sink_def         1.1: SP_SINK_DEF_SIZE_1_1     (unchanged since)
@@ -101,12 +105,13 @@ extern "C" {
  * ------------------------------------------------------------------------------------------- */
 
 #define STREAMPLUG_CONTRACT_MAJOR 1
-#define STREAMPLUG_CONTRACT_MINOR 2
+#define STREAMPLUG_CONTRACT_MINOR 3
 
 /* The minor a plugin declares: the oldest host it can run in. Plugins of functions only keep the
  * default 0 and load in every 1.x host; a plugin with sources or sinks (contract 1.1) defines
  *     #define STREAMPLUG_PLUGIN_MINOR 1
- * before including this header. The host refuses sources/sinks in a plugin declaring 1.0. */
+ * before including this header. The host refuses sources/sinks in a plugin declaring 1.0.
+ * A plugin calling the config_* routines or declaring a state version (1.3) defines it as 3. */
 #ifndef STREAMPLUG_PLUGIN_MINOR
 #define STREAMPLUG_PLUGIN_MINOR 0
 #endif
@@ -129,6 +134,10 @@ extern "C" {
 /* True when a struct filled by the other side, of `size` bytes, includes FIELD. */
 #define SP_HAS_FIELD(ptr, type, field) \
   ((ptr)->size >= offsetof(type, field) + sizeof(((type *)0)->field))
+
+/* True when the host's routine table has ROUTINE (a field of sp_host_api) and fills it: what a
+ * plugin declaring an older minor tests before calling a newer routine. */
+#define SP_HOST_HAS(host, routine) (SP_HAS_FIELD((host), sp_host_api, routine) && (host)->routine != NULL)
 
 /* ---------------------------------------------------------------------------------------------
  * Status and values
@@ -300,7 +309,34 @@ typedef struct sp_host_api {
   sp_status (*source_push_many)(sp_ctx *ctx, const char *data, const uint32_t *offsets, size_t count,
                                 size_t *accepted);
 
-  /* ---- contract 1.2 and later: append here ---- */
+  /* ---- contract 1.3: typed configuration of sources and sinks (declare STREAMPLUG_PLUGIN_MINOR 3,
+   * or test SP_HOST_HAS(host, config_string) before use) ----
+   *
+   * Read one top-level key of the instance's configuration (the JSON object validate and open
+   * receive), parsed once per instance by the host. `key` is NUL-terminated and matched exactly.
+   *   - Absent key, or JSON null: the routine returns `fallback` (config_string: *length =
+   *     strlen(fallback), or 0 and NULL for a NULL fallback). Not an error.
+   *   - Present with another type: an error that names the key, the expected and the found type
+   *     (`config key "interval": expected an integer (int64), found string "fast"`). The routine
+   *     sets it as the hook's error and returns `fallback`, and the host fails that validate or
+   *     open with it even if the hook returns SP_OK (open: close is then called). So a plugin may
+   *     read every key first and check once.
+   *   - A configuration that is not one JSON object: the same, naming the byte where it broke.
+   * Types: config_string a JSON string (unescaped, UTF-8; the pointer is NUL-terminated, *length
+   * excludes the NUL, `length` may be NULL); config_int64 a number written without fraction or
+   * exponent within int64; config_double any number; config_bool true/false (returns 1 or 0);
+   * config_json any value except null, as its raw JSON text (nested objects and arrays: parse
+   * them yourself), NULL when absent.
+   * OWNERSHIP: returned text is host memory, valid until close returns (validate: until validate
+   * returns). A function's ctx has no configuration: every key is absent.
+   * THREAD: a hook of this ctx, one thread at a time (validate, open, run, collect, close). */
+  const char *(*config_string)(sp_ctx *ctx, const char *key, const char *fallback, size_t *length);
+  int64_t (*config_int64)(sp_ctx *ctx, const char *key, int64_t fallback);
+  double (*config_double)(sp_ctx *ctx, const char *key, double fallback);
+  int (*config_bool)(sp_ctx *ctx, const char *key, int fallback);
+  const char *(*config_json)(sp_ctx *ctx, const char *key, size_t *length);
+
+  /* ---- contract 1.4 and later: append here ---- */
 } sp_host_api;
 
 /* ---------------------------------------------------------------------------------------------
@@ -388,7 +424,8 @@ typedef struct sp_function_def {
  *
  * CONFIG. Both get their configuration as JSON text (an object: the stream's or action's
  * properties), `config` of `length` bytes, NOT NUL-terminated. Refuse a bad one in validate (or
- * open) with set_error saying what was found and what is expected.
+ * open) with set_error saying what was found and what is expected. From 1.3 the host reads it for
+ * you: host->config_string / config_int64 / config_double / config_bool / config_json (above).
  *
  * INSTANCE. open stores whatever it needs in *instance; the host passes it back to every later
  * hook of that instance and never after close.
@@ -514,13 +551,29 @@ typedef struct sp_plugin_descriptor {
    * A smaller descriptor was built with the 1.0 (SP_DESCRIPTOR_SIZE_1_0) or 1.1 header. ---- */
   uint32_t header_minor;        /* STREAMPLUG_CONTRACT_MINOR of the header, set by STREAMPLUG_PLUGIN */
 
-  /* ---- contract 1.3 and later: append here ---- */
+  /* ---- contract 1.3: state versioning (a plugin setting these declares STREAMPLUG_PLUGIN_MINOR 3).
+   * The host stamps every checkpoint of a stateful function's state (host->state_*) with
+   * `state_version`. When a rule restarts, the plugin is updated, or the host restarts, and the
+   * checkpoint's version differs from the loaded plugin's (a checkpoint written before 1.3, or by
+   * a plugin that left this 0, is version 0):
+   *   - no migrate_state: the state is dropped and the host logs a line naming both versions;
+   *   - migrate_state: the old keys are put into the ctx first, then the hook runs and rewrites
+   *     them with state_get/state_put/state_delete. SP_OK keeps the result; SP_ERROR drops the
+   *     state and logs the hook's message with both versions.
+   * THREAD: host thread, before the function's first call in that rule. ---- */
+  uint32_t state_version;       /* 0: unversioned (every checkpoint is version 0) */
+  uint32_t reserved1;
+  sp_status (*migrate_state)(sp_ctx *ctx, const char *function, uint32_t from_version, uint32_t to_version);
+
+  /* ---- contract 1.4 and later: append here ---- */
 } sp_plugin_descriptor;
 
 /* Descriptor sizes by the minor that introduced its last field (see EVOLUTION). */
 #define SP_DESCRIPTOR_SIZE_1_0 (offsetof(sp_plugin_descriptor, functions) + sizeof(const sp_function_def *))
 #define SP_DESCRIPTOR_SIZE_1_1 (offsetof(sp_plugin_descriptor, sinks) + sizeof(const sp_sink_def *))
 #define SP_DESCRIPTOR_SIZE_1_2 (offsetof(sp_plugin_descriptor, header_minor) + sizeof(uint32_t))
+#define SP_DESCRIPTOR_SIZE_1_3 \
+  (offsetof(sp_plugin_descriptor, migrate_state) + sizeof(sp_status (*)(sp_ctx *, const char *, uint32_t, uint32_t)))
 
 typedef const sp_plugin_descriptor *(*sp_entry_fn)(void);
 

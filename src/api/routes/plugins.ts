@@ -7,10 +7,11 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { StreamplugError } from '../../errors.js';
 import { spoolStream } from '../../manager/fetch.js';
 import { isPluginType, type PluginType } from '../../manager/layout.js';
+import { assertPluginName } from '../../manager/unpack.js';
 import type { PluginManager, ZipSource } from '../../manager/manager.js';
 import type { HostServices, RouteOptions } from '../context.js';
 import { actorOf } from '../security/index.js';
-import { assertInsideRoots } from '../security/file-roots.js';
+import { assertInsideRoots, assertNamedZip } from '../security/file-roots.js';
 import { parseIsolation } from '../../manager/host-config.js';
 import type { Isolation } from '../../plugins/types.js';
 
@@ -92,8 +93,14 @@ function multipartError(e: unknown): unknown {
 async function readInstallBody(req: FastifyRequest, services: HostServices): Promise<InstallBody> {
   const { manager } = services;
   const query = singleValues(req.query);
-  const named = (file: string): ZipSource => {
-    if (!/^(https?):\/\//i.test(file)) assertInsideRoots(/^file:\/\//i.test(file) ? fileUrlPath(file) : file, services.fileRoots ?? {});
+  const named = (file: string, name?: string): ZipSource => {
+    // the client's own claims are judged first: a bad name is a bad name, whatever the path
+    if (name !== undefined) assertPluginName(name);
+    if (!/^(https?):\/\//i.test(file)) {
+      const local = /^file:\/\//i.test(file) ? fileUrlPath(file) : file;
+      assertInsideRoots(local, services.fileRoots ?? {});
+      assertNamedZip(local);
+    }
     return { file };
   };
   if (req.isMultipart()) {
@@ -118,7 +125,7 @@ async function readInstallBody(req: FastifyRequest, services: HostServices): Pro
       throw multipartError(e);
     }
     if (!spooled) {
-      if (fields.file) return { ...fieldsOf(fields), source: named(fields.file), cleanup };
+      if (fields.file) return { ...fieldsOf(fields), source: named(fields.file, fields.name), cleanup };
       throw new StreamplugError('E_BAD_REQUEST', 'multipart upload has no file part; expected the plugin zip as a file field');
     }
     return { ...fieldsOf(fields), source: { file: spooled }, origin: 'upload', cleanup };
@@ -146,13 +153,14 @@ async function readInstallBody(req: FastifyRequest, services: HostServices): Pro
   }
   if (b.name !== undefined && typeof b.name !== 'string') throw new StreamplugError('E_BAD_REQUEST', '"name" must be a string');
   if (b.sha256 !== undefined && typeof b.sha256 !== 'string') throw new StreamplugError('E_BAD_REQUEST', '"sha256" must be a hex string');
+  const file = b.file;
   return {
     name: b.name as string | undefined,
     sha256: b.sha256 as string | undefined,
     functions: parseFunctions(b.functions),
     isolation: parseIsolation(b.isolation),
         force: b.force === true,
-    source: named(b.file),
+    source: named(file, b.name as string | undefined),
     cleanup() {},
   };
 }

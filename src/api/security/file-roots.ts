@@ -46,3 +46,32 @@ export function assertInsideRoots(file: string, policy: FileRootPolicy): void {
     );
   }
 }
+
+/**
+ * A path a REST client named must be a readable zip before the manager opens it, and every way of
+ * not being one (missing, a folder, unreadable, not a zip) gets the same answer: otherwise the
+ * error codes would tell a caller which paths exist on the host. The manager's own, more precise
+ * messages stay for the CLI working on a data directory, where the caller is the machine's operator.
+ */
+export function assertNamedZip(file: string): void {
+  const resolved = path.resolve(file);
+  let ok = false;
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(resolved, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    if (fs.fstatSync(fd).isFile()) {
+      const head = Buffer.alloc(4);
+      ok = fs.readSync(fd, head, 0, 4, 0) === 4 && head.readUInt32LE(0) === 0x04034b50; // "PK\3\4"
+    }
+  } catch {
+    ok = false;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+  if (!ok) {
+    throw new StreamplugError(
+      'E_FILE_REFUSED',
+      `cannot install from ${resolved}: it is not a readable zip file on this host (whether it exists is not told); name a plugin zip made with \`streamplug pack\`, or upload it`,
+    );
+  }
+}

@@ -14,6 +14,7 @@ import { PropReader } from '../props.js';
 import { decode, readFormat, readMaxMessageSize, SourceCounters, tooLarge, type Format } from '../decode.js';
 import { validateFilter } from '../topic.js';
 import { resolveMqttProps } from './conf.js';
+import { DeferredAcks } from './deferred-acks.js';
 import { mqttConnection, type MqttConnection } from './options.js';
 import type { ConnectorContext, EmitFn, Props, SourceConnector, SourceMetrics, StatusFn } from '../types.js';
 
@@ -29,6 +30,7 @@ export class MqttSource implements SourceConnector {
   private readonly counters = new SourceCounters();
   private stopping = false;
   private onStatus?: StatusFn;
+  private acks?: DeferredAcks;
 
   /** What is sent in SUBSCRIBE: the filters, each as `$share/group/filter` when shared. */
   readonly subscriptions: string[];
@@ -67,9 +69,14 @@ export class MqttSource implements SourceConnector {
           resolve();
         });
       });
-      client.on('message', (topic, payload) => {
+      // QoS 1 on a persistent session: PUBACK once the rules settled the rows (deferred-acks.ts).
+      const acks = this.conn.qos >= 1 && this.conn.options.clean === false ? new DeferredAcks(client) : undefined;
+      this.acks = acks;
+      client.on('message', (topic, payload, packet) => {
         const rows = this.counters.record(tooLarge(payload.length, this.maxMessageSize) ?? decode(this.format, payload));
-        if (rows) emit(rows, { topic, ts: Date.now() });
+        const release = acks && packet.qos === 1 ? acks.releaser(packet) : undefined;
+        if (!rows) return release?.(); // a message that never decodes would come back for ever
+        emit(rows, release ? { topic, ts: Date.now(), onDelivered: release } : { topic, ts: Date.now() });
       });
       client.on('reconnect', () => {
         if (!this.stopping) onStatus({ state: 'reconnecting' });
@@ -93,8 +100,9 @@ export class MqttSource implements SourceConnector {
     this.onStatus?.({ state: 'stopped' });
   }
 
-  metrics(): SourceMetrics {
-    return this.counters.snapshot();
+  metrics(): SourceMetrics & { acksHeld?: number; acksDeferred?: number } {
+    const m = this.counters.snapshot();
+    return this.acks ? { ...m, acksHeld: this.acks.heldNow, acksDeferred: this.acks.released } : m;
   }
 }
 

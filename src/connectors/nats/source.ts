@@ -30,7 +30,7 @@ import {
 } from '@nats-io/jetstream';
 import { StreamplugError } from '../../errors.js';
 import { PropReader } from '../props.js';
-import { decode, SourceCounters, type Format } from '../decode.js';
+import { decode, readMaxMessageSize, SourceCounters, tooLarge, type Format } from '../decode.js';
 import { resolveNatsProps } from './conf.js';
 import { msToNanos, natsConnectionOptions } from './options.js';
 import type { ConnectorContext, ConsumerReport, EmitFn, Props, SourceConnector, SourceMetrics, StatusFn } from '../types.js';
@@ -65,6 +65,8 @@ export interface NatsSourceOptions {
   js?: JetStreamOptions;
   /** How often the consumer's broker-side counters are read for the status (ms). */
   infoIntervalMs: number;
+  /** Bytes; a larger message is dropped before decoding and counted (`tooLarge`). 0: no limit. */
+  maxMessageSize: number;
 }
 
 const CONSUMER_NOT_FOUND = 10014;
@@ -139,7 +141,7 @@ export class NatsSource implements SourceConnector {
       ...(queue ? { queue } : {}),
       callback: (err, msg) => {
         if (err) return;
-        const rows = this.counters.record(decode(format, msg.data));
+        const rows = this.counters.record(tooLarge(msg.data.length, this.o.maxMessageSize) ?? decode(format, msg.data));
         if (rows) emit(rows, { topic: msg.subject, ts: Date.now() });
       },
     });
@@ -183,9 +185,9 @@ export class NatsSource implements SourceConnector {
 
   private receive(m: JsMsg, emit: EmitFn, report: ConsumerReport, js: JetStreamOptions): void {
     if (m.info.redelivered) report.receivedRedelivered++;
-    const rows = this.counters.record(decode(this.o.format, m.data));
+    const rows = this.counters.record(tooLarge(m.data.length, this.o.maxMessageSize) ?? decode(this.o.format, m.data));
     if (!rows) {
-      m.term(); // a message that never decodes would come back for ever
+      m.term(); // a message that never decodes (or is too large) would come back for ever
       return;
     }
     emit(rows, {
@@ -343,6 +345,7 @@ export function readNatsSourceOptions(datasource: string, props: Props, ctx: Con
     ...(queue !== undefined ? { queue } : {}),
     ...(stream !== undefined ? { js: { stream, durable, ackWaitMs, maxDeliver, maxAckPending, batchSize, pullExpiresMs, nakDelayMs } } : {}),
     infoIntervalMs: p.count('statusInterval', 2000),
+    maxMessageSize: readMaxMessageSize(p),
   };
 }
 
