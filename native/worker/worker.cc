@@ -586,18 +586,9 @@ void DoIoValidate(uint32_t kind_index, uint32_t offset, uint32_t length) {
   if (!InArena(offset, length)) return Respond(iso::kStatusBadRequest, "validate config outside the arena");
   const size_t n = kind == 1 ? NumSources(lib->desc) : NumSinks(lib->desc);
   if (index >= n) return Respond(iso::kStatusBadRequest, "no such source/sink #" + std::to_string(index));
-  auto validate = kind == 1 ? lib->Source(index).validate : lib->Sink(index).validate;
-  const char *name = kind == 1 ? lib->Source(index).name : lib->Sink(index).name;
-  if (validate == nullptr) return Respond(iso::kStatusOk);
   const std::string config(reinterpret_cast<const char *>(base + offset), length);
-  sp_ctx probe;
-  probe.lib = lib.get();
-  probe.io_kind = static_cast<int>(kind);
-  const sp_status status = RunHook(lib.get(), &probe, Hook::kValidate, [&]() { return validate(&probe, config.data(), config.size()); });
-  if (status != SP_OK) {
-    const std::string reason = probe.error_set ? probe.error : "refused without calling set_error";
-    return Respond(iso::kStatusPluginError, std::string(kind == 1 ? "source " : "sink ") + name + " (plugin " + lib->name + ") refused its configuration: " + reason);
-  }
+  std::string message;
+  if (!ValidateIoConfig(lib.get(), static_cast<int>(kind), index, config, &message)) return Respond(iso::kStatusPluginError, message);
   Respond(iso::kStatusOk);
 }
 
