@@ -159,7 +159,7 @@ describe('tables end to end: REST, MQTT source, memory and file tables, file sin
     assert.ok(failed.some((f) => f.section === 'tables' && f.name === 'rs_tab' && /joined by rule\(s\) rs_rule/.test(f.message)), r.text);
   });
   it('streamplug table create|list|describe|drop against the host: exit 0 done, 1 refused, 2 usage', () => {
-    const cli = (...args: string[]) => spawnSync(process.execPath, [cliPath, 'table', ...args, '--host', host.url], { encoding: 'utf8' });
+    const cli = (...args: string[]) => spawnSync(process.execPath, [cliPath, 'table', ...args, '--host', host.url, '--data', host.dataDir], { encoding: 'utf8' });
     let r = cli('create', 'CREATE TABLE clitab (id bigint) WITH (TYPE="memory", DATASOURCE="cli/tab")');
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), 'Table clitab is created.');
