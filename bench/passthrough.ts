@@ -8,6 +8,9 @@
  *   floor   native random -> JS (encoded batches) -> discarded
  *   rule    native random -> the rules service (stream, `SELECT * FROM s`, filesink action): the
  *           same fast path through SourceHub, RunningRule and SinkRunner (rule start/stop included)
+ *   isolated  as native, with random and filesink loaded with isolation "process": each in a worker
+ *           process of its own; batches cross the shared-memory arena twice (worker -> host -> worker).
+ *           100 B rows only; target >= 50% of native@100B.
  * Prints rows/s and CPU µs per row (process CPU: every thread, native ones included), median of
  * RUNS runs; targets are printed, never asserted. `node dist/bench/passthrough.js [--json]`.
  */
@@ -157,6 +160,14 @@ await service.close();
 store.close();
 registry.unloadAll();
 
+// The same plugins again, each in a worker process of its own (isolation "process").
+const isolatedRegistry = new PluginRegistry({ onLog: () => undefined });
+await isolatedRegistry.load(path.join(samplesDir, 'random.so'), { isolation: 'process' });
+await isolatedRegistry.load(path.join(samplesDir, 'filesink.so'), { isolation: 'process' });
+const iso = await timed(SIZES[0].rows, () => native(SIZES[0].pad, SIZES[0].rows, true));
+isolatedRegistry.unloadAll();
+out.push({ name: 'isolated@100B', value: Math.round(iso.rowsPerSec), unit: 'rows/s' });
+
 if (json) {
   console.log(JSON.stringify(out));
 } else {
@@ -169,4 +180,7 @@ if (json) {
   const ratio = n100 / out.find((o) => o.name === 'js@100B')!.value;
   console.log(`target native >= 3x js at 100 B: ${ratio >= 3 ? 'PASS' : 'MISS'} (${ratio.toFixed(2)}x)`);
   console.log(`target native >= 1M 100-byte rows/s: ${n100 >= 1e6 ? 'PASS' : 'MISS'} (${n100.toLocaleString('en')})`);
+  const isoShare = iso.rowsPerSec / n100;
+  console.log(`isolated@100B ${Math.round(iso.rowsPerSec).toLocaleString('en')} rows/s, ${iso.cpuUsPerRow.toFixed(2)} µs CPU/row (host process only; the workers' CPU is not counted)`);
+  console.log(`target isolated >= 50% of native at 100 B: ${isoShare >= 0.5 ? 'PASS' : 'MISS'} (${(isoShare * 100).toFixed(0)}%)`);
 }

@@ -103,6 +103,23 @@ void IoBase::Finish() {
   lib_->io_busy.fetch_sub(1);
 }
 
+bool ValidateIoConfig(Library *lib, int kind, size_t index, const std::string &config, std::string *message) {
+  auto validate = kind == 1 ? lib->Source(index).validate : lib->Sink(index).validate;
+  const char *name = kind == 1 ? lib->Source(index).name : lib->Sink(index).name;
+  if (validate == nullptr) return true;
+  sp_ctx probe;
+  probe.lib = lib;
+  probe.io_kind = kind;  // io stays NULL: push/set_status are no-ops during validate
+  probe.config_text = &config;
+  const sp_status status = RunHook(lib, &probe, Hook::kValidate, [&]() { return validate(&probe, config.data(), config.size()); });
+  if (status == SP_OK && probe.config_error.empty()) return true;
+  const std::string reason = !probe.config_error.empty() ? probe.config_error
+                             : probe.error_set           ? probe.error
+                                                         : "refused without calling set_error";
+  *message = std::string(kind == 1 ? "source " : "sink ") + name + " (plugin " + lib->name + ") refused its configuration: " + reason;
+  return false;
+}
+
 // ---- Source ------------------------------------------------------------------------------------
 
 Source::Source(std::shared_ptr<Library> lib, int index, const std::string &rule, std::string config, size_t capacity,

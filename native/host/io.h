@@ -85,6 +85,11 @@ struct SourceSegment {
 // a text that is not.
 bool CanonicalJsonObject(const char *text, size_t length);
 
+// The validate hook of source (kind 1) or sink (kind 2) `index` with `config`, on the caller's thread.
+// False when it refused: *message then says so, by name ("source X (plugin P) refused its configuration: ...").
+// One place for the host (io_wrap.cc) and the isolated worker, so both give the same message.
+bool ValidateIoConfig(Library *lib, int kind, size_t index, const std::string &config, std::string *message);
+
 class IoBase {
  public:
   IoBase(std::shared_ptr<Library> lib, int index, int kind, const std::string &rule, std::string config);

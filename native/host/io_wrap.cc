@@ -613,21 +613,8 @@ Napi::Value ValidateIo(const Napi::CallbackInfo &info) {
   const size_t n = kind == 1 ? NumSources(lib->desc) : NumSinks(lib->desc);
   if (i < 0 || static_cast<size_t>(i) >= n) return Throw(env, "E_NOT_FOUND", "no such source/sink #" + std::to_string(i));
   const std::string config = StringArg(info[3]);
-  auto validate = kind == 1 ? lib->Source(i).validate : lib->Sink(i).validate;
-  const char *name = kind == 1 ? lib->Source(i).name : lib->Sink(i).name;
-  if (validate == nullptr) return env.Undefined();
-  sp_ctx probe;
-  probe.lib = lib.get();
-  probe.io_kind = kind;  // io stays NULL: push/set_status are no-ops during validate
-  probe.config_text = &config;
-  const sp_status status = RunHook(lib.get(), &probe, Hook::kValidate, [&]() { return validate(&probe, config.data(), config.size()); });
-  if (status != SP_OK || !probe.config_error.empty()) {
-    const std::string reason = !probe.config_error.empty() ? probe.config_error
-                               : probe.error_set           ? probe.error
-                                                           : "refused without calling set_error";
-    return Throw(env, "E_CONNECTOR_CONFIG", std::string(kind == 1 ? "source " : "sink ") + name + " (plugin " + lib->name +
-                                                ") refused its configuration: " + reason);
-  }
+  std::string message;
+  if (!ValidateIoConfig(lib.get(), kind, static_cast<size_t>(i), config, &message)) return Throw(env, "E_CONNECTOR_CONFIG", message);
   return env.Undefined();
 }
 

@@ -23,7 +23,7 @@ namespace streamplug {
 namespace isolated {
 
 constexpr uint32_t kMagic = 0x57495053u;  // 'SPIW'
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 constexpr uint32_t kHeaderBytes = 4096;
 
 // uint32 slot indexes in the header (byte offset = 4 * index). Doorbells sit on their own cache lines.
@@ -59,6 +59,16 @@ enum Op : uint32_t {
   kOpFetchResult = 7,  // arg0/arg1 out area for the string result kept after kStatusNeedSpace
   kOpShutdown = 8,     // close every ctx, deinit, exit 0
   kOpPing = 9,
+  // Sources and sinks (io.cc's Source/Sink run in the worker; wakes go out as stdout lines
+  // {"type":"wake","id":N}). Every io op answers with the instance's counters as JSON in the message.
+  kOpIoOpen = 10,     // id; arg0 kind (1 source, 2 sink) | index << 8; arg1/arg2 IoOpen (offset, length)
+  kOpIoStats = 11,    // id
+  kOpSourceDrain = 12,// id; arg0/arg1 out area (offset, capacity); arg2 most items -> r0 bytes, r1 left (DrainBlock)
+  kOpSinkPush = 13,   // id; arg0/arg1 batch (offset, length); arg2 nrows; arg3 1 JSON lines, 0 SinkColumns -> r0 0 taken, 1 full, 2 stopped
+  kOpIoStop = 14,     // id: source: stop (close runs); sink: deliver what is queued, then close
+  kOpIoAbandon = 15,  // id: sink: drop queued batches, close as soon as possible
+  kOpIoDispose = 16,  // id: no more wakes; the instance is forgotten once its thread returned
+  kOpIoValidate = 17, // arg0 kind | index << 8; arg1/arg2 config (offset, length): the validate hook
 };
 
 enum Status : uint32_t {
@@ -94,6 +104,15 @@ struct CallBlock {
 };
 
 // Validate payload: nargs, then per argument [type][is_literal][length][bytes, padded to 4].
+// IoOpen: [rule length][config length][o0][o1][o2][o3], then rule and config bytes. Source: o0
+//   queue capacity, o1 overflow (0 block, 1 drop-oldest, 2 drop-newest), o2 lines (1: recognise
+//   canonical JSON objects), o3 items per segment. Sink: o0 queue capacity, o1 max retries (int32,
+//   -1 forever), o2 first backoff ms, o3 max backoff ms.
+// DrainBlock: [segment count], then per segment [kind][count][data bytes][count item ends into
+//   data][data, padded to 4]. Kinds as io.h's SourceKind; raw messages are laid out as
+//   "[m0,m1,...]" (ends point after each message, starts are end - length of the previous comma).
+// SinkColumns: [column count], then per column [type][has nulls][name length][name, padded]
+//   [values: nrows * width, or (nrows + 1) uint32 offsets then data, padded][nulls: nrows, padded].
 // StateBlob: count, then per key [key length][key bytes][value length][value bytes], each padded to 4.
 
 }  // namespace isolated

@@ -32,6 +32,7 @@
 
 #include "../host/state_version.h"
 #include "../host/core.h"
+#include "../host/io.h"
 #include "../isolated/channel.h"
 
 namespace streamplug {
@@ -354,6 +355,268 @@ void DoImportState(uint32_t id, uint32_t offset, uint32_t length) {
   Respond(iso::kStatusOk);
 }
 
+
+// ---- Sources and sinks: io.cc's Source and Sink run here as in the host; the host pulls ----------
+
+std::unordered_map<uint32_t, std::shared_ptr<Source>> sources;
+std::unordered_map<uint32_t, std::shared_ptr<Sink>> sinks;
+std::unordered_map<uint32_t, std::vector<SourceSegment>> drained;  // drained, waiting for a larger out area
+
+bool HasIo(uint32_t id) { return sources.count(id) > 0 || sinks.count(id) > 0; }
+
+const char *StateName(int state) {
+  switch (state) {
+    case SP_IO_CONNECTED: return "connected";
+    case SP_IO_RECONNECTING: return "reconnecting";
+    case SP_IO_ERROR: return "error";
+    default: return "connecting";
+  }
+}
+
+// The counters as native-io.ts's IoStats, JSON; long texts are cut so the whole fits the message slot.
+std::string StatsJson(IoBase *io, size_t depth) {
+  IoCounters &c = io->counters;
+  auto cut = [](const std::string &t) { return Json(t.size() > 900 ? t.substr(0, 900) : t); };
+  std::string state, message, last;
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    state = StateName(c.state);
+    message = c.status_message;
+    last = c.last_error;
+  }
+  return "{\"in\":" + std::to_string(c.in.load()) + ",\"out\":" + std::to_string(c.out.load()) +
+         ",\"dropped\":" + std::to_string(c.dropped.load()) + ",\"errors\":" + std::to_string(c.errors.load()) +
+         ",\"retries\":" + std::to_string(c.retries.load()) + ",\"depth\":" + std::to_string(depth) +
+         ",\"lastLatencyMs\":" + std::to_string(static_cast<double>(c.last_latency_ns.load()) / 1e6) +
+         ",\"maxLatencyMs\":" + std::to_string(static_cast<double>(c.max_latency_ns.load()) / 1e6) +
+         ",\"state\":\"" + state + "\",\"message\":" + cut(message) + ",\"lastError\":" + cut(last) +
+         ",\"failure\":" + cut(io->failure()) + ",\"opened\":" + (io->opened() ? "true" : "false") +
+         ",\"finished\":" + (io->finished() ? "true" : "false") + "}";
+}
+
+void RespondIo(uint32_t status, Source *src, uint32_t r0 = 0, uint32_t r1 = 0) { Respond(status, StatsJson(src, src->Depth()), r0, r1); }
+void RespondIo(uint32_t status, Sink *snk, uint32_t r0 = 0, uint32_t r1 = 0) { Respond(status, StatsJson(snk, snk->Depth()), r0, r1); }
+
+// A wake for the host: one stdout line per pending wake (io.cc coalesces them until the host drains).
+std::function<void()> WakeLine(uint32_t id) {
+  return [id]() { Emit("{\"type\":\"wake\",\"id\":" + std::to_string(id) + "}"); };
+}
+
+void DoIoOpen(uint32_t id, uint32_t kind_index, uint32_t offset, uint32_t length) {
+  const uint32_t kind = kind_index & 0xFF, index = kind_index >> 8;
+  if (HasIo(id)) return Respond(iso::kStatusBadRequest, "io instance #" + std::to_string(id) + " exists already");
+  if (!InArena(offset, length) || length < 24) return Respond(iso::kStatusBadRequest, "io open payload outside the arena");
+  uint32_t head[6];
+  std::memcpy(head, base + offset, 24);
+  if (24ull + head[0] + head[1] > length) return Respond(iso::kStatusBadRequest, "io open payload truncated");
+  const std::string rule(reinterpret_cast<const char *>(base + offset + 24), head[0]);
+  std::string config(reinterpret_cast<const char *>(base + offset + 24 + head[0]), head[1]);
+  if (kind == 1) {
+    if (index >= NumSources(lib->desc)) return Respond(iso::kStatusBadRequest, "no source #" + std::to_string(index));
+    const Overflow policy = head[3] == 1 ? Overflow::kDropOldest : head[3] == 2 ? Overflow::kDropNewest : Overflow::kBlock;
+    auto src = std::make_shared<Source>(lib, static_cast<int>(index), rule, std::move(config), head[2] == 0 ? 1 : head[2], policy,
+                                        head[4] != 0, head[5] == 0 ? 1 : head[5]);
+    src->SetWake(WakeLine(id));
+    sources[id] = src;
+    src->Start(src);
+    return RespondIo(iso::kStatusOk, src.get());
+  }
+  if (kind == 2) {
+    if (index >= NumSinks(lib->desc)) return Respond(iso::kStatusBadRequest, "no sink #" + std::to_string(index));
+    SinkOptions o;
+    o.capacity = head[2] == 0 ? 1 : head[2];
+    o.max_retries = static_cast<int32_t>(head[3]);
+    o.backoff_ms = head[4] == 0 ? 1 : head[4];
+    o.max_backoff_ms = head[5] < head[4] ? head[4] : head[5];
+    auto snk = std::make_shared<Sink>(lib, static_cast<int>(index), rule, std::move(config), o);
+    snk->SetWake(WakeLine(id));
+    sinks[id] = snk;
+    snk->Start(snk);
+    return RespondIo(iso::kStatusOk, snk.get());
+  }
+  Respond(iso::kStatusBadRequest, "io kind " + std::to_string(kind) + " is neither 1 (source) nor 2 (sink)");
+}
+
+size_t Pad(size_t n) { return (n + 3) & ~static_cast<size_t>(3); }
+
+// Bytes the DrainBlock of `segs` takes.
+size_t DrainBytes(const std::vector<SourceSegment> &segs) {
+  size_t n = 4;
+  for (const auto &g : segs) {
+    size_t data = g.ends.empty() ? 0 : g.ends.back() - g.start(g.head);
+    if (g.kind == kRawMessage) data += g.size() + 1;  // "[", commas, "]"
+    n += 12 + 4 * g.size() + Pad(data);
+  }
+  return n;
+}
+
+void DoSourceDrain(uint32_t id, uint32_t out, uint32_t capacity, uint32_t max) {
+  auto it = sources.find(id);
+  if (it == sources.end()) return Respond(iso::kStatusBadRequest, "no source instance #" + std::to_string(id));
+  Source *src = it->second.get();
+  src->WakeTaken();  // pushes from now on wake the host again
+  std::vector<SourceSegment> &segs = drained[id];
+  size_t left = src->Depth();
+  if (segs.empty()) left = src->Drain(&segs, max == 0 ? 1 : max);
+  const size_t need = DrainBytes(segs);
+  if (need > capacity || !InArena(out, need)) return RespondIo(iso::kStatusNeedSpace, src, static_cast<uint32_t>(need), static_cast<uint32_t>(left));
+  uint8_t *p = base + out;
+  auto put = [&p](uint32_t v) {
+    std::memcpy(p, &v, 4);
+    p += 4;
+  };
+  put(static_cast<uint32_t>(segs.size()));
+  for (const auto &g : segs) {
+    const size_t n = g.size(), from = g.start(g.head);
+    put(g.kind);
+    put(static_cast<uint32_t>(n));
+    uint8_t *len_at = p;
+    put(0);
+    uint8_t *ends = p;
+    p += 4 * n;
+    uint8_t *data = p;
+    uint32_t at = 0;
+    if (g.kind == kRawMessage) data[at++] = '[';
+    for (size_t k = g.head; k < g.ends.size(); ++k) {
+      if (g.kind == kRawMessage && k > g.head) data[at++] = ',';
+      const size_t s = g.start(k), len = g.ends[k] - s;
+      std::memcpy(data + at, g.data.data() + s, len);
+      at += static_cast<uint32_t>(len);
+      std::memcpy(ends + 4 * (k - g.head), &at, 4);
+    }
+    if (g.kind == kRawMessage) data[at++] = ']';
+    (void)from;
+    std::memcpy(len_at, &at, 4);
+    p = data + Pad(at);
+  }
+  segs.clear();
+  RespondIo(iso::kStatusOk, src, static_cast<uint32_t>(p - (base + out)), static_cast<uint32_t>(left));
+}
+
+// A batch from the arena into a SinkBatch the sink's thread owns (the arena is reused at once).
+void DoSinkPush(uint32_t id, uint32_t offset, uint32_t length, uint32_t nrows, bool lines) {
+  auto it = sinks.find(id);
+  if (it == sinks.end()) return Respond(iso::kStatusBadRequest, "no sink instance #" + std::to_string(id));
+  Sink *snk = it->second.get();
+  snk->WakeTaken();  // the host is looking: the sink's next event (room, the end) wakes it again
+  if (!InArena(offset, length)) return Respond(iso::kStatusBadRequest, "sink batch outside the arena");
+  auto batch = std::make_unique<SinkBatch>();
+  batch->nrows = nrows;
+  const char *bytes = reinterpret_cast<const char *>(base + offset);
+  if (lines) {
+    batch->data.assign(bytes, length);
+    batch->offsets.reserve(nrows + 1);
+    batch->offsets.push_back(0);
+    for (const char *q = bytes, *end = bytes + length; q < end;) {
+      const void *nl = std::memchr(q, '\n', static_cast<size_t>(end - q));
+      if (nl == nullptr) break;
+      q = static_cast<const char *>(nl) + 1;
+      batch->offsets.push_back(static_cast<uint32_t>(q - bytes));
+    }
+    if (batch->offsets.size() != nrows + 1 || (length > 0 && bytes[length - 1] != '\n')) {
+      return Respond(iso::kStatusBadRequest, "sink batch has " + std::to_string(batch->offsets.size() - 1) + " newline-terminated rows, expected " + std::to_string(nrows));
+    }
+  } else {
+    const uint8_t *p = base + offset, *end = p + length;
+    auto get = [&](uint32_t *v) {
+      if (p + 4 > end) return false;
+      std::memcpy(v, p, 4);
+      p += 4;
+      return true;
+    };
+    uint32_t ncols = 0;
+    if (!get(&ncols) || ncols > 65536) return Respond(iso::kStatusBadRequest, "sink columns truncated");
+    batch->storage.resize(static_cast<size_t>(ncols) * 2);
+    batch->string_offsets.resize(ncols);
+    std::vector<uint32_t> types(ncols), has_nulls(ncols);
+    for (uint32_t c = 0; c < ncols; ++c) {
+      uint32_t name_len = 0;
+      if (!get(&types[c]) || !get(&has_nulls[c]) || !get(&name_len) || p + Pad(name_len) > end) return Respond(iso::kStatusBadRequest, "sink columns truncated");
+      batch->names.emplace_back(reinterpret_cast<const char *>(p), name_len);
+      p += Pad(name_len);
+      const size_t width = Width(types[c]);
+      if (width > 0) {
+        if (p + Pad(width * nrows) > end) return Respond(iso::kStatusBadRequest, "sink column values truncated");
+        batch->storage[c * 2].assign(reinterpret_cast<const char *>(p), width * nrows);
+        p += Pad(width * nrows);
+      } else if (types[c] == SP_TYPE_STRING || types[c] == SP_TYPE_BYTES) {
+        if (p + 4ull * (nrows + 1) > end) return Respond(iso::kStatusBadRequest, "sink column offsets truncated");
+        auto &offs = batch->string_offsets[c];
+        offs.resize(nrows + 1);
+        std::memcpy(offs.data(), p, 4ull * (nrows + 1));
+        p += 4ull * (nrows + 1);
+        for (uint32_t r = 0; r < nrows; ++r) {
+          if (offs[r] > offs[r + 1]) return Respond(iso::kStatusBadRequest, "sink column offsets decrease");
+        }
+        if (offs[0] != 0 || p + Pad(offs[nrows]) > end) return Respond(iso::kStatusBadRequest, "sink column data truncated");
+        batch->storage[c * 2].assign(reinterpret_cast<const char *>(p), offs[nrows]);
+        p += Pad(offs[nrows]);
+      } else {
+        return Respond(iso::kStatusBadRequest, "sink column type " + std::to_string(types[c]) + " is not a column type");
+      }
+      if (has_nulls[c]) {
+        if (p + Pad(nrows) > end) return Respond(iso::kStatusBadRequest, "sink column nulls truncated");
+        batch->storage[c * 2 + 1].assign(reinterpret_cast<const char *>(p), nrows);
+        p += Pad(nrows);
+      }
+    }
+    for (uint32_t c = 0; c < ncols; ++c) {
+      sp_column col{};
+      col.size = sizeof(sp_column);
+      col.type = types[c];
+      col.length = nrows;
+      if (Width(types[c]) == 0) {
+        col.data = batch->storage[c * 2].data();
+        col.offsets = batch->string_offsets[c].data();
+      } else {
+        col.values = batch->storage[c * 2].data();
+      }
+      col.nulls = has_nulls[c] ? reinterpret_cast<const uint8_t *>(batch->storage[c * 2 + 1].data()) : nullptr;
+      batch->columns.push_back(col);
+    }
+  }
+  bool fatal = false;
+  const bool taken = snk->Push(batch, &fatal);
+  RespondIo(iso::kStatusOk, snk, taken ? 0 : fatal ? 2 : 1);
+}
+
+// The validate hook of source/sink `index` with `config`: as validateIo in io_wrap.cc, same message.
+void DoIoValidate(uint32_t kind_index, uint32_t offset, uint32_t length) {
+  const uint32_t kind = kind_index & 0xFF, index = kind_index >> 8;
+  if (!InArena(offset, length)) return Respond(iso::kStatusBadRequest, "validate config outside the arena");
+  const size_t n = kind == 1 ? NumSources(lib->desc) : NumSinks(lib->desc);
+  if (index >= n) return Respond(iso::kStatusBadRequest, "no such source/sink #" + std::to_string(index));
+  const std::string config(reinterpret_cast<const char *>(base + offset), length);
+  std::string message;
+  if (!ValidateIoConfig(lib.get(), static_cast<int>(kind), index, config, &message)) return Respond(iso::kStatusPluginError, message);
+  Respond(iso::kStatusOk);
+}
+
+void DoIo(uint32_t op, uint32_t id) {
+  auto src = sources.find(id);
+  auto snk = sinks.find(id);
+  if (src == sources.end() && snk == sinks.end()) return Respond(iso::kStatusBadRequest, "no io instance #" + std::to_string(id));
+  // Keeps the instance alive past a dispose (its thread holds its own reference until it returns).
+  std::shared_ptr<Source> source = src != sources.end() ? src->second : nullptr;
+  std::shared_ptr<Sink> sink = snk != sinks.end() ? snk->second : nullptr;
+  // The host is looking: the next event wakes it again (as the addon's wake handler does in-process).
+  (source ? static_cast<IoBase *>(source.get()) : sink.get())->WakeTaken();
+  if (op == iso::kOpIoStop || op == iso::kOpIoDispose) {
+    if (source) source->Stop();
+    if (sink) sink->Stop();
+  } else if (op == iso::kOpIoAbandon && sink) {
+    sink->Abandon();
+  }
+  if (op == iso::kOpIoDispose) {
+    (source ? static_cast<IoBase *>(source.get()) : sink.get())->DetachWake();
+    sources.erase(id);
+    sinks.erase(id);
+    drained.erase(id);
+  }
+  if (source) return RespondIo(iso::kStatusOk, source.get());
+  RespondIo(iso::kStatusOk, sink.get());
+}
+
 // `seen`: req_seq as read before the ready line went out; the host's first request comes after it.
 void Serve(uint32_t seen) {
   const int64_t spin_ns = std::getenv("STREAMPLUG_ISOLATED_SPIN_NS") ? std::atoll(std::getenv("STREAMPLUG_ISOLATED_SPIN_NS")) : 0;
@@ -419,7 +682,19 @@ void Serve(uint32_t seen) {
         break;
       }
       case iso::kOpPing: Respond(iso::kStatusOk); break;
+      case iso::kOpIoOpen: DoIoOpen(id, a0, a1, a2); break;
+      case iso::kOpSourceDrain: DoSourceDrain(id, a0, a1, a2); break;
+      case iso::kOpSinkPush: DoSinkPush(id, a0, a1, a2, Load(Slot(iso::kSlotArg3)) != 0); break;
+      case iso::kOpIoValidate: DoIoValidate(a0, a1, a2); break;
+      case iso::kOpIoStats:
+      case iso::kOpIoStop:
+      case iso::kOpIoAbandon:
+      case iso::kOpIoDispose: DoIo(op, id); break;
       case iso::kOpShutdown: {
+        // Sources and sinks first: their threads stop (close hooks run there); then the library.
+        for (auto &kv : sources) kv.second->Stop();
+        for (auto &kv : sinks) kv.second->Stop();
+        for (int i = 0; i < 200 && lib->io_busy.load() > 0; ++i) usleep(10000);
         CloseLibrary(lib.get(), nullptr);  // close hooks of every live ctx, then deinit
         for (auto &kv : instances) delete kv.second;
         instances.clear();
@@ -454,13 +729,25 @@ void Describe() {
   }
   fs += "]";
   std::string sources = "[", sinks = "[";
-  for (size_t i = 0; i < NumSources(d); ++i) sources += (i ? "," : "") + Json(lib->Source(i).name);
-  for (size_t i = 0; i < NumSinks(d); ++i) sinks += (i ? "," : "") + Json(lib->Sink(i).name);
+  std::string io_sources = "[", io_sinks = "[";
+  for (size_t i = 0; i < NumSources(d); ++i) {
+    const sp_source_def &s = lib->Source(i);
+    sources += (i ? "," : "") + Json(s.name);
+    io_sources += std::string(i ? "," : "") + "{\"name\":" + Json(s.name) + ",\"flags\":" + std::to_string(s.flags) +
+                  ",\"hasValidate\":" + (s.validate ? "true" : "false") + ",\"hasRun\":" + (s.run ? "true" : "false") + "}";
+  }
+  for (size_t i = 0; i < NumSinks(d); ++i) {
+    const sp_sink_def &k = lib->Sink(i);
+    sinks += (i ? "," : "") + Json(k.name);
+    io_sinks += std::string(i ? "," : "") + "{\"name\":" + Json(k.name) + ",\"flags\":" + std::to_string(k.flags) +
+                ",\"hasValidate\":" + (k.validate ? "true" : "false") + "}";
+  }
   Emit("{\"type\":\"ready\",\"pid\":" + std::to_string(getpid()) + ",\"name\":" + Json(d->name) +
        ",\"version\":" + Json(d->version) + ",\"contractMajor\":" + std::to_string(d->contract_major) +
        ",\"contractMinor\":" + std::to_string(d->contract_minor) + ",\"compiler\":" + Json(d->build_compiler ? d->build_compiler : "") +
        ",\"arch\":" + Json(d->build_arch ? d->build_arch : "") + ",\"libc\":" + Json(d->build_libc ? d->build_libc : "") +
-       ",\"manifest\":" + Json(lib->manifest) + ",\"functions\":" + fs + ",\"sources\":" + sources + "],\"sinks\":" + sinks + "]}");
+       ",\"manifest\":" + Json(lib->manifest) + ",\"functions\":" + fs + ",\"sources\":" + sources + "],\"sinks\":" + sinks +
+       "],\"io\":{\"sources\":" + io_sources + "],\"sinks\":" + io_sinks + "]}}");
 }
 
 [[noreturn]] void Refuse(const std::string &code, const std::string &message, int status) {

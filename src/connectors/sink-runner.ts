@@ -85,6 +85,8 @@ export interface SinkMetrics {
   lastError?: string;
   lastErrorAt?: number;
   lastInvocation?: number;
+  /** The connector's own error state, when it reports one (a native sink stopped for good, e.g. its isolated worker crashed). */
+  sinkError?: string;
 }
 
 /** A message as the cache keeps it (JSON in the store): the data and its row count. */
@@ -323,7 +325,15 @@ export class SinkRunner {
   }
 
   metrics(): SinkMetrics {
-    return { ...this.m, buffered: this.queue.length, cached: this.cache?.size ?? 0, cachedOnDisk: this.cache?.onDisk ?? 0 };
+    // A sink that failed between collects (its thread, or its worker process) says so only here.
+    const st = (this.sink as { status?: () => { state: string; error?: string } }).status?.();
+    return {
+      ...this.m,
+      buffered: this.queue.length,
+      cached: this.cache?.size ?? 0,
+      cachedOnDisk: this.cache?.onDisk ?? 0,
+      ...(st?.state === 'error' && st.error ? { sinkError: st.error } : {}),
+    };
   }
 
   // `running` flips back synchronously when the queue and the cache are seen empty, so a message

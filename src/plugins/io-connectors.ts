@@ -19,7 +19,7 @@ import { PropReader } from '../connectors/props.js';
 import { registerSink, registerSource, unregisterSink, unregisterSource } from '../connectors/registry.js';
 import type { Props, SinkConnector, SinkFactory, SourceConnector, SourceFactory } from '../connectors/types.js';
 import { StreamplugError } from '../errors.js';
-import { ioAddon, NativeSinkConnector, NativeSourceConnector, type Overflow } from './native-io.js';
+import { ioAddon, NativeSinkConnector, NativeSourceConnector, type IoBackend, type IoDescription, type Overflow } from './native-io.js';
 
 const SOURCE_HOST_KEYS = new Set([
   'TYPE', 'DATASOURCE', 'FORMAT', 'KEY', 'TIMESTAMP', 'TIMESTAMP_FORMAT', 'SHARED', 'CONF_KEY', 'CONFIG',
@@ -128,21 +128,36 @@ function track<T extends SourceConnector | SinkConnector>(io: PluginIo, c: T, on
 
 const SP_SINK_ENCODED = 0x1; // plugin.h
 
-/** Connector factories for a `.so` plugin's sources and sinks (describeIo). */
-export function registerNativeIo(plugin: string, file: string): PluginIo {
+/** Where a plugin's sources and sinks run when not in this process: an isolated worker (isolated/io.ts). */
+export interface IoHost {
+  describe(): IoDescription;
+  validate(kind: 'source' | 'sink', index: number, config: string): void;
+  /** Absent: this process. */
+  backend?: IoBackend;
+}
+
+const inProcess = (file: string): IoHost => ({
+  describe: () => ioAddon().describeIo(file),
+  validate: (kind, index, config) => ioAddon().validateIo(file, kind, index, config),
+});
+
+/** Connector factories for a `.so` plugin's sources and sinks (describeIo), in this process or in `host`. */
+export function registerNativeIo(plugin: string, file: string, host?: IoHost): PluginIo {
   const io = new PluginIo(plugin);
-  const d = ioAddon().describeIo(file);
+  const where = host ?? inProcess(file);
+  const backend = host?.backend;
+  const d = where.describe();
   const sources: [string, SourceFactory][] = d.sources.map((s, index) => [
     s.name,
     (datasource, props, ctx) => {
       const config = sourceConfig(s.name, datasource, props);
-      if (s.hasValidate) ioAddon().validateIo(file, 'source', index, config);
+      if (s.hasValidate) where.validate('source', index, config);
       const p = new PropReader(`source ${s.name}`, upperProps(props));
       const capacity = p.count('BUFFER_LENGTH', 1024);
       const batchSize = p.count('BATCH_SIZE', 1024);
       if (capacity < 1) throw p.fail('BUFFER_LENGTH', capacity, 'at least 1');
       if (batchSize < 1) throw p.fail('BATCH_SIZE', batchSize, 'at least 1');
-      const source = new NativeSourceConnector({ file, index, name: s.name, plugin }, config, {
+      const source = new NativeSourceConnector({ file, index, name: s.name, plugin, backend }, config, {
         capacity,
         batchSize,
         overflow: p.oneOf('OVERFLOW', ['block', 'drop-oldest', 'drop-newest'] as const, 'block') as Overflow,
@@ -157,12 +172,12 @@ export function registerNativeIo(plugin: string, file: string): PluginIo {
     k.name,
     (props, ctx) => {
       const config = sinkConfig(props);
-      if (k.hasValidate) ioAddon().validateIo(file, 'sink', index, config);
+      if (k.hasValidate) where.validate('sink', index, config);
       const p = new PropReader(`sink ${k.name}`, props);
       // With the sink cache the runner owns retries (retryCount, then the cache): the worker tries a
       // batch once (maxRetries 0 unless set) and says whether it was taken.
       const cached = p.bool('enableCache', false);
-      const sink = new NativeSinkConnector({ file, index, name: k.name, plugin }, config, {
+      const sink = new NativeSinkConnector({ file, index, name: k.name, plugin, backend }, config, {
         capacity: Math.max(1, p.count('queueLength', 16)),
         maxRetries: p.number('maxRetries', cached ? 0 : 5),
         confirm: cached,

@@ -71,14 +71,16 @@ export class JsonLines implements EncodedBatch {
   }
 }
 
-interface AddonSource {
+/** A source instance as the connector drives it: in this process (the addon) or in a worker (isolated/io.ts). */
+export interface AddonSource {
   drain(max: number): { segments: Segment[]; left: number } | null;
   stats(): IoStats;
   stop(): void;
   dispose(): void;
 }
 
-interface AddonSink {
+/** A sink instance as the connector drives it: in this process (the addon) or in a worker (isolated/io.ts). */
+export interface AddonSink {
   readonly encoded: boolean;
   pushEncoded(text: string | Uint8Array, nrows: number): 0 | 1 | 2;
   pushColumns(nrows: number, names: string[], types: number[], values: unknown[], nulls: (Uint8Array | undefined)[]): 0 | 1 | 2;
@@ -136,6 +138,14 @@ export interface IoTarget {
   /** The TYPE / action name, for messages. */
   name: string;
   plugin: string;
+  /** Where the instance runs; default: this process (the addon's NativeSource / NativeSink). */
+  backend?: IoBackend;
+}
+
+/** Makes source and sink instances of one plugin; the isolated one lives in src/plugins/isolated/io.ts. */
+export interface IoBackend {
+  source(index: number, ruleId: string, config: string, opts: { capacity: number; overflow: Overflow; lines: boolean; batch: number }, onWake: () => void): AddonSource;
+  sink(index: number, ruleId: string, config: string, opts: { capacity: number; maxRetries: number; backoffMs: number; maxBackoffMs: number }, onWake: () => void): AddonSink;
 }
 
 export interface NativeSourceOptions {
@@ -219,7 +229,10 @@ export class NativeSourceConnector implements SourceConnector {
     const { file, index } = this.target;
     const { capacity, overflow, batchSize } = this.options;
     const lines = this.options.format === 'json';
-    this.handle = new (ioAddon().NativeSource)(file, index, this.options.ruleId, this.config, { capacity, overflow, lines, batch: batchSize }, () => this.wake());
+    const opts = { capacity, overflow, lines, batch: batchSize };
+    this.handle = this.target.backend
+      ? this.target.backend.source(index, this.options.ruleId, this.config, opts, () => this.wake())
+      : new (ioAddon().NativeSource)(file, index, this.options.ruleId, this.config, opts, () => this.wake());
     for (;;) {
       const s = this.handle.stats();
       if (s.opened) return;
@@ -480,11 +493,11 @@ export class NativeSinkConnector implements SinkConnector {
   async open(): Promise<void> {
     if (this.handle) return;
     const { capacity, maxRetries, backoffMs, maxBackoffMs } = this.options;
-    this.handle = new (ioAddon().NativeSink)(
-      this.target.file, this.target.index, this.options.ruleId, this.config,
-      { capacity, maxRetries, backoffMs, maxBackoffMs },
-      () => this.wake(),
-    );
+    const opts = { capacity, maxRetries, backoffMs, maxBackoffMs };
+    const onWake = (): void => this.wake();
+    this.handle = this.target.backend
+      ? this.target.backend.sink(this.target.index, this.options.ruleId, this.config, opts, onWake)
+      : new (ioAddon().NativeSink)(this.target.file, this.target.index, this.options.ruleId, this.config, opts, onWake);
     for (;;) {
       const s = this.handle.stats();
       if (s.opened) return;

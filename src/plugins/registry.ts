@@ -10,7 +10,8 @@ import { LIMITS } from '../check/contract.js';
 import type { CheckReport } from '../check/types.js';
 import { StreamplugError } from '../errors.js';
 import type { IsolatedLoader, IsolatedWorkerStatus, PluginHandle, UnloadResult } from './handle.js';
-import { isolatedLoader, type IsolationOptions } from './isolated/index.js';
+import { isolatedLoader, type IsolatedWorker, type IsolationOptions } from './isolated/index.js';
+import { isolatedIo } from './isolated/io.js';
 import { hostAddon, type MemoryUse, type PluginLogLine } from './native-addon.js';
 import { DEFAULT_LOAD_TIMEOUT_MS, loadNativePlugin } from './native-plugin.js';
 import { loadNodePlugin } from './node-plugin.js';
@@ -179,9 +180,10 @@ export class PluginRegistry {
     // manifest that disagrees) unloads the plugin again.
     let io: PluginIo;
     try {
-      // An isolated plugin has no sources or sinks (the worker refuses them) and no library here.
+      // An isolated plugin's sources and sinks run in its worker (isolated/io.ts); no library here.
+      const worker = (handle as { isolated?: IsolatedWorker }).isolated;
       io = isolation === 'process'
-        ? new PluginIo(handle.info.name)
+        ? worker ? registerNativeIo(handle.info.name, absolute, isolatedIo(worker)) : new PluginIo(handle.info.name)
         : isNode ? registerNodeIo(handle.info.name, absolute, manifest ? nodeIoExtensions(manifest.extensions) : undefined) : registerNativeIo(handle.info.name, absolute);
     } catch (err) {
       handle.unload();

@@ -1,8 +1,13 @@
-/** The sample plugins: random (C source), filesink (C++ sink), jsonlines (.node sink), and their registration. */
+/**
+ * The sample plugins: random (C source), filesink (C++ sink), jsonlines (.node sink), and their
+ * registration — in both isolation modes: random and filesink in this process, and in a worker
+ * process of their own (src/plugins/isolated/io.ts). jsonlines is a .node addon: in-process only.
+ */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ISOLATION_MODES } from '../helpers/isolation.js';
 import { createSink, createSource, sinkTypes, sourceTypes } from '../../src/connectors/index.js';
 import type { Row } from '../../src/connectors/types.js';
 import { PluginRegistry } from '../../src/plugins/index.js';
@@ -10,11 +15,6 @@ import type { NativeSinkConnector, NativeSourceConnector } from '../../src/plugi
 import { samplesDir } from '../helpers/paths.js';
 import { ioTmp, until } from './fixtures.js';
 
-const registry = new PluginRegistry({ onLog: () => undefined });
-before(async () => {
-  for (const f of ['random.so', 'filesink.so', 'jsonlines.node']) await registry.load(path.join(samplesDir, f));
-});
-after(() => registry.unloadAll());
 
 async function take(src: NativeSourceConnector, n: number): Promise<Row[]> {
   const rows: Row[] = [];
@@ -24,13 +24,24 @@ async function take(src: NativeSourceConnector, n: number): Promise<Row[]> {
   return rows;
 }
 
-describe('sample sources and sinks', () => {
+for (const mode of ISOLATION_MODES) describe(`sample sources and sinks, isolation ${mode}`, () => {
+  const registry = new PluginRegistry({ onLog: () => undefined });
+  before(async () => {
+    for (const f of ['random.so', 'filesink.so']) await registry.load(path.join(samplesDir, f), { isolation: mode });
+    await registry.load(path.join(samplesDir, 'jsonlines.node'));
+  });
+  after(() => registry.unloadAll());
+
   it('registers sources and sinks under their names, and unregisters them on unload', async () => {
     assert.ok(sourceTypes().includes('random'));
     assert.ok(sinkTypes().includes('filesink') && sinkTypes().includes('jsonlines'));
     assert.deepEqual(registry.connectors('random'), { sources: ['random'], sinks: [] });
+    assert.equal(registry.get('random')?.isolation, mode);
+    // Isolated: the source runs in a worker process of its own, not in this one.
+    assert.equal(typeof registry.status('random')?.worker?.pid, mode === 'process' ? 'number' : 'undefined');
     const r = new PluginRegistry({ onLog: () => undefined });
-    await assert.rejects(() => r.load(path.join(samplesDir, 'random.so')), { code: 'E_PLUGIN_LOADED' });
+    // In-process the library is open already; from a worker its source names are taken.
+    await assert.rejects(() => r.load(path.join(samplesDir, 'random.so'), { isolation: mode }), { code: mode === 'process' ? 'E_CONFLICT' : 'E_PLUGIN_LOADED' });
   });
 
   it('random: eKuiper semantics, seed 1 gives the pattern itself', async () => {
@@ -60,7 +71,7 @@ describe('sample sources and sinks', () => {
   });
 
   it('filesink: survives its directory being removed (error reported, retried), flushes on close', async () => {
-    const dir = path.join(ioTmp, 'fs-dir');
+    const dir = path.join(ioTmp, `fs-dir-${mode}`);
     fs.mkdirSync(dir);
     const file = path.join(dir, 'out.jsonl');
     const sink = createSink('filesink', { path: file, bufferBytes: 0, retryBackoff: 10, maxBackoff: 20, maxRetries: -1 }) as NativeSinkConnector;
@@ -79,7 +90,7 @@ describe('sample sources and sinks', () => {
   });
 
   it('filesink: buffered rows reach the file at close', async () => {
-    const file = path.join(ioTmp, 'buffered.jsonl');
+    const file = path.join(ioTmp, `buffered-${mode}.jsonl`);
     const sink = createSink('filesink', { path: file }) as NativeSinkConnector;
     await sink.open();
     await sink.collect([{ a: 1 }, { a: 2 }]);
@@ -89,7 +100,7 @@ describe('sample sources and sinks', () => {
     assert.equal(fs.readFileSync(file, 'utf8'), '{"a":1}\n{"a":2}\n');
   });
 
-  it('jsonlines (.node): writes rows as JSON lines', async () => {
+  it('jsonlines (.node): writes rows as JSON lines', { skip: mode === 'process' && '.node plugins run in-process only' }, async () => {
     const file = path.join(ioTmp, 'node.jsonl');
     const sink = createSink('jsonlines', { path: file });
     await sink.open();

@@ -484,13 +484,6 @@ export async function loadIsolatedPlugin(
   const worker = await IsolatedWorker.start(file, options, hooks);
   const d = worker.description;
   try {
-    if (d.sources.length + d.sinks.length > 0) {
-      throw new StreamplugError(
-        'E_ISOLATION',
-        `${file}: plugin ${d.name} has sources or sinks (${[...d.sources, ...d.sinks].join(', ')}); they do not run isolated yet. Install it with isolation "in-process"`,
-        { file, plugin: d.name },
-      );
-    }
     admit(d.name, d.functions.map((f) => f.name));
   } catch (err) {
     worker.stop();

@@ -29,6 +29,14 @@ export const OP = {
   fetchResult: 7,
   shutdown: 8,
   ping: 9,
+  ioOpen: 10,
+  ioStats: 11,
+  sourceDrain: 12,
+  sinkPush: 13,
+  ioStop: 14,
+  ioAbandon: 15,
+  ioDispose: 16,
+  ioValidate: 17,
 } as const;
 
 export const STATUS = { ok: 0, pluginError: 1, needSpace: 2, badRequest: 3 } as const;

@@ -13,6 +13,7 @@ import { StreamplugError, type ErrorCode } from '../../errors.js';
 import { addonPath, hostAddon, type PluginLogLine } from '../native-addon.js';
 import type { IsolatedWorkerStatus } from '../handle.js';
 import type { PluginCrashEvent } from '../types.js';
+import type { IoDescription } from '../native-io.js';
 import { Arena, HEADER_BYTES, MESSAGE_OFFSET, OP, SLOT, STATUS, TRIP, type NativeChannel } from './protocol.js';
 
 export interface IsolationOptions {
@@ -60,6 +61,7 @@ export interface WorkerDescription {
   }[];
   sources: string[];
   sinks: string[];
+  io: IoDescription;
 }
 
 type State = IsolatedWorkerStatus['state'];
@@ -82,6 +84,14 @@ export class IsolatedWorker {
   /** The hook running when the worker died in a call (the exit event comes later). */
   private inflight?: { hook: string; rule?: string; timedOut?: boolean };
   private restartTimer?: NodeJS.Timeout;
+  /** Sources and sinks running in this worker: id -> their wake, and what to blame a crash on (src/plugins/isolated/io.ts). */
+  readonly ioWakes = new Map<number, { wake: () => void; hook: string; rule: string }>();
+  private nextIoId = 0x80000000; // apart from function instance ids
+  /** Bumped per worker process: an io instance opened in an earlier one is gone. */
+  generation = 0;
+  /** The latest crash, as reported (E_PLUGIN_CRASHED ...), and the generation that died in it. */
+  lastCrash = '';
+  crashedGeneration = 0;
   /** Instances to make again after a restart: id -> [function index, rule]. */
   readonly instances = new Map<number, [number, string]>();
   private readonly opts: Required<Omit<IsolationOptions, 'memoryLimitBytes' | 'tag' | 'report'>> & Pick<IsolationOptions, 'memoryLimitBytes' | 'tag' | 'report'>;
@@ -141,6 +151,7 @@ export class IsolatedWorker {
     // is tied to the thread that forked it. stdin is the lifeline, fd 3 the channel.
     const child = spawn(this.executable, args, { stdio: ['pipe', 'pipe', 'pipe', this.channel.fd] });
     this.child = child;
+    this.generation++;
     this.stderrTail = [];
     child.stdin!.on('error', () => undefined);
     readline.createInterface({ input: child.stderr! }).on('line', (line) => {
@@ -163,7 +174,7 @@ export class IsolatedWorker {
         settle(new StreamplugError('E_LOAD_TIMEOUT', `${this.file}: the isolated worker did not finish loading the plugin (dlopen, constructors, init) within ${this.opts.loadTimeoutMs} ms; it was killed. Fix the plugin's init, or raise loadTimeoutMs`, { file: this.file }));
       }, this.opts.loadTimeoutMs);
       readline.createInterface({ input: child.stdout! }).on('line', (text) => {
-        let msg: { type?: string; code?: string; message?: string } & Partial<WorkerDescription> & Partial<PluginLogLine>;
+        let msg: { type?: string; code?: string; message?: string; id?: number } & Partial<WorkerDescription> & Partial<PluginLogLine>;
         try {
           msg = JSON.parse(text);
         } catch {
@@ -174,6 +185,8 @@ export class IsolatedWorker {
           else settle(undefined, msg as WorkerDescription);
         } else if (msg.type === 'error') {
           settle(new StreamplugError((msg.code ?? 'E_ISOLATION') as ErrorCode, msg.message ?? 'the worker refused the plugin'));
+        } else if (msg.type === 'wake') {
+          this.ioWakes.get(msg.id ?? -1)?.wake();
         } else if (msg.type === 'log') {
           this.hooks.onLog({ plugin: msg.plugin ?? '?', rule: msg.rule ?? '', level: msg.level ?? 30, message: msg.message ?? '' });
         }
@@ -210,7 +223,9 @@ export class IsolatedWorker {
     this.channel.detach();
     this.child = undefined;
     if (this.state === 'stopped') return;
-    const ctx = this.inflight;
+    // Died outside a request: the sources' and sinks' threads are what ran plugin code meanwhile.
+    const io = [...this.ioWakes.values()];
+    const ctx = this.inflight ?? (io.length ? { hook: [...new Set(io.map((i) => i.hook))].join(','), rule: [...new Set(io.map((i) => i.rule).filter(Boolean))].join(',') } : undefined);
     this.inflight = undefined;
     const name = this.description.name;
     const how = ctx?.timedOut ? `killed after exceeding callTimeoutMs (${this.opts.callTimeoutMs} ms)` : signal ? `killed by ${signal}` : `exit status ${code}`;
@@ -219,7 +234,9 @@ export class IsolatedWorker {
     const count = this.recentCrashes();
     const quarantine = count >= this.opts.maxCrashes;
     const detail = `plugin ${name} (isolated worker) ${how}${where}${this.tailText()}`;
-    this.report(`E_PLUGIN_CRASHED plugin=${name} hook=${ctx?.hook ?? '-'} rule=${ctx?.rule || '-'} signal=${signal ?? '-'} exit=${code ?? '-'}: ${detail}`);
+    this.crashedGeneration = this.generation;
+    this.lastCrash = `E_PLUGIN_CRASHED plugin=${name} hook=${ctx?.hook ?? '-'} rule=${ctx?.rule || '-'} signal=${signal ?? '-'} exit=${code ?? '-'}: ${detail}`;
+    this.report(this.lastCrash);
     if (quarantine) {
       this.state = 'quarantined';
       this.report(`E_QUARANTINED plugin=${name}: ${count} crashes within ${Math.round(this.opts.crashWindowMs / 1000)} s; not restarted. Fix the plugin, then update or enable it`);
@@ -230,6 +247,13 @@ export class IsolatedWorker {
       this.restartTimer.unref();
     }
     this.hooks.onCrash?.({ plugin: name, hook: ctx?.hook, rule: ctx?.rule || undefined, signal: signal ?? undefined, detail, quarantine });
+    // Sources and sinks of the dead worker look again: they find it gone and report the crash.
+    for (const i of io) i.wake();
+  }
+
+  /** An id for a source or sink instance in this worker. */
+  ioId(): number {
+    return this.nextIoId++;
   }
 
   private async restart(): Promise<void> {
